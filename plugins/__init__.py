@@ -1,0 +1,1 @@
+"""steerlab's built-in steering methods, installed as the ``steerlab_plugins`` package."""

@@ -1,0 +1,90 @@
+"""actdiff's extras: source validation (does each prompt move the expected way for both signs?)
+and a layer sweep (the same relative strength applied at other blocks)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from steerlab.artifact import atomic_write_text
+from steerlab.method import Analysis
+from steerlab.metrics.builtin import word_count
+from steerlab.report import new_figure, save_figure
+from steerlab.study import GenerationSettings
+
+if TYPE_CHECKING:
+    from steerlab.lab import Lab
+
+    from steerlab_plugins.actdiff.config import ActDiffConfig
+    from steerlab_plugins.actdiff.method import ActDiffMethod
+
+
+def source_validation(records: list[dict[str, Any]], metric: str, direction: str) -> dict[str, float]:
+    """For each symmetric pair of controls +c/-c: the share of prompts whose ``metric`` moves the
+    expected way from control 0 under *both* signs (ties count as failures)."""
+    by_prompt: dict[str, dict[float, float]] = {}
+    for r in records:
+        if metric in r["scores"] and isinstance(r["control"], (int, float)):
+            by_prompt.setdefault(r["prompt"], {})[float(r["control"])] = r["scores"][metric]
+    controls = {c for values in by_prompt.values() for c in values}
+    sign = -1.0 if direction == "decrease" else 1.0
+    out = {}
+    for c in sorted(c for c in controls if c > 0 and -c in controls and 0.0 in controls):
+        hits = [sign * (v[c] - v[0.0]) > 0 and sign * (v[-c] - v[0.0]) < 0
+                for v in by_prompt.values() if {c, -c, 0.0} <= set(v)]
+        out[f"source_validation@{c:g}"] = float(np.mean(hits)) if hits else float("nan")
+    return out
+
+
+def layer_sweep(method: ActDiffMethod, lab: Lab, artifact: Any, config: ActDiffConfig, out_dir: Path) -> list[dict[str, Any]]:
+    """Mean words at +c, 0 and -c for every layer in ``config.layer_sweep`` (checkpointed per layer)."""
+    checkpoint = out_dir / "layer_sweep.json"
+    rows: list[dict[str, Any]] = json.loads(checkpoint.read_text()) if checkpoint.exists() else []
+    prompts = lab.eval_prompts()[: config.layer_sweep_prompts]
+    settings = GenerationSettings(**{**lab.study.generation.__dict__, "max_new_tokens": config.layer_sweep_tokens})
+    c = config.layer_sweep_control
+    todo = [layer for layer in config.layer_sweep if layer not in {r["layer"] for r in rows}]
+    for layer in lab.progress(todo, "layer sweep", len(todo)):
+        row: dict[str, Any] = {"layer": layer}
+        for control in (c, 0.0, -c):
+            lab.seeded(f"layer_sweep:{layer}:{control}")
+            with method.steer(lab, artifact, control, layer=layer):
+                gens = lab.generate(prompts, settings, desc=f"layer {layer} @ {control:+g}")
+            row[f"words@{control:+g}"] = float(np.mean([word_count(g.output) for g in gens]))
+            row[f"stopped@{control:+g}"] = float(np.mean([g.stopped for g in gens]))
+        rows.append(row)
+        atomic_write_text(checkpoint, json.dumps(rows, indent=1))
+    return sorted(rows, key=lambda r: r["layer"])
+
+
+def plot_layer_sweep(rows: list[dict[str, Any]], c: float, labels: tuple[str, str], path: Path) -> None:
+    fig, ax = new_figure()
+    layers = [r["layer"] for r in rows]
+    for control, label, style in ((c, f"+{c:g} (towards {labels[0]})", "o-"), (0.0, "0 (unsteered)", "k--"), (-c, f"-{c:g} (towards {labels[1]})", "s-")):
+        ax.plot(layers, [r[f"words@{control:+g}"] for r in rows], style, label=label)
+    ax.set_xlabel("block steered")
+    ax.set_ylabel("mean words per answer")
+    ax.set_title("Layer sweep: the same relative strength at each block")
+    ax.legend()
+    save_figure(fig, path)
+
+
+def analyze(method: ActDiffMethod, lab: Lab, artifact: Any, config: ActDiffConfig, result: dict[str, Any], out_dir: Path) -> Analysis:
+    analysis = Analysis()
+    if config.validate_metric:
+        analysis.summary.update(source_validation(result["records"], config.validate_metric, config.validate_direction))
+    layer = str(artifact.meta["layer"])
+    analysis.summary["vector_norm"] = artifact.meta["vector_norm"][layer]
+    analysis.summary["typical_residual_norm"] = artifact.meta["typical_norm"][layer]
+    analysis.data["raw_equivalent"] = {method.control_key(float(c)): method.raw_equivalent(artifact, float(c))
+                                       for c in {r["control"] for r in result["records"]}}
+    if config.layer_sweep:
+        rows = layer_sweep(method, lab, artifact, config, out_dir)
+        figure = out_dir / "layer_sweep.png"
+        plot_layer_sweep(rows, config.layer_sweep_control, (config.positive_label, config.negative_label), figure)
+        analysis.figures.append((str(figure.relative_to(lab.run_dir)), "Mean words per answer when the vector is applied at each block"))
+        analysis.data["layer_sweep"] = rows
+    return analysis

@@ -1,0 +1,48 @@
+"""Settings of the activation-difference method, as read from ``[methods.actdiff]``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from steerlab.config import help_field, path_field
+
+AGGREGATORS = ("mean", "pca")
+SCALES = ("relative", "raw")
+SITE_KINDS = ("resid_post", "resid_pre")
+
+
+@dataclass(frozen=True)
+class ActDiffConfig:
+    pairs: str = path_field(help="JSONL of contrastive pairs {'positive': ..., 'negative': ...}")
+    layer: int = help_field(15, "block whose residual stream is read and steered")
+    site: str = help_field("resid_post", "resid_post or resid_pre of that block")
+    aggregator: str = help_field("mean", "mean (mean of differences) or pca (first PC of differences)")
+    position: str = help_field("last", "token read from each prompt: last, or mean over the prompt")
+    scale: str = help_field("relative", "relative: control c adds c * typical residual norm * unit vector; raw: c * vector")
+    positive_label: str = help_field("positive", "what the vector points towards (for reports)")
+    negative_label: str = help_field("negative", "what the vector points away from")
+    validate_metric: str = help_field("", "score that a positive control should move (e.g. words); empty: skip")
+    validate_direction: str = help_field("decrease", "how a positive control should move validate_metric")
+    layer_sweep: list[int] = help_field([], "blocks to compare in the layer-sweep figure (empty: skip)")
+    layer_sweep_prompts: int = help_field(8, "eval prompts used by the layer sweep")
+    layer_sweep_control: float = help_field(0.4, "|control| applied at each layer in the sweep")
+    layer_sweep_tokens: int = help_field(160, "token cap in the layer sweep")
+
+    def __post_init__(self) -> None:
+        if self.aggregator not in AGGREGATORS:
+            raise ValueError(f"key 'aggregator' must be one of {AGGREGATORS} (got {self.aggregator!r})")
+        if self.scale not in SCALES:
+            raise ValueError(f"key 'scale' must be one of {SCALES} (got {self.scale!r})")
+        if self.site not in SITE_KINDS:
+            raise ValueError(f"key 'site' must be one of {SITE_KINDS} (got {self.site!r})")
+        if self.position not in ("last", "mean"):
+            raise ValueError(f"key 'position' must be 'last' or 'mean' (got {self.position!r})")
+        if self.validate_direction not in ("increase", "decrease"):
+            raise ValueError("key 'validate_direction' must be 'increase' or 'decrease'")
+        if self.layer < 0 or any(layer < 0 for layer in self.layer_sweep):
+            raise ValueError("layers must be >= 0")
+        if self.layer_sweep_prompts < 1 or self.layer_sweep_tokens < 1:
+            raise ValueError("layer_sweep_prompts and layer_sweep_tokens must be >= 1")
+
+    def site_name(self, layer: int | None = None) -> str:
+        return f"blocks.{self.layer if layer is None else layer}.{self.site}"

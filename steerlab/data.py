@@ -1,0 +1,68 @@
+"""Data files: JSONL prompt sets, labelled texts and contrastive pairs; dataset builders.
+
+Every study data file is JSON Lines (one object a line) so it diffs well in git and streams.
+A line that is not JSON or lacks a key is reported with its file and line number.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from steerlab.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A named dataset a plugin can build with a real model (``steerlab data build NAME``).
+
+    ``build(model_name, out_dir, quick)`` writes the files; ``description`` says what they are.
+    """
+
+    name: str
+    build: Callable[[str, Path, bool], None]
+    description: str = ""
+
+
+def read_jsonl(path: Path, required: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found")
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+        missing = [k for k in required if k not in row]
+        if not isinstance(row, dict) or missing:
+            raise ConfigError(f"{path}:{number}: expected an object with key(s) {', '.join(required)}")
+        rows.append(row)
+    if not rows:
+        raise ConfigError(f"{path}: no records")
+    return rows
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    from steerlab.artifact import atomic_write_text
+
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+def read_prompts(path: Path) -> list[str]:
+    return [row["text"] for row in read_jsonl(path, ("text",))]
+
+
+def read_labelled(path: Path) -> tuple[list[str], list[str]]:
+    rows = read_jsonl(path, ("text", "label"))
+    return [r["text"] for r in rows], [str(r["label"]) for r in rows]
+
+
+def file_digest(path: Path) -> str:
+    """Short content hash recorded in results so a reader knows which data a run used."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]

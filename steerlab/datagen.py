@@ -1,0 +1,93 @@
+"""Shared machinery for dataset builders that write study data with a real model.
+
+A builder (registered through ``steerlab_datasets``) splits the project's hand-written
+instructions by a stable hash of their id, asks the model to answer them in named styles
+(system prompt + example turns), keeps candidates that pass a stated filter, and writes JSONL
+plus a datasheet. Plugins share this instead of each writing its own generation loop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from steerlab.data import read_jsonl
+from steerlab.generation import Generation, generate
+from steerlab.models import LoadedModel
+from steerlab.study import GenerationSettings
+
+INSTRUCTIONS = Path(__file__).resolve().parent.parent / "studies" / "data" / "instructions.jsonl"
+
+
+@dataclass(frozen=True)
+class Style:
+    """How to ask the model for one style: a system prompt and example (user, assistant) turns."""
+
+    name: str
+    system: str
+    examples: list[tuple[str, str]] = field(default_factory=list)
+
+    def messages(self, prompt: str) -> list[dict[str, str]]:
+        turns = [{"role": "system", "content": self.system}]
+        for user, assistant in self.examples:
+            turns += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
+        return turns + [{"role": "user", "content": prompt}]
+
+
+def load_instructions(path: Path = INSTRUCTIONS) -> list[dict[str, str]]:
+    return read_jsonl(path, ("id", "text"))
+
+
+def split_by_id(rows: list[dict[str, str]], fractions: dict[str, float], salt: str = "steerlab") -> dict[str, list[dict[str, str]]]:
+    """Deterministic split: each row goes where the hash of its id falls (no RNG, stable forever)."""
+    names, edges, total = list(fractions), [], 0.0
+    for name in names:
+        total += fractions[name]
+        edges.append(total)
+    out: dict[str, list[dict[str, str]]] = {name: [] for name in names}
+    for row in rows:
+        u = int(hashlib.sha256(f"{salt}:{row['id']}".encode()).hexdigest()[:12], 16) / 16**12 * total
+        out[names[next(i for i, e in enumerate(edges) if u < e)]].append(row)
+    return out
+
+
+def answer_in_style(
+    model: LoadedModel, prompts: list[str], style: Style, settings: GenerationSettings, desc: str = ""
+) -> list[Generation]:
+    """One answer per prompt in ``style`` (sampled when ``settings.do_sample``)."""
+    texts = [model.format_chat(style.messages(p)) for p in prompts]
+    progress = lambda it, d, n: tqdm(it, desc=desc or d, total=n, leave=False)  # noqa: E731
+    gens = generate(model, texts, settings, progress)
+    for gen, prompt in zip(gens, prompts):
+        gen.prompt = prompt
+    return gens
+
+
+def best_candidates(
+    model: LoadedModel,
+    prompts: list[str],
+    style: Style,
+    settings: GenerationSettings,
+    n_candidates: int,
+    keep: Callable[[Generation], float | None],
+) -> tuple[list[Generation | None], int]:
+    """For each prompt, the candidate with the highest ``keep`` score (None when all fail).
+
+    ``keep`` returns None to reject a candidate, else a score. Returns the winners and how many
+    candidates passed the filter in total (for the datasheet's filter rate).
+    """
+    best: list[tuple[float, Generation] | None] = [None] * len(prompts)
+    passed = 0
+    for k in range(n_candidates):
+        for i, gen in enumerate(answer_in_style(model, prompts, style, settings, f"{style.name} candidates {k + 1}/{n_candidates}")):
+            score = keep(gen)
+            if score is None:
+                continue
+            passed += 1
+            if best[i] is None or score > best[i][0]:
+                best[i] = (score, gen)
+    return [b[1] if b else None for b in best], passed

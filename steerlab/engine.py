@@ -1,0 +1,122 @@
+"""HookEngine: the one place in steerlab that touches forward hooks.
+
+Interventions are attached as context managers that remove exactly the handles they added, in
+``finally``, also after an exception, and never anyone else's hooks (TransformerLens #156/#1323).
+Two interventions on one site compose in attachment order. A hook sees every forward call,
+so under ``generate()`` with a KV cache it acts on each decode step's single new position as
+well as on the prompt (steering-vectors #60).
+
+Two kinds of intervention:
+
+* ``Edit``: ``fn(activation) -> activation | None`` on a site's activation (its output, or its
+  input for ``resid_pre``). Return a new tensor or edit in place and return None.
+* ``Delta``: ``fn(input) -> delta`` added to a module's output (LoRA-style weight-space methods
+  that need the module's input).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.hooks import RemovableHandle
+
+from steerlab import sites as site_names
+
+Edit = Callable[[torch.Tensor], "torch.Tensor | None"]
+Delta = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _first(value: Any) -> torch.Tensor:
+    return value[0] if isinstance(value, tuple) else value
+
+
+def _replace_first(value: Any, tensor: torch.Tensor) -> Any:
+    return (tensor, *value[1:]) if isinstance(value, tuple) else tensor
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """One intervention on one site, as attached."""
+
+    site: str
+    fn: Callable[[torch.Tensor], Any]
+    delta: bool = False
+
+
+class HookEngine:
+    """Attaches interventions to named sites of one model."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self._sites: dict[str, site_names.Site] = {}
+        self._live: set[RemovableHandle] = set()
+
+    def site(self, name: str) -> site_names.Site:
+        if name not in self._sites:
+            self._sites[name] = site_names.resolve(self.model, name)
+        return self._sites[name]
+
+    @property
+    def n_attached(self) -> int:
+        """How many hooks this engine has attached and not yet removed."""
+        return len(self._live)
+
+    def _register(self, attachment: Attachment) -> RemovableHandle:
+        site = self.site(attachment.site)
+        fn = attachment.fn
+        if attachment.delta:
+            def delta_hook(_m: nn.Module, args: tuple, output: Any) -> Any:
+                return _replace_first(output, _first(output) + fn(args[0]))
+
+            return site.module.register_forward_hook(delta_hook)
+        if site.reads_input:
+            def pre_hook(_m: nn.Module, args: tuple) -> Any:
+                new = fn(args[0])
+                return None if new is None else (new, *args[1:])
+
+            return site.module.register_forward_pre_hook(pre_hook)
+
+        def post_hook(_m: nn.Module, _args: tuple, output: Any) -> Any:
+            new = fn(_first(output))
+            return None if new is None else _replace_first(output, new)
+
+        return site.module.register_forward_hook(post_hook)
+
+    @contextmanager
+    def attach(self, attachments: list[Attachment]) -> Iterator[None]:
+        """Attach all, yield, then remove exactly those hooks (also after an exception)."""
+        for attachment in attachments:  # resolve every site first: a bad name attaches nothing
+            self.site(attachment.site)
+        handles: list[RemovableHandle] = []
+        try:
+            for attachment in attachments:
+                handle = self._register(attachment)
+                handles.append(handle)
+                self._live.add(handle)
+            yield
+        finally:
+            for handle in reversed(handles):
+                handle.remove()
+                self._live.discard(handle)
+
+    def edit(self, edits: Mapping[str, Edit]) -> Any:
+        """Context manager: apply ``fn`` to each named site's activation."""
+        return self.attach([Attachment(name, fn) for name, fn in edits.items()])
+
+    def add_deltas(self, deltas: Mapping[str, Delta]) -> Any:
+        """Context manager: add ``fn(module input)`` to each named module's output."""
+        return self.attach([Attachment(name, fn, delta=True) for name, fn in deltas.items()])
+
+
+def add_vector(vector: torch.Tensor) -> Edit:
+    """An edit that adds a fixed vector at every position (prompt and generated tokens alike)."""
+
+    def edit(activation: torch.Tensor) -> torch.Tensor:  # (batch, pos, d_model)
+        return activation + vector.to(dtype=activation.dtype, device=activation.device)
+
+    return edit

@@ -1,0 +1,12 @@
+"""The one error type users see: bad input, said in one line, exit code 2 from the CLI."""
+
+from __future__ import annotations
+
+
+class ConfigError(ValueError):
+    """Bad user input (a study file, a flag, a missing file, an unknown name).
+
+    Subclasses ValueError so config dataclasses can raise it from ``__post_init__``; the CLI
+    prints ``str(err)`` on one line and exits 2. The message names the file, the key and what
+    was expected wherever those are known.
+    """

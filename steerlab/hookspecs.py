@@ -1,0 +1,43 @@
+"""Every hook a steerlab plugin can implement, in one place.
+
+A plugin is any module or object with functions decorated by ``hookimpl``. Each hook receives a
+``register`` callback and may call it any number of times (the llm/datasette habit: register
+callbacks, not return values). Hooks are called with keyword arguments only. The registry
+rejects a name registered twice, naming both providers.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+import pluggy
+
+if TYPE_CHECKING:  # imported for annotations only; avoids import cycles at runtime
+    from steerlab.data import DatasetSpec
+    from steerlab.method import SteeringMethod
+    from steerlab.metrics.base import Metric
+    from steerlab.models import ModelSpec
+
+PROJECT = "steerlab"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def steerlab_methods(register: Callable[[SteeringMethod], None]) -> None:
+    """Register steering methods (objects following ``steerlab.method.SteeringMethod``)."""
+
+
+@hookspec
+def steerlab_metrics(register: Callable[[Metric], None]) -> None:
+    """Register metrics that score generated outputs (``steerlab.metrics.base.Metric``)."""
+
+
+@hookspec
+def steerlab_datasets(register: Callable[[DatasetSpec], None]) -> None:
+    """Register dataset builders a study or ``steerlab data build`` can run by name."""
+
+
+@hookspec
+def steerlab_models(register: Callable[[ModelSpec], None]) -> None:
+    """Register models by short name (``steerlab.models.ModelSpec``)."""

@@ -1,0 +1,94 @@
+"""``steerlab inspect vector RUN_DIR``: what a steering vector does, read with TransformerLens.
+
+* Logit lens: the vector pushed through the model's final norm and unembedding; the tokens it
+  promotes and suppresses most.
+* Per-layer cosine between the vector and each block's mean residual stream on the eval
+  prompts: where in depth the direction is already present in ordinary activations.
+
+TransformerLens' ``TransformerBridge`` wraps the loaded HF model (no download); it switches the
+model to eager attention, which is why this runs in its own command, not inside a study.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from steerlab.artifact import atomic_write_text
+from steerlab.report import markdown_table, new_figure, save_figure
+from steerlab.tools import open_run
+
+MAX_PROMPTS = 16
+
+
+def boot_bridge(hf_model, tokenizer):
+    from transformer_lens.model_bridge import TransformerBridge
+
+    name = getattr(hf_model.config, "_name_or_path", "") or type(hf_model).__name__
+    return TransformerBridge.boot_transformers(name, hf_model=hf_model, tokenizer=tokenizer)
+
+
+@torch.no_grad()
+def logit_lens(bridge, vector: torch.Tensor, top: int) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+    """Top promoted and suppressed tokens of ``vector`` read through ln_final + unembed."""
+    resid = vector.to(bridge.W_U.device, bridge.W_U.dtype)[None, None, :]  # (1, 1, d_model)
+    logits = bridge.unembed(bridge.ln_final(resid))[0, 0].float()  # (vocab,)
+    logits = logits - logits.mean()
+    up, down = torch.topk(logits, top), torch.topk(-logits, top)
+    name = lambda i: repr(bridge.tokenizer.decode([int(i)]))  # noqa: E731
+    return [(name(i), float(v)) for v, i in zip(*up)], [(name(i), float(-v)) for v, i in zip(*down)]
+
+
+@torch.no_grad()
+def layer_cosines(bridge, texts: list[str], vector: torch.Tensor) -> list[float]:
+    """cos(vector, mean resid_post of block i) for every block, over all non-first tokens."""
+    sums: dict[int, torch.Tensor] = {}
+    count = 0
+    n_layers = bridge.cfg.n_layers
+    for text in texts:
+        _, cache = bridge.run_with_cache(text, prepend_bos=False)
+        for i in range(n_layers):
+            resid = cache[f"blocks.{i}.hook_resid_post"][0, 1:].float()  # (pos-1, d_model)
+            sums[i] = sums.get(i, 0) + resid.sum(0)
+        count += cache["blocks.0.hook_resid_post"].shape[1] - 1
+    v = vector.float().to(sums[0].device)
+    return [float(torch.cosine_similarity(sums[i] / count, v, dim=0)) for i in range(n_layers)]
+
+
+def inspect_vector(run_dir: Path, method_name: str | None, top: int, plugin_files: list[str]) -> str:
+    run = open_run(run_dir, method_name, plugin_files, want="vector")
+    vector = run.artifact.tensors["vector"]
+    bridge = boot_bridge(run.lab.model.hf, run.lab.model.tokenizer)
+    promoted, suppressed = logit_lens(bridge, vector, top)
+    texts = [run.lab.model.format_prompt(p) for p in run.lab.eval_prompts()[:MAX_PROMPTS]]
+    cosines = layer_cosines(bridge, texts, vector)
+    out_dir = run_dir / "inspect"
+    png = out_dir / f"vector_{run.entry.name}.png"
+    plot(cosines, promoted, suppressed, run.artifact.meta["layer"], png)
+    text = render(run.entry.name, run.artifact.meta, promoted, suppressed, cosines, png.name)
+    atomic_write_text(out_dir / f"vector_{run.entry.name}.md", text)
+    return text + f"\nwritten: {png} and {png.with_suffix('.md')}"
+
+
+def render(name: str, meta: dict, promoted, suppressed, cosines: list[float], png_name: str) -> str:
+    rows = [[i + 1, p[0], f"{p[1]:+.2f}", s[0], f"{s[1]:+.2f}"] for i, (p, s) in enumerate(zip(promoted, suppressed))]
+    lens = markdown_table(["rank", "promoted", "logit", "suppressed", "logit"], rows)
+    cos = markdown_table(["block", "cos(vector, mean resid_post)"], [[i, f"{c:+.3f}"] for i, c in enumerate(cosines)])
+    return (f"# Vector `{name}` (block {meta['layer']}, {meta['config']['positive_label']} minus "
+            f"{meta['config']['negative_label']})\n\n## Logit lens\n\n{lens}\n\n## Cosine with each block's mean "
+            f"residual\n\n{cos}\n\n![vector]({png_name})\n")
+
+
+def plot(cosines: list[float], promoted, suppressed, layer: int, path: Path) -> None:
+    fig, (left, right) = new_figure(ncols=2, width=5.5, height=4.2)
+    left.bar(range(len(cosines)), cosines, color=["C3" if i == layer else "C0" for i in range(len(cosines))])
+    left.set_xlabel("block")
+    left.set_ylabel("cosine with mean resid_post")
+    left.set_title(f"Vector vs residual mean (red: block {layer})")
+    labels = [t for t, _ in promoted[:10]] + [t for t, _ in suppressed[:10]]
+    values = [v for _, v in promoted[:10]] + [v for _, v in suppressed[:10]]
+    right.barh(range(len(values))[::-1], values, color=["C2"] * 10 + ["C1"] * 10)
+    right.set_yticks(range(len(values))[::-1], labels, fontsize=7)
+    right.set_title("Logit lens: promoted (green) / suppressed (orange)")
+    save_figure(fig, path)

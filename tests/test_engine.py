@@ -1,0 +1,96 @@
+"""The hook engine: scoping, composition, padding and KV-cache behaviour."""
+
+import pytest
+import torch
+
+from steerlab.engine import HookEngine, add_vector
+from steerlab.generation import generate, tokenize_prompts
+from steerlab.study import GenerationSettings
+
+
+def hook_count(model) -> int:
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+
+
+def logits(model, text="Hello there, world"):
+    enc = tokenize_prompts(model, [text])
+    with torch.no_grad():
+        return model.hf(**enc).logits
+
+
+def test_hooks_are_removed_on_exit(tiny_llama):
+    engine, before = HookEngine(tiny_llama.hf), hook_count(tiny_llama.hf)
+    with engine.edit({"blocks.1.resid_post": add_vector(torch.ones(64)), "blocks.2.resid_pre": add_vector(torch.ones(64))}):
+        assert hook_count(tiny_llama.hf) == before + 2 and engine.n_attached == 2
+    assert hook_count(tiny_llama.hf) == before and engine.n_attached == 0
+
+
+def test_hooks_are_removed_after_an_exception_and_foreign_hooks_survive(tiny_llama):
+    foreign = tiny_llama.hf.model.layers[1].register_forward_hook(lambda *a: None)
+    engine, before = HookEngine(tiny_llama.hf), hook_count(tiny_llama.hf)
+    with pytest.raises(RuntimeError, match="boom"):
+        with engine.edit({"blocks.1.resid_post": add_vector(torch.ones(64))}):
+            raise RuntimeError("boom")
+    assert hook_count(tiny_llama.hf) == before
+    assert foreign.id in tiny_llama.hf.model.layers[1]._forward_hooks
+    foreign.remove()
+
+
+def test_a_bad_site_name_attaches_nothing(tiny_llama):
+    engine, before = HookEngine(tiny_llama.hf), hook_count(tiny_llama.hf)
+    with pytest.raises(Exception, match="unknown site"):
+        with engine.edit({"blocks.1.resid_post": add_vector(torch.ones(64)), "blocks.1.nope": add_vector(torch.ones(64))}):
+            pass
+    assert hook_count(tiny_llama.hf) == before
+
+
+def test_zero_vector_reproduces_unsteered_logits_exactly(tiny_model):
+    engine, base = HookEngine(tiny_model.hf), logits(tiny_model)
+    with engine.edit({"blocks.2.resid_post": add_vector(torch.zeros(64))}):
+        assert torch.equal(logits(tiny_model), base)
+
+
+def test_two_interventions_compose_and_equal_their_sum(tiny_llama):
+    engine, v = HookEngine(tiny_llama.hf), torch.randn(64)
+    with engine.edit({"blocks.1.resid_post": add_vector(v)}), engine.edit({"blocks.1.resid_post": add_vector(2 * v)}):
+        composed = logits(tiny_llama)
+    with engine.edit({"blocks.1.resid_post": add_vector(3 * v)}):
+        single = logits(tiny_llama)
+    assert not torch.allclose(composed, logits(tiny_llama))
+    torch.testing.assert_close(composed, single, atol=1e-5, rtol=1e-5)
+
+
+def test_left_padded_batch_equals_unbatched_under_steering(tiny_model):
+    engine = HookEngine(tiny_model.hf)
+    texts = ["A much longer prompt than the other one", "Short"]
+    with engine.edit({"blocks.1.resid_post": add_vector(torch.randn(64))}):
+        enc = tokenize_prompts(tiny_model, texts)
+        with torch.no_grad():
+            batched = tiny_model.hf(**enc).logits[:, -1]
+        single = torch.cat([logits(tiny_model, t)[:, -1] for t in texts])
+    torch.testing.assert_close(batched, single, atol=1e-4, rtol=1e-4)
+
+
+def test_steering_acts_on_every_generated_token_under_the_kv_cache(tiny_llama):
+    """With the cache, decode steps see one new position; steering must still apply there.
+    Greedy tokens with the cache must equal greedy tokens recomputed without it."""
+    engine, v = HookEngine(tiny_llama.hf), 3 * torch.randn(64)
+    settings = GenerationSettings(max_new_tokens=12, batch_size=2)
+    prompt = [tiny_llama.format_prompt("Tell me a story")]
+    base = generate(tiny_llama, prompt, settings)[0].output_ids
+    seen_lengths = []
+
+    def recording(act):
+        seen_lengths.append(act.shape[1])
+        return act + v
+
+    with engine.edit({"blocks.1.resid_post": recording}):
+        cached = generate(tiny_llama, prompt, settings)[0].output_ids
+        ids = torch.tensor([generate(tiny_llama, prompt, settings)[0].prompt_ids])
+        for _ in range(len(cached)):  # no cache: the whole sequence every step
+            with torch.no_grad():
+                nxt = tiny_llama.hf(input_ids=ids, use_cache=False).logits[0, -1].argmax()
+            ids = torch.cat([ids, nxt.view(1, 1)], dim=1)
+    assert cached != base
+    assert 1 in seen_lengths  # decode steps were steered
+    assert ids[0, -len(cached):].tolist() == cached

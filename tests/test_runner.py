@@ -1,0 +1,97 @@
+"""steerlab run end to end on a tiny model: outputs, shape of results.json, determinism, resume."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from steerlab.cli import main
+
+
+def run(study_dir: Path, *extra: str) -> Path:
+    out = study_dir / "runs"
+    assert main(["run", str(study_dir / "tiny.toml"), "--out", str(out), "--no-progress", *extra]) == 0
+    return sorted(out.iterdir(), key=os.path.getmtime)[-1]
+
+
+@pytest.fixture()
+def finished(study_dir: Path) -> Path:
+    return run(study_dir, "--quick")
+
+
+def test_run_writes_results_report_figures_and_artifacts(finished):
+    for name in ("study.toml", "run.json", "results.json", "report.md", "methods/actdiff/artifact.json",
+                 "methods/actdiff/artifact.safetensors", "figures/actdiff_sweep.png", "methods/actdiff/layer_sweep.png"):
+        assert (finished / name).exists(), name
+    report = (finished / "report.md").read_text()
+    assert "held-out accuracy" in report and "## Method `actdiff`" in report and "layer_sweep.png" in report
+
+
+def test_results_json_has_the_promised_shape(finished):
+    results = json.loads((finished / "results.json").read_text())
+    assert results["study"]["name"] == "tiny" and results["study"]["quick"] is True
+    for name in ("actdiff", "base"):
+        method = results["methods"][name]
+        assert all(isinstance(v, float) for v in method["summary"].values())
+        for record in method["records"]:
+            assert set(record) == {"prompt", "control", "output", "scores"}
+            assert isinstance(record["prompt"], str) and isinstance(record["output"], str)
+            assert all(isinstance(v, float) for v in record["scores"].values())
+    actdiff = results["methods"]["actdiff"]
+    assert sorted({r["control"] for r in actdiff["records"]}) == [-1.0, 0.0, 1.0]
+    assert {"words", "tokens", "perplexity", "kl", "similarity", "judge.cats", "judge.banks"} <= set(actdiff["records"][0]["scores"])
+    assert "source_validation@1" in actdiff["summary"] and "words@+1" in actdiff["summary"]
+    assert results["judge"]["accuracy"] >= 0.75  # cats vs central banks: MiniLM separates these
+
+
+def test_same_seed_gives_the_same_numbers(study_dir, finished):
+    again = run(study_dir, "--quick")
+    first, second = (json.loads((d / "results.json").read_text())["methods"] for d in (finished, again))
+    assert first == second
+
+
+def test_resume_skips_finished_stages_and_redoes_the_missing_ones(finished, capsys):
+    artifact = finished / "methods" / "actdiff" / "artifact.safetensors"
+    stamp = artifact.stat().st_mtime_ns
+    before = json.loads((finished / "results.json").read_text())
+    (finished / "methods" / "actdiff" / "result.json").unlink()
+    (finished / "results.json").unlink()
+    assert main(["run", "--resume", str(finished), "--no-progress"]) == 0
+    assert artifact.stat().st_mtime_ns == stamp  # training was not redone
+    assert json.loads((finished / "results.json").read_text())["methods"] == before["methods"]
+
+
+def test_resume_refuses_a_study_that_changed(finished, study_dir, capsys):
+    path = study_dir / "tiny.toml"
+    path.write_text(path.read_text().replace("seed = 3", "seed = 4"))
+    assert main(["run", "--resume", str(finished)]) == 2
+    assert "changed since run" in capsys.readouterr().err
+
+
+def test_plugins_command_lists_methods_metrics_datasets_and_models(capsys):
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    for line in ("method   actdiff", "metric   judge", "dataset  concise", "model    smollm2-135m-instruct"):
+        assert line in out
+
+
+def test_generate_answers_from_a_finished_run(finished, capsys):
+    assert main(["generate", str(finished), "Why?", "--control", "1.0", "--control", "-1.0", "--max-new-tokens", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "### Why?" in out and "[actdiff strength=+1]" in out and "[actdiff strength=-1]" in out
+
+
+def test_a_local_plugin_named_in_the_study_is_loaded(study_dir):
+    (study_dir / "myplug.py").write_text(
+        "from contextlib import nullcontext\nfrom steerlab.hookspecs import hookimpl\nfrom steerlab.method import BaseMethod\n"
+        "from steerlab.artifact import Artifact\n"
+        "class Mine(BaseMethod):\n    name = 'mine'\n"
+        "    def train(self, lab, config):\n        return Artifact({}, {'method': 'mine'})\n"
+        "    def steer(self, lab, artifact, control):\n        return nullcontext()\n"
+        "@hookimpl\ndef steerlab_methods(register):\n    register(Mine())\n")
+    path = study_dir / "tiny.toml"
+    text = path.read_text().replace("seed = 3", 'seed = 3\nplugins = ["myplug.py"]').replace("[methods.base]", "[methods.mine]")
+    path.write_text(text.replace('"similarity", "judge"', '"similarity"').split("[quick]")[0])
+    finished = run(study_dir, "--quick")
+    assert "mine" in json.loads((finished / "results.json").read_text())["methods"]

@@ -1,0 +1,39 @@
+import pytest
+
+from steerlab import sites
+from steerlab.errors import ConfigError
+
+
+def test_block_sites_resolve_to_the_decoder_layer_and_its_parts(tiny_model):
+    layers_path, layers = sites.decoder_layers(tiny_model.hf)
+    assert sites.resolve(tiny_model.hf, "blocks.2.resid_post").module is layers[2]
+    pre = sites.resolve(tiny_model.hf, "blocks.2.resid_pre")
+    assert pre.module is layers[2] and pre.reads_input
+    assert sites.resolve(tiny_model.hf, "blocks.1.attn.q_proj").module is layers[1].self_attn.q_proj
+    assert sites.resolve(tiny_model.hf, "blocks.3.mlp.down_proj").module is layers[3].mlp.down_proj
+    assert sites.resolve(tiny_model.hf, "blocks.0.mlp_out").module is layers[0].mlp
+    assert sites.resolve(tiny_model.hf, "logits").module is tiny_model.hf.get_output_embeddings()
+    assert sites.resolve(tiny_model.hf, "final_norm").module is tiny_model.hf.model.norm
+    assert layers_path == "model.layers"
+
+
+@pytest.mark.parametrize("bad", ["blocks.2.resid_middle", "blocks.1.attn.x_proj", "nonsense", "blocks.2.mlp.q_proj"])
+def test_unknown_site_is_an_error_listing_valid_sites(tiny_llama, bad):
+    with pytest.raises(ConfigError, match="valid sites: embed, blocks"):
+        sites.resolve(tiny_llama.hf, bad)
+
+
+def test_block_out_of_range_names_the_block_count(tiny_llama):
+    with pytest.raises(ConfigError, match="out of range .model has 4 blocks"):
+        sites.resolve(tiny_llama.hf, "blocks.9.resid_post")
+
+
+def test_site_patterns_match_every_attention_projection(tiny_gemma):
+    matched = sites.match_sites(tiny_gemma.hf, ["blocks.*.attn.*_proj"])
+    assert len(matched) == 4 * 4
+    assert all(s.name.split(".")[-1] in sites.ATTN_LINEARS for s in matched)
+
+
+def test_site_pattern_matching_nothing_is_an_error(tiny_gemma):
+    with pytest.raises(ConfigError, match="match no site"):
+        sites.match_sites(tiny_gemma.hf, ["blocks.*.ffn.*"])
