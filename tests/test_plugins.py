@@ -86,3 +86,28 @@ def test_a_missing_or_broken_plugin_file_is_a_config_error(tmp_path):
     (tmp_path / "broken.py").write_text("import does_not_exist_anywhere\n")
     with pytest.raises(ConfigError, match="broken.py: plugin failed to import: ModuleNotFoundError"):
         build_registry([tmp_path / "broken.py"])
+
+
+def test_the_readme_tutorial_plugin_works(tmp_path, tiny_llama, registry):
+    """The README's 'Write your own method' example, run as written."""
+    import re
+
+    import torch
+
+    from steerlab.generation import tokenize_prompts
+    from steerlab.lab import Lab
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    code = re.search(r"## Write your own method.*?```python\n(.*?)```", readme, re.S).group(1)
+    path = tmp_path / "my_method.py"
+    path.write_text(code)
+    method = build_registry([path]).methods["random-direction"]
+    lab = Lab(study=None, model=tiny_llama, registry=registry, run_dir=tmp_path, show_progress=False)
+    artifact = method.train(lab, method.Config(layer=1))
+    enc = tokenize_prompts(tiny_llama, ["Hello"])
+    with torch.no_grad():
+        base = tiny_llama.hf(**enc).logits
+        with method.steer(lab, artifact, 5.0):
+            steered = tiny_llama.hf(**enc).logits
+        assert torch.equal(tiny_llama.hf(**enc).logits, base)
+    assert not torch.allclose(base, steered)

@@ -11,6 +11,7 @@ model to eager attention, which is why this runs in its own command, not inside 
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import torch
@@ -23,9 +24,17 @@ MAX_PROMPTS = 16
 
 
 def boot_bridge(hf_model, tokenizer):
+    """Wrap an already-loaded model; no hub access.
+
+    TransformerLens re-loads the tokenizer by name to add a BOS token unless its init kwargs say
+    one is added already; we give it a copy that says so, since every text we pass is already
+    formatted (chat template included) and is run with ``prepend_bos=False``.
+    """
     from transformer_lens.model_bridge import TransformerBridge
 
     name = getattr(hf_model.config, "_name_or_path", "") or type(hf_model).__name__
+    tokenizer = copy.deepcopy(tokenizer)
+    tokenizer.init_kwargs = {**tokenizer.init_kwargs, "name_or_path": name, "add_bos_token": True}
     return TransformerBridge.boot_transformers(name, hf_model=hf_model, tokenizer=tokenizer)
 
 

@@ -1,0 +1,56 @@
+"""Real models shipped by PyPI packages. Slow; the ones marked ``ci`` also run in CI."""
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from steerlab.lab import Lab
+from steerlab.models import load_model
+from steerlab.study import GenerationSettings, load_study
+from steerlab.metrics.builtin import word_count
+
+pytestmark = pytest.mark.slow
+STUDY = "studies/concise.toml"
+
+
+@pytest.fixture(scope="module")
+def smollm2(registry):
+    return load_model("smollm2-135m-instruct", registry.models, device="cpu")
+
+
+@pytest.mark.ci
+def test_smollm2_loads_offline_with_its_chat_template_and_reloads_fast(smollm2, registry):
+    assert (smollm2.d_model, smollm2.n_layers) == (576, 30)
+    assert smollm2.has_chat_template and "<|im_start|>assistant" in smollm2.format_prompt("Hi")
+    start = time.perf_counter()
+    load_model("smollm2-135m-instruct", registry.models, device="cpu")
+    assert time.perf_counter() - start < 10  # from the safetensors cache, not the GGUF
+
+
+@pytest.mark.ci
+def test_concise_vector_shortens_smollm2_answers(smollm2, registry, tmp_path):
+    """The study's own data and layer, few pairs and prompts: +0.4 must shorten, -0.4 must not."""
+    study = load_study(STUDY, registry, ["data.eval_limit=6"])
+    lab = Lab(study=study, model=smollm2, registry=registry, run_dir=tmp_path, show_progress=False)
+    method, entry = registry.methods["actdiff"], study.methods[0]
+    artifact = method.train(lab, entry.config)
+    assert 30 < artifact.meta["vector_norm"]["15"] < 150  # measured ~63 with steering-vectors
+    settings = GenerationSettings(max_new_tokens=160, batch_size=6)
+    words = {}
+    for control in (0.4, 0.0, -0.4):
+        with method.steer(lab, artifact, control):
+            words[control] = np.mean([word_count(g.output) for g in lab.generate(lab.eval_prompts(), settings)])
+    assert words[0.4] < 0.6 * words[0.0], words
+    assert words[-0.4] >= 0.9 * words[0.0], words
+
+
+def test_gemma3_base_loads_without_a_chat_template(registry):
+    model = load_model("gemma3-270m", registry.models, device="cpu")
+    assert (model.d_model, model.n_layers) == (640, 18)
+    assert not model.has_chat_template and model.format_prompt("Hi").endswith("Answer:")
+    with torch.no_grad():
+        ids = model.tokenizer("The capital of France is", return_tensors="pt")
+        top = model.hf(**ids).logits[0, -1].argmax()
+    assert "Paris" in model.tokenizer.decode([int(top)])
