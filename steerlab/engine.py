@@ -12,6 +12,8 @@ Two kinds of intervention:
   input for ``resid_pre``). Return a new tensor or edit in place and return None.
 * ``Delta``: ``fn(input) -> delta`` added to a module's output (LoRA-style weight-space methods
   that need the module's input).
+
+``replace_weights`` swaps weights for a scope instead (an adapter merged for serving).
 """
 
 from __future__ import annotations
@@ -103,6 +105,20 @@ class HookEngine:
             for handle in reversed(handles):
                 handle.remove()
                 self._live.discard(handle)
+
+    @contextmanager
+    def replace_weights(self, weights: Mapping[str, torch.Tensor]) -> Iterator[None]:
+        """Swap each named module's weight for a new tensor; the original storage is put back
+        on exit, so the restore is bit-for-bit (merging LoRA-style adapters for serving)."""
+        modules = {name: self.site(name).module for name in weights}
+        originals = {name: module.weight.data for name, module in modules.items()}
+        try:
+            for name, module in modules.items():
+                module.weight.data = weights[name].to(dtype=module.weight.dtype, device=module.weight.device)
+            yield
+        finally:
+            for name, module in modules.items():
+                module.weight.data = originals[name]
 
     def edit(self, edits: Mapping[str, Edit]) -> Any:
         """Context manager: apply ``fn`` to each named site's activation."""

@@ -190,9 +190,12 @@ def load_model(
     device: str | None = None,
     dtype: str | None = None,
 ) -> LoadedModel:
-    """Resolve ``name`` (zoo name, local path or hub id) and return an eval-mode model."""
+    """Resolve ``name`` (zoo name, a local ``.gguf`` file, a local folder or a hub id) and return an
+    eval-mode model with frozen parameters."""
     if name in registry:
         model, tokenizer = registry[name].load()
+    elif name.endswith(".gguf") and Path(name).is_file():
+        model, tokenizer = load_gguf_cached(Path(name))
     elif Path(name).exists() or "/" in name:
         model, tokenizer = _load_hf(name)
     else:

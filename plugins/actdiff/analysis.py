@@ -72,6 +72,59 @@ def plot_layer_sweep(rows: list[dict[str, Any]], c: float, labels: tuple[str, st
     save_figure(fig, path)
 
 
+# Measured by the steerlab team with peer libraries on SmolLM2-135M-Instruct (DESIGN.md section 4):
+# quoted beside our numbers, never used to compute anything.
+PEER_FIGURE = ("steering-vectors 0.12, mean-difference vector at block 15, multiplier +1, 10 requests, "
+               "80-token cap: ~60 -> ~14 words; repeng 0.4 (PCA, blocks 10-20) at +6: ~36 words")
+FLUENT_PERPLEXITY_RATIO = 2.0
+
+
+def usable_range(by_control: list[dict[str, Any]]) -> tuple[float, float] | None:
+    """The widest interval of controls around 0 whose mean perplexity stays within
+    ``FLUENT_PERPLEXITY_RATIO`` x the unsteered one (None without a fluency score at 0)."""
+    rows = {r["control"]: r for r in by_control if isinstance(r["control"], (int, float))}
+    if 0.0 not in rows or "perplexity" not in rows[0.0]:
+        return None
+    limit = FLUENT_PERPLEXITY_RATIO * rows[0.0]["perplexity"]
+    ok = lambda c: rows[c].get("perplexity", float("inf")) <= limit  # noqa: E731
+    low = high = 0.0
+    for c in sorted((c for c in rows if c > 0)):
+        if not ok(c):
+            break
+        high = c
+    for c in sorted((c for c in rows if c < 0), reverse=True):
+        if not ok(c):
+            break
+        low = c
+    return low, high
+
+
+def narrative(method: ActDiffMethod, artifact: Any, config: ActDiffConfig, by_control: list[dict[str, Any]], summary: dict[str, float]) -> str:
+    """What the numbers say, written from the numbers."""
+    rows = {r["control"]: r for r in by_control if isinstance(r["control"], (int, float))}
+    if 0.0 not in rows or "words" not in rows[0.0]:
+        return ""
+    base = rows[0.0]
+    lines = [f"Unsteered: {base['words']:.0f} words per answer on average, {100 * base.get('stopped', float('nan')):.0f}% "
+             f"ended before the token cap."]
+    for c in sorted(c for c in rows if c != 0.0):
+        r = rows[c]
+        lines.append(f"- strength {c:+g} (raw multiplier {method.raw_equivalent(artifact, c):+.2f}, towards "
+                     f"{config.positive_label if c > 0 else config.negative_label}): {r['words']:.0f} words "
+                     f"({100 * (r['words'] / base['words'] - 1):+.0f}%), {100 * r.get('stopped', float('nan')):.0f}% ended before the cap, "
+                     f"perplexity {r.get('perplexity', float('nan')):.1f} (unsteered {base.get('perplexity', float('nan')):.1f})")
+    usable = usable_range(by_control)
+    if usable:
+        lines.append(f"\nUsable range (mean perplexity within {FLUENT_PERPLEXITY_RATIO:g}x the unsteered): "
+                     f"{usable[0]:+g} to {usable[1]:+g}.")
+    validations = {k: v for k, v in summary.items() if k.startswith("source_validation")}
+    if validations:
+        lines.append("Source validation (share of prompts whose length moves the expected way under both signs): "
+                     + ", ".join(f"±{k.split('@')[1]}: {v:.2f}" for k, v in sorted(validations.items())))
+    lines.append(f"\nFor reference, peers on this model: {PEER_FIGURE}.")
+    return "\n".join(lines)
+
+
 def analyze(method: ActDiffMethod, lab: Lab, artifact: Any, config: ActDiffConfig, result: dict[str, Any], out_dir: Path) -> Analysis:
     analysis = Analysis()
     if config.validate_metric:
@@ -81,6 +134,7 @@ def analyze(method: ActDiffMethod, lab: Lab, artifact: Any, config: ActDiffConfi
     analysis.summary["typical_residual_norm"] = artifact.meta["typical_norm"][layer]
     analysis.data["raw_equivalent"] = {method.control_key(float(c)): method.raw_equivalent(artifact, float(c))
                                        for c in {r["control"] for r in result["records"]}}
+    analysis.markdown = narrative(method, artifact, config, result["by_control"], analysis.summary)
     if config.layer_sweep:
         rows = layer_sweep(method, lab, artifact, config, out_dir)
         figure = out_dir / "layer_sweep.png"

@@ -25,8 +25,27 @@ from steerlab.study import GenerationSettings
 SHORT_ASKS = ["Answer in one short sentence.", "Be brief: one sentence only.", "Reply in as few words as possible."]
 LONG_ASKS = ["Answer in detail, with several paragraphs.", "Give a thorough, detailed explanation.", "Explain at length, covering every aspect."]
 SPLITS = {"pairs": 0.5, "judge": 0.25, "eval": 0.25}
-CONCISE = Style("concise", "You answer in one or two short sentences. Never more.")
-VERBOSE = Style("verbose", "You give long, detailed answers of several paragraphs, covering every aspect.")
+# Measured: a system prompt alone leaves SmolLM2's answers long (3 of 79 within 40 words), so
+# each style also gets two example turns and the request itself asks for the length.
+CONCISE = Style("concise", "You answer in one short sentence. Never more.", [
+    ("Why do leaves change colour in autumn? Answer in one short sentence.",
+     "As days shorten, trees stop making green chlorophyll, revealing yellow and red pigments."),
+    ("How does a bicycle stay upright? Answer in one short sentence.",
+     "Its moving wheels and the rider's small steering corrections keep it balanced."),
+])
+VERBOSE = Style("verbose", "You give long, detailed answers of several paragraphs, covering every aspect.", [
+    ("Why do leaves change colour in autumn? Answer in detail.",
+     "Leaves change colour in autumn because of a chain of chemical and seasonal changes inside the tree.\n\n"
+     "During spring and summer, leaves are full of chlorophyll, the green pigment that captures sunlight for "
+     "photosynthesis. Chlorophyll is constantly broken down and rebuilt, which keeps leaves green.\n\n"
+     "As days grow shorter and nights cooler, trees prepare for winter. They stop producing chlorophyll, and "
+     "the green fades. Yellow and orange pigments called carotenoids, present all along, become visible. "
+     "Some trees also make new red and purple pigments, anthocyanins, from sugars trapped in the leaf.\n\n"
+     "Weather shapes the display: sunny days and cool nights produce the brightest reds, while an early frost "
+     "or drought can dull the colours. Finally, a layer of cells at the base of each leaf stem seals it off, "
+     "and the leaf falls."),
+])
+CONCISE_ASK, VERBOSE_ASK = " Answer in one short sentence.", " Answer in detail."
 CONCISE_MAX_WORDS, VERBOSE_MIN_WORDS = 40, 90
 
 
@@ -53,10 +72,12 @@ def build_concise(model_name: str, out_dir: Path, quick: bool) -> None:
     write_jsonl(out_dir / "pairs.jsonl", make_pairs(splits["pairs"]))
     write_jsonl(out_dir / "eval_prompts.jsonl", [{"id": r["id"], "text": r["text"]} for r in splits["eval"]])
     prompts = [r["text"] for r in splits["judge"]]
-    settings = GenerationSettings(max_new_tokens=48 if quick else 384, batch_size=16)
     judged, stats = [], {}
-    for style, keep in ((CONCISE, keep_concise), (VERBOSE, keep_verbose)):
-        gens = answer_in_style(model, prompts, style, settings)
+    for style, ask, cap, keep in ((CONCISE, CONCISE_ASK, 96, keep_concise), (VERBOSE, VERBOSE_ASK, 320, keep_verbose)):
+        settings = GenerationSettings(max_new_tokens=24 if quick else cap, batch_size=16)
+        gens = answer_in_style(model, [p + ask for p in prompts], style, settings)
+        for gen, prompt in zip(gens, prompts):
+            gen.prompt = prompt
         kept = [g for g in gens if keep(g)]
         stats[style.name] = {"generated": len(gens), "kept": len(kept),
                              "mean_words_kept": sum(word_count(g.output) for g in kept) / max(len(kept), 1)}
@@ -78,7 +99,8 @@ def write_datasheet(out_dir: Path, model_name: str, splits: dict, stats: dict, j
         f"  request (negative), rotating {len(SHORT_ASKS)} phrasings of each. No model output.",
         "- `eval_prompts.jsonl`: eval-split instructions as written (no length request).",
         "- `judge.jsonl`: greedy answers of the model to judge-split instructions under a concise and a verbose",
-        f"  system prompt. Filter: concise kept if it ended by itself within {CONCISE_MAX_WORDS} words; verbose kept if",
+        f"  system prompt, two example turns each, and the request suffixed with {CONCISE_ASK.strip()!r} /",
+        f"  {VERBOSE_ASK.strip()!r} (a system prompt alone left 76 of 79 'concise' answers over 40 words). Filter: concise kept if it ended by itself within {CONCISE_MAX_WORDS} words; verbose kept if",
         f"  at least {VERBOSE_MIN_WORDS} words. Label = the style asked for.",
         "",
         "| style | generated | kept | mean words (kept) |",
