@@ -40,16 +40,17 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("prompts", nargs="+")
     gen.add_argument("--method", help="method entry in the run (default: the first)")
     gen.add_argument("--control", action="append", default=[], help="control value(s), JSON (e.g. 0.4 or [0.3,0.7]); repeatable")
+    gen.add_argument("--pref", action="append", default=[], help="preference vector, e.g. 0.3,0.3,0.4 (repeatable: printed side by side)")
     gen.add_argument("--max-new-tokens", type=int, default=None)
     _add_plugin_flag(gen)
 
-    insp = sub.add_parser("inspect", help="look inside a trained artifact")
-    insp_sub = insp.add_subparsers(dest="what", required=True)
-    vec = insp_sub.add_parser("vector", help="logit lens and per-layer cosines of a steering vector (TransformerLens)")
-    vec.add_argument("run_dir")
-    vec.add_argument("--method", help="method entry in the run (default: the first with a vector)")
-    vec.add_argument("--top", type=int, default=15, help="tokens to list each way")
-    _add_plugin_flag(vec)
+    insp = sub.add_parser("inspect", help="look inside a trained artifact: vector (any vector method), svd (panacea), ...")
+    insp.add_argument("what", help="vector, or an inspector a method provides (e.g. svd)")
+    insp.add_argument("run_dir")
+    insp.add_argument("--method", help="method entry in the run (default: the first that offers WHAT)")
+    insp.add_argument("--top", type=int, default=15, help="vector: tokens to list each way")
+    insp.add_argument("--pref", help="svd: preference vector, e.g. 0.2,0.5,0.3 (default: the centre)")
+    _add_plugin_flag(insp)
 
     data = sub.add_parser("data", help="build a registered dataset with a real model")
     data_sub = data.add_subparsers(dest="action", required=True)
@@ -58,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--out", required=True, help="folder to write the files into")
     build.add_argument("--model", default="smollm2-135m-instruct")
     build.add_argument("--quick", action="store_true", help="a few examples only (for a smoke test)")
+    build.add_argument("--device", default=None, help="auto (default), cpu, cuda")
+    build.add_argument("--dtype", default=None, help="auto (default), float32, bfloat16")
+    build.add_argument("--batch-size", type=int, default=16)
     _add_plugin_flag(build)
     return parser
 
@@ -100,19 +104,33 @@ def parse_control(text: str) -> Any:
         raise ConfigError(f"--control {text!r}: expected JSON, e.g. 0.4 or [0.3, 0.7]") from None
 
 
+def parse_pref(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"--pref {text!r}: expected comma-separated numbers, e.g. 0.3,0.3,0.4") from None
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from steerlab.tools import generate_from_run
 
-    controls = [parse_control(c) for c in args.control] or [None]
+    controls = [parse_control(c) for c in args.control] + [parse_pref(p) for p in args.pref] or [None]
     for block in generate_from_run(Path(args.run_dir), args.prompts, controls, args.method, args.max_new_tokens, args.plugin):
         print(block)
     return 0
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from steerlab.inspect.vector import inspect_vector
+    if args.what == "vector":
+        from steerlab.inspect.vector import inspect_vector
 
-    print(inspect_vector(Path(args.run_dir), args.method, args.top, args.plugin))
+        print(inspect_vector(Path(args.run_dir), args.method, args.top, args.plugin))
+        return 0
+    from steerlab.tools import open_run
+
+    run = open_run(Path(args.run_dir), args.method, args.plugin, inspector=args.what)
+    options = {"pref": parse_pref(args.pref) if args.pref else None, "top": args.top}
+    print(run.method.inspectors()[args.what](run, options))
     return 0
 
 
@@ -121,7 +139,9 @@ def cmd_data(args: argparse.Namespace) -> int:
 
     registry = build_registry([Path(p) for p in args.plugin])
     spec = registry.get("datasets", args.name, "steerlab data build")
-    spec.build(args.model, Path(args.out), args.quick)
+    from steerlab.data import BuildRequest
+
+    spec.build(BuildRequest(Path(args.out), args.model, args.quick, args.device, args.dtype, args.batch_size))
     print(f"wrote dataset '{args.name}' to {args.out}")
     return 0
 

@@ -17,14 +17,26 @@ from steerlab.errors import ConfigError
 
 
 @dataclass(frozen=True)
+class BuildRequest:
+    """What ``steerlab data build`` passes to a dataset builder."""
+
+    out_dir: Path
+    model: str = "smollm2-135m-instruct"
+    quick: bool = False
+    device: str | None = None
+    dtype: str | None = None
+    batch_size: int = 16
+
+
+@dataclass(frozen=True)
 class DatasetSpec:
     """A named dataset a plugin can build with a real model (``steerlab data build NAME``).
 
-    ``build(model_name, out_dir, quick)`` writes the files; ``description`` says what they are.
+    ``build(request)`` writes the files into ``request.out_dir``; ``description`` says what they are.
     """
 
     name: str
-    build: Callable[[str, Path, bool], None]
+    build: Callable[[BuildRequest], None]
     description: str = ""
 
 

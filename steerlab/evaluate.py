@@ -28,33 +28,37 @@ if TYPE_CHECKING:
     from steerlab.method import BaseMethod
 
 
-def token_stats(lab: Lab, gen: Generation, steering: Callable[[], AbstractContextManager[None]]) -> dict[str, float]:
-    """base_nll (mean per answer token under the unsteered model) and kl (steered || unsteered).
+TOKEN_STATS = ("base_nll", "kl")
 
-    The steering context is entered once more just for the steered pass, so no full
-    distribution outlives one answer (a 262k vocabulary makes those large).
+
+def token_stats(lab: Lab, gen: Generation, steering: Callable[[], AbstractContextManager[None]], wanted: set[str]) -> dict[str, float]:
+    """base_nll (mean per answer token under the unsteered model) and/or kl (steered || unsteered).
+
+    The steering context is entered once more just for the steered pass (only when kl is
+    wanted), so no full distribution outlives one answer (a 262k vocabulary makes those large).
     """
     if not gen.output_ids:
-        return {"base_nll": float("nan"), "kl": float("nan")}
+        return {k: float("nan") for k in wanted}
     base_lp = output_logprobs(lab.model, gen.prompt_ids, gen.output_ids)  # (n_out, vocab)
-    with steering():
-        steered_lp = output_logprobs(lab.model, gen.prompt_ids, gen.output_ids)
     targets = torch.tensor(gen.output_ids, device=base_lp.device)
-    nll = -base_lp.gather(1, targets[:, None]).mean().item()
-    kl = (steered_lp.exp() * (steered_lp - base_lp)).sum(-1).mean().item()
-    return {"base_nll": nll, "kl": max(kl, 0.0)}
+    stats = {"base_nll": -base_lp.gather(1, targets[:, None]).mean().item()}
+    if "kl" in wanted:
+        with steering():
+            steered_lp = output_logprobs(lab.model, gen.prompt_ids, gen.output_ids)
+        stats["kl"] = max((steered_lp.exp() * (steered_lp - base_lp)).sum(-1).mean().item(), 0.0)
+    return stats
 
 
 def answer_at(lab: Lab, method: BaseMethod, artifact: Artifact, control: Any, prompts: list[str], bases: list[Generation]) -> list[Sample]:
     """Steered answers to ``prompts`` at ``control``, with token statistics when metrics need them."""
-    want_stats = any(lab.registry.metrics[m].needs_token_stats for m in lab.study.metrics)
+    wanted = {k for m in lab.study.metrics for k in lab.registry.metrics[m].needs_token_stats}
     steering = lambda: method.steer(lab, artifact, control)  # noqa: E731
     samples: list[Sample] = []
     for group in batches(list(range(len(prompts))), lab.study.generation.batch_size):
         with steering():
             gens = lab.generate([prompts[i] for i in group], desc="answers")
         for i, gen in zip(group, gens):
-            stats = token_stats(lab, gen, steering) if want_stats else {}
+            stats = token_stats(lab, gen, steering, wanted) if wanted else {}
             samples.append(Sample(prompts[i], control, gen, bases[i], stats))
     return samples
 

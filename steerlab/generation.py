@@ -108,3 +108,32 @@ def output_logprobs(model: LoadedModel, prompt_ids: list[int], output_ids: list[
     logits = model.hf(input_ids=ids).logits[0].float()  # (pos, vocab)
     start = len(prompt_ids) - 1
     return F.log_softmax(logits[start : start + len(output_ids)], dim=-1)
+
+
+@torch.no_grad()
+def response_logprobs(model: LoadedModel, contexts: list[str], responses: list[str], batch_size: int = 16) -> list[float]:
+    """Mean log-probability per token of each response after its (formatted) context.
+
+    Batched with right padding; used to score candidates (e.g. how much a style prompt explains
+    an answer compared with a neutral one).
+    """
+    out: list[float] = []
+    tok = model.tokenizer
+    for start in range(0, len(contexts), batch_size):
+        rows = []
+        for context, response in zip(contexts[start : start + batch_size], responses[start : start + batch_size]):
+            c = tok(context, add_special_tokens=False)["input_ids"]
+            r = tok(response, add_special_tokens=False)["input_ids"] or [tok.eos_token_id]
+            rows.append((c + r, len(c)))
+        width = max(len(ids) for ids, _ in rows)
+        ids = torch.full((len(rows), width), tok.pad_token_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, (row, _) in enumerate(rows):
+            ids[i, : len(row)], mask[i, : len(row)] = torch.tensor(row), 1
+        ids, mask = ids.to(model.device), mask.to(model.device)
+        logp = F.log_softmax(model.hf(input_ids=ids, attention_mask=mask).logits.float(), dim=-1)
+        for i, (row, n_context) in enumerate(rows):
+            targets = ids[i, n_context : len(row)]
+            picked = logp[i, n_context - 1 : len(row) - 1].gather(1, targets[:, None])
+            out.append(float(picked.mean()))
+    return out

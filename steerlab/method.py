@@ -64,6 +64,8 @@ class SteeringMethod(Protocol):
 
     def quick_controls(self, controls: list[Control]) -> list[Control]: ...
 
+    def inspectors(self) -> dict[str, Any]: ...
+
 
 class BaseMethod:
     """Defaults for the optional parts of the contract."""
@@ -84,6 +86,11 @@ class BaseMethod:
     def default_controls(self, config: Any) -> list[Control]:
         return [0.0]
 
+    def inspectors(self) -> dict[str, Any]:
+        """Named views of a trained artifact for ``steerlab inspect NAME RUN_DIR``:
+        ``{name: fn(loaded_run, options) -> printable text}``."""
+        return {}
+
     def check_control(self, control: Control, config: Any) -> Control:
         if isinstance(control, bool) or not isinstance(control, (int, float)):
             raise ValueError(f"expected numbers, got {control!r}")
@@ -101,3 +108,37 @@ class BaseMethod:
         if isinstance(control, list):
             return "(" + ",".join(f"{c:g}" for c in control) + ")"
         return str(control)
+
+
+class PreferenceMethod(BaseMethod):
+    """Defaults for methods whose control is a preference vector lambda on the simplex.
+
+    The config must have ``dimensions`` (lambda order) and ``grid_step`` (default sweep).
+    ``--quick`` keeps the corners and the centre.
+    """
+
+    control_label = "lambda"
+
+    def default_controls(self, config: Any) -> list[Control]:
+        from steerlab.simplex import simplex_grid
+
+        return simplex_grid(len(config.dimensions), config.grid_step)
+
+    def check_control(self, control: Control, config: Any) -> Control:
+        from steerlab.simplex import check_preference
+
+        return check_preference(control, len(config.dimensions))
+
+    def quick_controls(self, controls: list[Control]) -> list[Control]:
+        from steerlab.simplex import corners_and_centre
+
+        m = len(controls[0])
+        keep = [c for c in corners_and_centre(m) if any(_close(c, x) for x in controls)]
+        return keep or controls[:3]
+
+    def control_key(self, control: Control) -> str:
+        return "(" + ",".join(f"{c:.2f}" for c in control) + ")"
+
+
+def _close(a: list[float], b: list[float]) -> bool:
+    return all(abs(x - y) < 1e-3 for x, y in zip(a, b))

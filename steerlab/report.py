@@ -94,6 +94,8 @@ def write_report(run_dir: Path, results: dict[str, Any]) -> Path:
         out.append(f"**Judge**: MiniLM + logistic regression, held-out accuracy {judge['accuracy']:.3f} "
                    f"(chance {judge['chance']:.3f}, {judge['n_test']} test / {judge['n_train']} train texts, "
                    f"classes {', '.join(judge['classes'])}).\n")
+    if comparison := results.get("comparison"):
+        out += comparison_section(results, comparison)
     for name, method in results["methods"].items():
         out += [f"## Method `{name}` ({method.get('method', name)})", ""]
         if method.get("analysis_markdown"):
@@ -107,6 +109,24 @@ def write_report(run_dir: Path, results: dict[str, Any]) -> Path:
     path = run_dir / "report.md"
     atomic_write_text(path, "\n".join(out))
     return path
+
+
+FRONT_KEYS = ["hypervolume", "front_size", "spacing", "lambda_alignment"]
+
+
+def comparison_section(results: dict[str, Any], comparison: dict[str, Any]) -> list[str]:
+    axes = ", ".join(f"`{a}`" for a in comparison["axes"])
+    rows = [[name, *[m["summary"].get(k, float("nan")) for k in FRONT_KEYS]] for name, m in results["methods"].items()]
+    out = ["## Comparison", "", f"Each control of each method is one point: its mean {axes} over the eval prompts.", "",
+           markdown_table(["method", *FRONT_KEYS], rows), ""]
+    anchor = comparison["anchor"]
+    versus = [[other, v["coverage_of_other"], v["coverage_by_other"], v["hypervolume_ratio"]] for other, v in comparison["versus"].items()]
+    if versus:
+        out += [f"`{anchor}` against each other method: share of the other's points that `{anchor}` weakly dominates, "
+                f"share of `{anchor}`'s points the other dominates, and the hypervolume ratio.", "",
+                markdown_table(["other", f"{anchor} covers other", f"other covers {anchor}", "HV ratio"], versus), ""]
+    out += [f"![{caption}]({path})\n\n*{caption}*\n" for path, caption in comparison["figures"]]
+    return out
 
 
 def terminal_summary(results: dict[str, Any]) -> str:

@@ -141,6 +141,10 @@ def execute(study: Study, registry: Registry, run_dir: Path, show_progress: bool
     results: dict[str, Any] = {"study": study_record(study, len(lab.eval_prompts())), "methods": methods}
     if "judge" in study.metrics:
         results["judge"] = lab.judge().report
+    if study.pareto.axes:
+        from steerlab.compare import compare
+
+        results["comparison"] = compare(results, study.pareto.axes, run_dir, study.pareto.anchor or None)
     save_json(run_dir / "results.json", results)
     report.write_report(run_dir, results)
     return results

@@ -74,6 +74,12 @@ class JudgeSettings:
 
 
 @dataclass(frozen=True)
+class ParetoSettings:
+    axes: list[str] = cfg.help_field([], "score names forming the front, e.g. judge.helpful (empty: no comparison)")
+    anchor: str = cfg.help_field("", "method compared against every other (default: the first)")
+
+
+@dataclass(frozen=True)
 class MethodEntry:
     """One ``[methods.NAME]`` table: which plugin method, its config and its control sweep."""
 
@@ -94,13 +100,14 @@ class Study:
     metrics: list[str]
     methods: list[MethodEntry] = field(default_factory=list)
     quick: bool = False
+    pareto: ParetoSettings = field(default_factory=ParetoSettings)
 
     @property
     def base_dir(self) -> Path:
         return self.path.parent
 
 
-TOP_LEVEL = {"study", "data", "generation", "judge", "metrics", "methods", "quick"}
+TOP_LEVEL = {"study", "data", "generation", "judge", "metrics", "methods", "quick", "pareto"}
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -180,7 +187,10 @@ def validate(path: Path, raw: dict[str, Any], registry: Registry, quick: bool = 
         raise ConfigError(f"{path}: no [methods.NAME] table (a study runs at least one method)")
     if "judge" in metrics and judge.data is None:
         raise ConfigError(f"{path}: [metrics] use includes 'judge' but [judge] has no 'data' file")
-    return Study(path, raw, meta, data, generation, judge, metrics, methods, quick)
+    pareto = cfg.build(ParetoSettings, raw.get("pareto", {}), f"{path}: [pareto]", base)
+    if pareto.anchor and pareto.anchor not in {m.name for m in methods}:
+        raise ConfigError(f"{path}: [pareto] key 'anchor': no method '{pareto.anchor}' in this study")
+    return Study(path, raw, meta, data, generation, judge, metrics, methods, quick, pareto)
 
 
 def _metric_names(path: Path, table: Any, registry: Registry) -> list[str]:

@@ -22,16 +22,22 @@ class LoadedRun:
     artifact: Artifact
 
 
-def open_run(run_dir: Path, method_name: str | None = None, plugin_files: list[str] = (), want: str | None = None) -> LoadedRun:  # type: ignore[assignment]
-    """Load a run's study, model and one method's artifact (``want``: an artifact tensor it must have)."""
+def open_run(run_dir: Path, method_name: str | None = None, plugin_files: list[str] = (),  # type: ignore[assignment]
+             want: str | None = None, inspector: str | None = None) -> LoadedRun:
+    """Load a run's study, model and one method's artifact.
+
+    ``want``: an artifact tensor the method must have; ``inspector``: an inspector it must offer.
+    """
     study, registry, _ = prepare_for(run_dir, plugin_files)
     entries = [e for e in study.methods if method_name in (None, e.name)]
     entries = [e for e in entries if (run_dir / "methods" / e.name / "artifact.json").exists()]
     if want:
         entries = [e for e in entries if want in Artifact.load(run_dir / "methods" / e.name).tensors]
+    if inspector:
+        entries = [e for e in entries if inspector in registry.methods[e.method].inspectors()]
     if not entries:
-        raise ConfigError(f"{run_dir}: no trained method{' ' + repr(method_name) if method_name else ''}"
-                          f"{' with a ' + want if want else ''} in this run")
+        what = f" with a {want}" if want else f" offering '{inspector}'" if inspector else ""
+        raise ConfigError(f"{run_dir}: no trained method{' ' + repr(method_name) if method_name else ''}{what} in this run")
     entry = entries[0]
     model = load_model(study.meta.model, registry.models, study.meta.device, study.meta.dtype)
     lab = Lab(study=study, model=model, registry=registry, run_dir=run_dir, show_progress=False)

@@ -96,6 +96,10 @@ def study_dir(tmp_path: Path) -> Path:
     write_jsonl(data / "eval.jsonl", [{"text": t} for t in ["Why is the sky blue?", "Name a fruit.", "Hello!"]])
     write_jsonl(data / "pairs.jsonl", [{"positive": f"{t} Be brief.", "negative": f"{t} Be detailed."} for t in ["Why?", "How?", "What is rain?", "Tell me about cats."]])
     write_jsonl(data / "judge.jsonl", [{"text": t, "label": "cats"} for t in CAT_TEXTS] + [{"text": t, "label": "banks"} for t in BANK_TEXTS])
+    styles = {"helpful": "clear and practical", "humorous": "full of jokes", "philosophical": "reflective"}
+    write_jsonl(data / "sft.jsonl", [{"prompt": p, "style": s, "response": f"A {d} answer to {p.lower()}"}
+                                     for p in ["Why?", "How so?", "What now?", "Who cares?"] for s, d in styles.items()])
+    (data / "styles.json").write_text(json.dumps({s: {"describe": d} for s, d in styles.items()}))
     (tmp_path / "tiny.toml").write_text(STUDY)
     return tmp_path
 

@@ -18,6 +18,11 @@ from steerlab.study import load_study
 CASES = {
     "actdiff": {"table": 'pairs = "data/pairs.jsonl"\nlayer = 1\ncontrols = [-1.0, 0.0, 1.0]', "neutral": 0.0, "active": 1.0},
     "base": {"table": "", "neutral": 0.0, "active": None},
+    "panacea": {"table": 'data = "data/sft.jsonl"\nrank = 2\nsteps = 3\nper_dimension = 1\nmax_tokens = 48\nlr = 0.05\ncontrols = [[1.0, 0.0, 0.0], [0.0, 0.5, 0.5]]',
+                "neutral": None, "active": [0.0, 1.0, 0.0]},
+    "soups": {"table": 'data = "data/sft.jsonl"\nrank = 2\nsteps = 2\nper_dimension = 1\nmax_tokens = 48\nlr = 0.05\ncontrols = [[1.0, 0.0, 0.0], [0.0, 0.5, 0.5]]',
+              "neutral": [0.0, 0.0, 0.0], "active": [0.0, 1.0, 0.0]},
+    "prompting": {"table": 'styles = "data/styles.json"\ncontrols = [[1.0, 0.0, 0.0], [0.0, 0.5, 0.5]]', "neutral": None, "active": [0.0, 1.0, 0.0]},
 }
 
 
@@ -60,6 +65,8 @@ def test_artifact_round_trips_through_safetensors_and_json(case, tmp_path):
 
 def test_neutral_control_reproduces_unsteered_logits_exactly(case):
     _, lab, method, artifact, _ = case
+    if CASES[case[0]]["neutral"] is None:
+        pytest.skip(f"{case[0]} has no neutral control")
     base = last_logits(lab, ["Hi there", "Why?"])
     with method.steer(lab, artifact, CASES[case[0]]["neutral"]):
         assert torch.equal(last_logits(lab, ["Hi there", "Why?"]), base)
@@ -102,4 +109,4 @@ def test_evaluate_returns_records_for_every_prompt_and_control(case):
     assert {"words", "tokens", "stopped", "kl"} <= set(record["scores"])
     assert all(isinstance(v, float) for v in result["summary"].values())
     neutral = [r for r in result["records"] if r["control"] == CASES[name]["neutral"]]
-    assert neutral and all(r["scores"]["kl"] == 0.0 for r in neutral)
+    assert all(r["scores"]["kl"] == 0.0 for r in neutral)

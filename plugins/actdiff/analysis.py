@@ -77,16 +77,19 @@ def plot_layer_sweep(rows: list[dict[str, Any]], c: float, labels: tuple[str, st
 PEER_FIGURE = ("steering-vectors 0.12, mean-difference vector at block 15, multiplier +1, 10 requests, "
                "80-token cap: ~60 -> ~14 words; repeng 0.4 (PCA, blocks 10-20) at +6: ~36 words")
 FLUENT_PERPLEXITY_RATIO = 2.0
+FLUENT_DISTINCT_RATIO = 0.75
 
 
 def usable_range(by_control: list[dict[str, Any]]) -> tuple[float, float] | None:
-    """The widest interval of controls around 0 whose mean perplexity stays within
-    ``FLUENT_PERPLEXITY_RATIO`` x the unsteered one (None without a fluency score at 0)."""
+    """The widest interval of controls around 0 that stays fluent: mean perplexity within
+    ``FLUENT_PERPLEXITY_RATIO`` x the unsteered one and distinct-trigram share at least
+    ``FLUENT_DISTINCT_RATIO`` x the unsteered one (None without fluency scores at 0)."""
     rows = {r["control"]: r for r in by_control if isinstance(r["control"], (int, float))}
-    if 0.0 not in rows or "perplexity" not in rows[0.0]:
+    if 0.0 not in rows or "perplexity" not in rows[0.0] or "distinct3" not in rows[0.0]:
         return None
-    limit = FLUENT_PERPLEXITY_RATIO * rows[0.0]["perplexity"]
-    ok = lambda c: rows[c].get("perplexity", float("inf")) <= limit  # noqa: E731
+    ppl_limit = FLUENT_PERPLEXITY_RATIO * rows[0.0]["perplexity"]
+    distinct_floor = FLUENT_DISTINCT_RATIO * rows[0.0]["distinct3"]
+    ok = lambda c: rows[c]["perplexity"] <= ppl_limit and rows[c]["distinct3"] >= distinct_floor  # noqa: E731
     low = high = 0.0
     for c in sorted((c for c in rows if c > 0)):
         if not ok(c):
@@ -112,10 +115,12 @@ def narrative(method: ActDiffMethod, artifact: Any, config: ActDiffConfig, by_co
         lines.append(f"- strength {c:+g} (raw multiplier {method.raw_equivalent(artifact, c):+.2f}, towards "
                      f"{config.positive_label if c > 0 else config.negative_label}): {r['words']:.0f} words "
                      f"({100 * (r['words'] / base['words'] - 1):+.0f}%), {100 * r.get('stopped', float('nan')):.0f}% ended before the cap, "
-                     f"perplexity {r.get('perplexity', float('nan')):.1f} (unsteered {base.get('perplexity', float('nan')):.1f})")
+                     f"perplexity {r.get('perplexity', float('nan')):.1f} (unsteered {base.get('perplexity', float('nan')):.1f}), "
+                     f"distinct trigrams {r.get('distinct3', float('nan')):.2f} (unsteered {base.get('distinct3', float('nan')):.2f})")
     usable = usable_range(by_control)
     if usable:
-        lines.append(f"\nUsable range (mean perplexity within {FLUENT_PERPLEXITY_RATIO:g}x the unsteered): "
+        lines.append(f"\nUsable range (mean perplexity within {FLUENT_PERPLEXITY_RATIO:g}x and distinct-trigram share at "
+                     f"least {FLUENT_DISTINCT_RATIO:g}x the unsteered): "
                      f"{usable[0]:+g} to {usable[1]:+g}.")
     validations = {k: v for k, v in summary.items() if k.startswith("source_validation")}
     if validations:

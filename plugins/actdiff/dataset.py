@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from steerlab.data import write_jsonl
+from steerlab.data import BuildRequest, write_jsonl
 from steerlab.datagen import Style, answer_in_style, load_instructions, split_by_id
 from steerlab.generation import Generation
 from steerlab.metrics.builtin import word_count
@@ -64,17 +64,18 @@ def make_pairs(rows: list[dict[str, str]]) -> list[dict[str, str]]:
     ]
 
 
-def build_concise(model_name: str, out_dir: Path, quick: bool) -> None:
+def build_concise(request: BuildRequest) -> None:
+    out_dir, quick, model_name = request.out_dir, request.quick, request.model
     splits = split_by_id(load_instructions(), SPLITS)
     if quick:
         splits = {k: v[:4] for k, v in splits.items()}
-    model = load_model(model_name, build_registry().models)
+    model = load_model(model_name, build_registry().models, request.device, request.dtype)
     write_jsonl(out_dir / "pairs.jsonl", make_pairs(splits["pairs"]))
     write_jsonl(out_dir / "eval_prompts.jsonl", [{"id": r["id"], "text": r["text"]} for r in splits["eval"]])
     prompts = [r["text"] for r in splits["judge"]]
     judged, stats = [], {}
     for style, ask, cap, keep in ((CONCISE, CONCISE_ASK, 96, keep_concise), (VERBOSE, VERBOSE_ASK, 320, keep_verbose)):
-        settings = GenerationSettings(max_new_tokens=24 if quick else cap, batch_size=16)
+        settings = GenerationSettings(max_new_tokens=24 if quick else cap, batch_size=request.batch_size)
         gens = answer_in_style(model, [p + ask for p in prompts], style, settings)
         for gen, prompt in zip(gens, prompts):
             gen.prompt = prompt

@@ -32,6 +32,6 @@ class Sample:
 class Metric(Protocol):
     name: str
     description: str
-    needs_token_stats: bool
+    needs_token_stats: tuple[str, ...]  # of 'base_nll', 'kl': what core must compute for score()
 
     def score(self, samples: list[Sample], lab: Lab) -> list[dict[str, float]]: ...

@@ -20,7 +20,7 @@ def word_count(text: str) -> int:
 class LengthMetric:
     name = "length"
     description = "words and tokens of the answer, and whether it ended before the token cap"
-    needs_token_stats = False
+    needs_token_stats: tuple[str, ...] = ()
 
     def score(self, samples: list[Sample], lab: Lab) -> list[dict[str, float]]:
         return [
@@ -30,19 +30,31 @@ class LengthMetric:
         ]
 
 
+def distinct_ngrams(text: str, n: int = 3) -> float:
+    """Share of the answer's word n-grams that are distinct (1.0 = no repetition).
+
+    Perplexity alone rewards degenerate loops ("Sounds.Sounds.Sounds..." is very predictable),
+    so fluency reports both.
+    """
+    words = text.split()
+    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else 1.0
+
+
 class FluencyMetric:
     name = "fluency"
-    description = "perplexity of the answer under the unsteered model (lower = more fluent)"
-    needs_token_stats = True
+    description = "perplexity under the unsteered model, and distinct word-trigram share (repetition)"
+    needs_token_stats = ("base_nll",)
 
     def score(self, samples: list[Sample], lab: Lab) -> list[dict[str, float]]:
-        return [{"perplexity": math.exp(min(s.stats["base_nll"], 50.0))} for s in samples]
+        return [{"perplexity": math.exp(min(s.stats["base_nll"], 50.0)), "distinct3": distinct_ngrams(s.output)}
+                for s in samples]
 
 
 class KLMetric:
     name = "kl"
     description = "KL(steered || unsteered) next-token distribution, mean over answer tokens (nats)"
-    needs_token_stats = True
+    needs_token_stats = ("kl",)
 
     def score(self, samples: list[Sample], lab: Lab) -> list[dict[str, float]]:
         return [{"kl": s.stats["kl"]} for s in samples]
@@ -51,7 +63,7 @@ class KLMetric:
 class SimilarityMetric:
     name = "similarity"
     description = "content preservation: MiniLM cosine similarity to the unsteered answer"
-    needs_token_stats = False
+    needs_token_stats: tuple[str, ...] = ()
 
     def score(self, samples: list[Sample], lab: Lab) -> list[dict[str, float]]:
         emb = lab.embedder()
@@ -63,7 +75,7 @@ class SimilarityMetric:
 class JudgeMetric:
     name = "judge"
     description = "style judge (MiniLM + logistic regression): probability of each label"
-    needs_token_stats = False
+    needs_token_stats: tuple[str, ...] = ()
 
     def score(self, samples: list[Sample], lab: Lab) -> list[dict[str, float]]:
         judge = lab.judge()

@@ -1,0 +1,134 @@
+"""Builds ``studies/data/chat3d/``: SFT answers in three styles, judge texts, eval prompts.
+
+For every train/judge instruction and style, the model samples several candidates under the
+style's system prompt and two hand-written example turns (``styles.json``). Candidates must end
+by themselves, have 12-160 words and little repetition; the survivor kept is the one whose style
+context explains it best relative to a neutral context:
+
+    filter score = mean log p(answer | style prompt + examples) - mean log p(answer | default prompt)
+
+This filter uses the generating model itself, not the evaluation judge (MiniLM + logistic
+regression trained on the judge split), so the judge's accuracy is an independent check of how
+distinct the styles came out.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from steerlab.data import BuildRequest, write_jsonl
+from steerlab.datagen import INSTRUCTIONS, Style, answer_in_style, load_instructions, split_by_id
+from steerlab.generation import Generation, response_logprobs
+from steerlab.lab import seed_everything
+from steerlab.metrics.builtin import distinct_ngrams, word_count
+from steerlab.models import LoadedModel, load_model
+from steerlab.plugin import build_registry
+from steerlab.study import GenerationSettings
+
+SPLITS = {"train": 0.55, "judge": 0.25, "eval": 0.20}
+STYLES_FILE = INSTRUCTIONS.parent / "chat3d" / "styles.json"
+CANDIDATES = 4
+MIN_WORDS, MAX_WORDS, MIN_DISTINCT = 12, 160, 0.7
+
+
+def load_styles(path: Path = STYLES_FILE) -> list[Style]:
+    raw = json.loads(path.read_text())
+    return [Style(name, s["system"], [tuple(e) for e in s["examples"]]) for name, s in raw.items()]
+
+
+def passes(gen: Generation) -> bool:
+    words = word_count(gen.output)
+    return gen.stopped and MIN_WORDS <= words <= MAX_WORDS and distinct_ngrams(gen.output) >= MIN_DISTINCT
+
+
+def style_scores(model: LoadedModel, style: Style, gens: list[Generation], batch_size: int) -> list[float]:
+    styled = [model.format_chat(style.messages(g.prompt)) for g in gens]
+    neutral = [model.format_prompt(g.prompt) for g in gens]
+    answers = [g.output for g in gens]
+    with_style = response_logprobs(model, styled, answers, batch_size)
+    without = response_logprobs(model, neutral, answers, batch_size)
+    return [a - b for a, b in zip(with_style, without)]
+
+
+def best_per_prompt(model: LoadedModel, style: Style, prompts: list[str], settings: GenerationSettings, n: int) -> tuple[list[tuple[Generation, float] | None], dict]:
+    best: list[tuple[Generation, float] | None] = [None] * len(prompts)
+    generated = passed = 0
+    for k in range(n):
+        gens = answer_in_style(model, prompts, style, settings, f"{style.name} {k + 1}/{n}")
+        keep = [i for i, g in enumerate(gens) if passes(g)]
+        generated, passed = generated + len(gens), passed + len(keep)
+        for i, score in zip(keep, style_scores(model, style, [gens[i] for i in keep], settings.batch_size)):
+            if best[i] is None or score > best[i][1]:
+                best[i] = (gens[i], score)
+    return best, {"generated": generated, "passed_filter": passed}
+
+
+def build_chat3d(request: BuildRequest) -> None:
+    splits = split_by_id(load_instructions(), SPLITS, salt="chat3d")
+    if request.quick:
+        splits = {k: v[:3] for k, v in splits.items()}
+    model = load_model(request.model, build_registry().models, request.device, request.dtype)
+    seed_everything(0)  # sampling is seeded: the same machine writes the same files
+    settings = GenerationSettings(max_new_tokens=24 if request.quick else 220, batch_size=request.batch_size,
+                                  do_sample=True, temperature=0.8, top_p=0.95)
+    prompts = {name: [r["text"] for r in splits[name]] for name in ("train", "judge")}
+    rows: dict[str, list[dict]] = {"train": [], "judge": []}
+    stats = {}
+    for style in load_styles():
+        both = prompts["train"] + prompts["judge"]
+        best, stats[style.name] = best_per_prompt(model, style, both, settings, 1 if request.quick else CANDIDATES)
+        for i, item in enumerate(best):
+            if item is None:
+                continue
+            split = "train" if i < len(prompts["train"]) else "judge"
+            gen, score = item
+            rows[split].append({"prompt": gen.prompt, "style": style.name, "response": gen.output, "filter_score": round(score, 4)})
+        kept = [b for b in best if b]
+        stats[style.name].update(kept=len(kept), prompts=len(both), mean_words=float(np.mean([word_count(g.output) for g, _ in kept])) if kept else 0.0,
+                                 mean_filter_score=float(np.mean([s for _, s in kept])) if kept else 0.0)
+    out = request.out_dir
+    write_jsonl(out / "train.jsonl", rows["train"])
+    write_jsonl(out / "judge.jsonl", [{"text": r["response"], "label": r["style"], "prompt": r["prompt"]} for r in rows["judge"]])
+    write_jsonl(out / "eval_prompts.jsonl", [{"id": r["id"], "text": r["text"]} for r in splits["eval"]])
+    write_datasheet(out, request, splits, stats, rows["train"])
+
+
+def write_datasheet(out: Path, request: BuildRequest, splits: dict, stats: dict, train: list[dict]) -> None:
+    table = [f"| {name} | {s['prompts']} | {s['generated']} | {s['passed_filter']} ({100 * s['passed_filter'] / max(s['generated'], 1):.0f}%) "
+             f"| {s['kept']} | {s['mean_words']:.0f} | {s['mean_filter_score']:+.3f} |" for name, s in stats.items()]
+    samples = []
+    for name in stats:
+        row = next((r for r in train if r["style"] == name), None)
+        if row:
+            samples.append(f"- **{name}** ({row['prompt']}): {json.dumps(row['response'][:500])}")
+    text = "\n".join([
+        "# Datasheet: chat-3D (helpful / humorous / philosophical)",
+        "",
+        f"Written by `steerlab data build chat3d --model {request.model}` (plugins/panacea/dataset.py; device "
+        f"{request.device or 'auto'}, dtype {request.dtype or 'auto'}) from the project's hand-written",
+        "`studies/data/instructions.jsonl`, split by a stable hash of each id: "
+        + ", ".join(f"{k} {len(v)}" for k, v in splits.items()) + " instructions.",
+        "",
+        f"Each style (`styles.json`: a system prompt and two hand-written example turns) was sampled {CANDIDATES} times per",
+        "instruction (temperature 0.8, top-p 0.95, 220-token cap). A candidate passes the filter if it ended by itself,",
+        f"has {MIN_WORDS}-{MAX_WORDS} words and a distinct-trigram share >= {MIN_DISTINCT}. Among passing candidates the one kept",
+        "maximises the filter score: mean log p(answer | style prompt + examples) - mean log p(answer | default prompt),",
+        "computed by the generating model. The evaluation judge (MiniLM + logistic regression on judge.jsonl) is not",
+        "part of the filter.",
+        "",
+        "- `train.jsonl`: {prompt, style, response, filter_score}, the SFT set for Panacea and the LoRA soups.",
+        "- `judge.jsonl`: {text, label, prompt}, the judge's training and held-out texts (its own prompts).",
+        "- `eval_prompts.jsonl`: held-out instructions for the lambda sweeps.",
+        "",
+        "| style | prompts | candidates | passed filter | kept | mean words | mean filter score |",
+        "|---|---|---|---|---|---|---|",
+        *table,
+        "",
+        "Samples (train split):",
+        *samples,
+        "",
+    ])
+    (out / "DATASHEET.md").write_text(text)

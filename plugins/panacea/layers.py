@@ -1,0 +1,101 @@
+"""The Panacea SVD-LoRA adapter: one shared preference vector written into singular values.
+
+For each targeted Linear with weight W (out x in):
+
+    y = W x + U diag(sigma_full) V^T x,   sigma_full = [sigma_1..sigma_k, s_l * lambda_1..lambda_m]
+
+U (out x (k+m)) starts at zero (so the adapter starts exactly at the base model, as LoRA's B
+does), V (in x (k+m)) is random, sigma_1..k and the per-layer scale s_l are learnable. All layers
+read one lambda tensor: switching preference is a tensor write, never a re-hook.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+from steerlab.engine import HookEngine
+
+
+class PanaceaLayer(nn.Module):
+    def __init__(self, in_features: int, out_features: int, rank: int, preference: torch.Tensor, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        m = preference.numel()
+        self.rank, self.preference = rank, preference  # preference: shared, not owned
+        self.U = nn.Parameter(torch.zeros(out_features, rank + m))
+        self.V = nn.Parameter(torch.randn(in_features, rank + m, generator=generator) / math.sqrt(in_features))
+        self.sigma = nn.Parameter(torch.ones(rank))
+        self.scale = nn.Parameter(torch.ones(()))
+
+    def sigma_full(self) -> torch.Tensor:  # (k + m,)
+        return torch.cat([self.sigma, self.scale * self.preference.to(self.sigma.dtype)])
+
+    def delta(self, x: torch.Tensor) -> torch.Tensor:  # x: (..., in) -> (..., out)
+        sigma = self.sigma_full().to(x.dtype)
+        return ((x @ self.V.to(x.dtype)) * sigma) @ self.U.to(x.dtype).T
+
+    def delta_weight(self) -> torch.Tensor:  # (out, in)
+        return (self.U * self.sigma_full()) @ self.V.T
+
+    def contributions(self) -> torch.Tensor:
+        """|sigma_i| * ||u_i|| * ||v_i|| for each rank-1 term: (k + m,), shared terms first."""
+        return self.sigma_full().abs() * self.U.norm(dim=0) * self.V.norm(dim=0)
+
+
+class PanaceaAdapter(nn.Module):
+    """All Panacea layers of one model, keyed by site name, and the shared preference vector."""
+
+    def __init__(self, shapes: dict[str, tuple[int, int]], rank: int, n_prefs: int, seed: int = 0) -> None:
+        super().__init__()
+        self.register_buffer("preference", torch.full((n_prefs,), 1.0 / n_prefs))
+        generator = torch.Generator().manual_seed(seed)
+        self.sites = list(shapes)
+        self.layers = nn.ModuleList(PanaceaLayer(i, o, rank, self.preference, generator) for i, o in shapes.values())
+
+    @classmethod
+    def for_engine(cls, engine: HookEngine, sites: list[str], rank: int, n_prefs: int, seed: int = 0) -> "PanaceaAdapter":
+        shapes = {}
+        for name in sites:
+            module = engine.site(name).module
+            shapes[name] = (module.in_features, module.out_features)
+        return cls(shapes, rank, n_prefs, seed)
+
+    def set_preference(self, preference: torch.Tensor | list[float]) -> None:
+        """Write lambda in place: every layer sees it on its next forward (no re-hooking)."""
+        with torch.no_grad():
+            self.preference.copy_(torch.as_tensor(preference, dtype=self.preference.dtype))
+
+    def attached(self, engine: HookEngine):
+        """Context manager: the adapter's deltas added to their Linear modules' outputs."""
+        return engine.add_deltas({site: layer.delta for site, layer in zip(self.sites, self.layers)})
+
+    @contextmanager
+    def merged(self, engine: HookEngine, preference: list[float]) -> Iterator[None]:
+        """Fold the adapter at ``preference`` into the weights (zero overhead); restored exactly on exit."""
+        self.set_preference(preference)
+        with torch.no_grad():
+            new = {site: engine.site(site).module.weight + layer.delta_weight().to(engine.site(site).module.weight.dtype)
+                   for site, layer in zip(self.sites, self.layers)}
+        with engine.replace_weights(new):
+            yield
+
+    def state(self) -> dict[str, torch.Tensor]:
+        out = {}
+        for site, layer in zip(self.sites, self.layers):
+            for name in ("U", "V", "sigma", "scale"):
+                out[f"{site}.{name}"] = getattr(layer, name).detach()
+        return out
+
+    @classmethod
+    def from_state(cls, tensors: dict[str, torch.Tensor], sites: list[str], rank: int, n_prefs: int) -> "PanaceaAdapter":
+        shapes = {s: (tensors[f"{s}.V"].shape[0], tensors[f"{s}.U"].shape[0]) for s in sites}
+        adapter = cls(shapes, rank, n_prefs)
+        with torch.no_grad():
+            for site, layer in zip(sites, adapter.layers):
+                for name in ("U", "V", "sigma", "scale"):
+                    getattr(layer, name).copy_(tensors[f"{site}.{name}"])
+        return adapter.requires_grad_(False)

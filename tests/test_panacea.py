@@ -1,0 +1,104 @@
+"""Panacea's mechanics on a tiny model: lambda switching, merging, scalarisations, training."""
+
+import pytest
+import torch
+
+from steerlab.engine import HookEngine
+from steerlab.generation import tokenize_prompts
+from steerlab.sites import match_sites
+from steerlab_plugins.panacea import losses
+from steerlab_plugins.panacea.layers import PanaceaAdapter
+
+
+def hook_count(model) -> int:
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+
+
+def logits(model):
+    enc = tokenize_prompts(model, [model.format_prompt("Tell me about the sea")])
+    with torch.no_grad():
+        return model.hf(**enc).logits
+
+
+@pytest.fixture()
+def adapter_and_engine(tiny_llama):
+    engine = HookEngine(tiny_llama.hf)
+    sites = [s.name for s in match_sites(tiny_llama.hf, ["blocks.*.attn.*_proj", "blocks.*.mlp.*_proj"])]
+    adapter = PanaceaAdapter.for_engine(engine, sites, rank=2, n_prefs=3, seed=0)
+    with torch.no_grad():  # stand-in for training: a non-zero U so lambda matters
+        for layer in adapter.layers:
+            layer.U.normal_(0, 0.2)
+    return adapter, engine
+
+
+def test_fresh_adapter_starts_exactly_at_the_base_model(tiny_llama):
+    engine = HookEngine(tiny_llama.hf)
+    sites = [s.name for s in match_sites(tiny_llama.hf, ["blocks.*.mlp.down_proj"])]
+    adapter = PanaceaAdapter.for_engine(engine, sites, rank=2, n_prefs=3)
+    base = logits(tiny_llama)
+    with adapter.attached(engine):
+        for preference in ([1.0, 0.0, 0.0], [0.2, 0.3, 0.5]):
+            adapter.set_preference(preference)
+            assert torch.equal(logits(tiny_llama), base)
+
+
+def test_lambda_switch_changes_output_without_rehooking(tiny_llama, adapter_and_engine):
+    adapter, engine = adapter_and_engine
+    with adapter.attached(engine):
+        hooks = hook_count(tiny_llama.hf)
+        adapter.set_preference([1.0, 0.0, 0.0])
+        first = logits(tiny_llama)
+        adapter.set_preference([0.0, 0.0, 1.0])
+        second = logits(tiny_llama)
+        adapter.set_preference([1.0, 0.0, 0.0])
+        again = logits(tiny_llama)
+        assert hook_count(tiny_llama.hf) == hooks
+    assert not torch.allclose(first, second, atol=1e-4)
+    assert torch.equal(first, again)
+
+
+def test_merged_equals_unmerged_and_unmerge_restores_weights_bit_for_bit(tiny_llama, adapter_and_engine):
+    adapter, engine = adapter_and_engine
+    weights = {n: p.detach().clone() for n, p in tiny_llama.hf.named_parameters()}
+    preference = [0.2, 0.5, 0.3]
+    adapter.set_preference(preference)
+    with adapter.attached(engine):
+        unmerged = logits(tiny_llama)
+    with adapter.merged(engine, preference):
+        assert hook_count(tiny_llama.hf) == 0
+        merged = logits(tiny_llama)
+    torch.testing.assert_close(merged, unmerged, atol=1e-5, rtol=1e-5)
+    for name, param in tiny_llama.hf.named_parameters():
+        assert torch.equal(param, weights[name]), name
+
+
+def test_contributions_split_shared_and_preference_terms(adapter_and_engine):
+    adapter, _ = adapter_and_engine
+    layer = adapter.layers[0]
+    adapter.set_preference([1.0, 0.0, 0.0])
+    terms = layer.contributions()
+    assert terms.shape == (2 + 3,)
+    assert terms[3] == 0 and terms[4] == 0 and terms[2] > 0  # only lambda_1's term is alive
+    expected = layer.sigma[0].abs() * layer.U[:, 0].norm() * layer.V[:, 0].norm()
+    torch.testing.assert_close(terms[0], expected)
+
+
+def test_linear_scalarisation_and_tchebycheff_match_hand_computed_values():
+    per_dim = torch.tensor([1.0, 2.0, 4.0])
+    preference = torch.tensor([0.5, 0.25, 0.25])
+    assert losses.get("ls")(per_dim, preference).item() == pytest.approx(0.5 * 1 + 0.25 * 2 + 0.25 * 4)
+    assert losses.get("tche")(per_dim, preference).item() == pytest.approx(max(0.5 * 1, 0.25 * 2, 0.25 * 4))
+    assert losses.get("tche", ideal=1.0)(per_dim, preference).item() == pytest.approx(max(0.0, 0.25 * 1, 0.25 * 3))
+
+
+def test_state_round_trip_rebuilds_the_same_adapter(tiny_llama, adapter_and_engine):
+    adapter, engine = adapter_and_engine
+    rebuilt = PanaceaAdapter.from_state(adapter.state(), adapter.sites, rank=2, n_prefs=3)
+    for preference in ([0.0, 1.0, 0.0], [0.3, 0.3, 0.4]):
+        adapter.set_preference(preference)
+        rebuilt.set_preference(preference)
+        with adapter.attached(engine):
+            a = logits(tiny_llama)
+        with rebuilt.attached(engine):
+            b = logits(tiny_llama)
+        assert torch.equal(a, b)

@@ -1,0 +1,22 @@
+"""The chat-3D baselines: LoRA soups mix updates linearly; prompting writes the mix into a prompt."""
+
+import torch
+
+from steerlab_plugins.prompting import mix_prompt
+from steerlab_plugins.soups.method import soup_delta
+
+
+def test_soup_delta_is_the_lambda_weighted_sum_of_lora_updates():
+    torch.manual_seed(0)
+    loras = [(torch.randn(2, 8), torch.randn(5, 2)) for _ in range(3)]
+    x = torch.randn(4, 8)
+    single = [soup_delta([(1.0, a, b)])(x) for a, b in loras]
+    mixed = soup_delta([(w, a, b) for w, (a, b) in zip([0.2, 0.3, 0.5], loras)])(x)
+    torch.testing.assert_close(mixed, 0.2 * single[0] + 0.3 * single[1] + 0.5 * single[2])
+    torch.testing.assert_close(single[1], x @ loras[1][0].T @ loras[1][1].T)
+
+
+def test_mix_prompt_names_the_weights_heaviest_first():
+    text = mix_prompt(["helpful: practical", "humorous: jokes", "philosophical: deep"], [0.25, 0.5, 0.25])
+    assert text.index("50% humorous") < text.index("25% helpful")
+    assert mix_prompt(["a", "b"], [0.0, 1.0]) == "You are an assistant. Answer in this style: b."
