@@ -59,8 +59,12 @@ def plot_sweep(name: str, control_label: str, by_control: list[dict[str, Any]], 
     if not by_control or not all(isinstance(r["control"], (int, float)) for r in by_control):
         return False
     columns = [c for c in score_columns(by_control) if c not in ("tokens",)]
-    fig, axes = new_figure(ncols=len(columns), width=3.2, height=3.0)
-    axes = axes if len(columns) > 1 else [axes]
+    ncols = min(4, len(columns))
+    nrows = -(-len(columns) // ncols)
+    fig, grid = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.8 * nrows), squeeze=False)
+    axes = grid.flatten()
+    for ax in axes[len(columns):]:
+        ax.set_axis_off()
     xs = [r["control"] for r in by_control]
     for ax, column in zip(axes, columns):
         ax.plot(xs, [r.get(column, float("nan")) for r in by_control], "o-")

@@ -102,3 +102,13 @@ def test_state_round_trip_rebuilds_the_same_adapter(tiny_llama, adapter_and_engi
         with rebuilt.attached(engine):
             b = logits(tiny_llama)
         assert torch.equal(a, b)
+
+
+def test_moving_the_adapter_moves_the_preference_every_layer_reads(adapter_and_engine):
+    """Regression: layers once kept the pre-.to() lambda tensor (a CPU tensor under a CUDA model)."""
+    adapter, _ = adapter_and_engine
+    adapter.to(torch.float64)
+    adapter.set_preference([0.0, 1.0, 0.0])
+    for layer in adapter.layers:
+        assert layer.preference is adapter.preference and layer.preference.dtype == torch.float64
+        assert layer.sigma_full()[-2] == layer.scale  # s_l * lambda_2 with lambda_2 = 1

@@ -21,15 +21,29 @@ from torch import nn
 from steerlab.engine import HookEngine
 
 
-class PanaceaLayer(nn.Module):
-    def __init__(self, in_features: int, out_features: int, rank: int, preference: torch.Tensor, generator: torch.Generator | None = None) -> None:
+class SharedPreference(nn.Module):
+    """The one lambda buffer every layer reads. Layers hold this module (not the tensor), so
+    moving the adapter with ``.to(device)`` moves what every layer sees."""
+
+    def __init__(self, n_prefs: int) -> None:
         super().__init__()
-        m = preference.numel()
-        self.rank, self.preference = rank, preference  # preference: shared, not owned
+        self.register_buffer("value", torch.full((n_prefs,), 1.0 / n_prefs))
+
+
+class PanaceaLayer(nn.Module):
+    def __init__(self, in_features: int, out_features: int, rank: int, shared: SharedPreference, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        m = shared.value.numel()
+        self.rank = rank
+        self._shared = [shared]  # a list, so the holder is not registered (and saved) once per layer
         self.U = nn.Parameter(torch.zeros(out_features, rank + m))
         self.V = nn.Parameter(torch.randn(in_features, rank + m, generator=generator) / math.sqrt(in_features))
         self.sigma = nn.Parameter(torch.ones(rank))
         self.scale = nn.Parameter(torch.ones(()))
+
+    @property
+    def preference(self) -> torch.Tensor:
+        return self._shared[0].value
 
     def sigma_full(self) -> torch.Tensor:  # (k + m,)
         return torch.cat([self.sigma, self.scale * self.preference.to(self.sigma.dtype)])
@@ -51,10 +65,14 @@ class PanaceaAdapter(nn.Module):
 
     def __init__(self, shapes: dict[str, tuple[int, int]], rank: int, n_prefs: int, seed: int = 0) -> None:
         super().__init__()
-        self.register_buffer("preference", torch.full((n_prefs,), 1.0 / n_prefs))
+        self.shared = SharedPreference(n_prefs)
         generator = torch.Generator().manual_seed(seed)
         self.sites = list(shapes)
-        self.layers = nn.ModuleList(PanaceaLayer(i, o, rank, self.preference, generator) for i, o in shapes.values())
+        self.layers = nn.ModuleList(PanaceaLayer(i, o, rank, self.shared, generator) for i, o in shapes.values())
+
+    @property
+    def preference(self) -> torch.Tensor:
+        return self.shared.value
 
     @classmethod
     def for_engine(cls, engine: HookEngine, sites: list[str], rank: int, n_prefs: int, seed: int = 0) -> "PanaceaAdapter":
@@ -67,7 +85,7 @@ class PanaceaAdapter(nn.Module):
     def set_preference(self, preference: torch.Tensor | list[float]) -> None:
         """Write lambda in place: every layer sees it on its next forward (no re-hooking)."""
         with torch.no_grad():
-            self.preference.copy_(torch.as_tensor(preference, dtype=self.preference.dtype))
+            self.preference.copy_(torch.as_tensor(preference, dtype=self.preference.dtype))  # on any device
 
     def attached(self, engine: HookEngine):
         """Context manager: the adapter's deltas added to their Linear modules' outputs."""
