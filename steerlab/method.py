@@ -133,8 +133,9 @@ class PreferenceMethod(BaseMethod):
         from steerlab.simplex import corners_and_centre
 
         m = len(controls[0])
-        keep = [c for c in corners_and_centre(m) if any(_close(c, x) for x in controls)]
-        return keep or controls[:3]
+        corners = corners_and_centre(m)[:m]
+        keep = [c for c in corners if any(_close(c, x) for x in controls)]
+        return keep + corners_and_centre(m)[m:] if keep else controls[:3]
 
     def control_key(self, control: Control) -> str:
         return "(" + ",".join(f"{c:.2f}" for c in control) + ")"

@@ -20,3 +20,21 @@ def test_mix_prompt_names_the_weights_heaviest_first():
     text = mix_prompt(["helpful: practical", "humorous: jokes", "philosophical: deep"], [0.25, 0.5, 0.25])
     assert text.index("50% humorous") < text.index("25% helpful")
     assert mix_prompt(["a", "b"], [0.0, 1.0]) == "You are an assistant. Answer in this style: b."
+
+
+def test_soups_training_leaves_the_model_exactly_as_it_was(study_dir, registry, tiny_llama):
+    """PEFT wraps modules while training; afterwards every module and weight must be the original."""
+    from steerlab.lab import Lab
+    from steerlab.study import load_study
+
+    text = (study_dir / "tiny.toml").read_text().split("[methods.actdiff]")[0]
+    path = study_dir / "soups.toml"
+    path.write_text(text + '[methods.soups]\ndata = "data/sft.jsonl"\nrank = 2\nsteps = 2\nper_dimension = 1\nmax_tokens = 32\n')
+    study = load_study(path, registry)
+    lab = Lab(study=study, model=tiny_llama, registry=registry, run_dir=study_dir / "run", show_progress=False)
+    modules = {n: type(m) for n, m in tiny_llama.hf.named_modules()}
+    params = {n: p.detach().clone() for n, p in tiny_llama.hf.named_parameters()}
+    artifact = registry.methods["soups"].train(lab, study.methods[0].config)
+    assert {n: type(m) for n, m in tiny_llama.hf.named_modules()} == modules
+    assert all(torch.equal(p, params[n]) and not p.requires_grad for n, p in tiny_llama.hf.named_parameters())
+    assert any(t.abs().sum() > 0 for k, t in artifact.tensors.items() if k.endswith(".B"))
