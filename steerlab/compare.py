@@ -36,6 +36,8 @@ def compare(results: dict[str, Any], axes: list[str], run_dir: Path, anchor: str
             "coverage_by_other": pareto.coverage(pts[other], pts[anchor]),
             "hypervolume_ratio": _ratio(results["methods"][anchor]["summary"]["hypervolume"], results["methods"][other]["summary"]["hypervolume"]),
         }
+    block["corners"] = {name: corner_effects(m["by_control"], axes) for name, m in results["methods"].items()}
+    block["corners"] = {k: v for k, v in block["corners"].items() if v}
     figures = run_dir / "figures"
     block["figures"].append(_plot_projections(pts, axes, figures / "fronts_pairwise.png", run_dir))
     if len(axes) == 3:
@@ -45,6 +47,24 @@ def compare(results: dict[str, Any], axes: list[str], run_dir: Path, anchor: str
     if edges:
         block["figures"].append(edges)
     return block
+
+
+def corner_effects(by_control: list[dict[str, Any]], axes: list[str]) -> list[dict[str, Any]]:
+    """For each axis i: its mean score at the corner lambda = e_i against the mean at the other
+    corners. A positive gap means turning that dimension fully on raises its judged score."""
+    corners = {}
+    for row in by_control:
+        c = row["control"]
+        if isinstance(c, list) and len(c) == len(axes) and max(c) == 1.0:
+            corners[c.index(1.0)] = row
+    if len(corners) < len(axes):
+        return []
+    out = []
+    for i, axis in enumerate(axes):
+        own = corners[i][axis]
+        others = float(np.mean([corners[j][axis] for j in corners if j != i]))
+        out.append({"axis": axis, "at_own_corner": own, "at_other_corners": others, "gap": own - others})
+    return out
 
 
 def _ratio(a: float, b: float) -> float:

@@ -129,8 +129,18 @@ def comparison_section(results: dict[str, Any], comparison: dict[str, Any]) -> l
         out += [f"`{anchor}` against each other method: share of the other's points that `{anchor}` weakly dominates, "
                 f"share of `{anchor}`'s points the other dominates, and the hypervolume ratio.", "",
                 markdown_table(["other", f"{anchor} covers other", f"other covers {anchor}", "HV ratio"], versus), ""]
+    if comparison.get("corners"):
+        out += ["Does lambda move the judged styles? For each style: its mean score when lambda puts all weight on it "
+                "against the mean at the other corners (gap > 0: turning the dimension on raises its score).", ""]
+        rows = [[name, _short_axis(r["axis"]), r["at_own_corner"], r["at_other_corners"], r["gap"]]
+                for name, corner in comparison["corners"].items() for r in corner]
+        out += [markdown_table(["method", "style", "own corner", "other corners", "gap"], rows), ""]
     out += [f"![{caption}]({path})\n\n*{caption}*\n" for path, caption in comparison["figures"]]
     return out
+
+
+def _short_axis(axis: str) -> str:
+    return axis.split(".")[-1]
 
 
 def terminal_summary(results: dict[str, Any]) -> str:

@@ -74,7 +74,7 @@ class SimilarityMetric:
 
 class JudgeMetric:
     name = "judge"
-    description = "style judge (MiniLM + logistic regression): probability of each label"
+    description = "style judge (MiniLM + logistic regression, one-vs-rest for 3+ labels): score of each label"
     needs_token_stats: tuple[str, ...] = ()
 
     def score(self, samples: list[Sample], lab: Lab) -> list[dict[str, float]]:

@@ -1,8 +1,12 @@
-"""The style judge: MiniLM sentence embeddings + a scikit-learn logistic regression.
+"""The style judge: MiniLM sentence embeddings + scikit-learn logistic regression.
 
 It is trained on a study's labelled examples (``[judge] data``), reports its own held-out
 accuracy so a reader knows how far to trust its scores, and is saved as safetensors + JSON
 (coefficients, intercepts, classes): no pickle, and scoring needs no sklearn object.
+
+With three or more classes it is one-vs-rest: each style gets its own sigmoid score, so the
+scores do not sum to one. That matters for Pareto fronts: softmax probabilities put every
+point on the plane sum = 1, where no point can dominate another.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, confusion_matrix
 from sklearn.model_selection import train_test_split
+from sklearn.multiclass import OneVsRestClassifier
 
 from steerlab.artifact import Artifact
 from steerlab.data import read_labelled
@@ -24,6 +29,17 @@ from steerlab.errors import ConfigError
 if TYPE_CHECKING:
     from steerlab.lab import Lab
     from steerlab.metrics.embedding import SentenceEmbedder
+
+
+def _classifier(n_classes: int, C: float):
+    base = LogisticRegression(C=C, max_iter=2000)
+    return base if n_classes == 2 else OneVsRestClassifier(base)
+
+
+def _weights(clf) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(clf, OneVsRestClassifier):
+        return (np.concatenate([e.coef_ for e in clf.estimators_]), np.concatenate([e.intercept_ for e in clf.estimators_]))
+    return clf.coef_.copy(), clf.intercept_.copy()
 
 
 @dataclass
@@ -41,7 +57,7 @@ class StyleJudge:
             raise ConfigError(f"the judge needs at least two labels, got {classes}")
         x = embedder.embed(texts)
         x_tr, x_te, y_tr, y_te = train_test_split(x, labels, test_size=test_fraction, random_state=seed, stratify=labels)
-        clf = LogisticRegression(C=C, max_iter=2000).fit(x_tr, y_tr)
+        clf = _classifier(len(classes), C).fit(x_tr, y_tr)
         predicted = clf.predict(x_te)
         report = {
             "accuracy": float(accuracy_score(y_te, predicted)),
@@ -51,17 +67,17 @@ class StyleJudge:
             "classes": list(clf.classes_),
             "confusion": confusion_matrix(y_te, predicted, labels=clf.classes_).tolist(),
         }
-        return cls(list(clf.classes_), clf.coef_.copy(), clf.intercept_.copy(), report, embedder)
+        coef, intercept = _weights(clf)
+        return cls(list(clf.classes_), coef, intercept, report, embedder)
 
     def probabilities(self, texts: list[str]) -> np.ndarray:
-        """(n, n_classes) class probabilities, computed from the saved coefficients."""
+        """(n, n_classes) scores from the saved coefficients: two classes, p and 1 - p;
+        more, an independent one-vs-rest sigmoid per class."""
         logits = self.embedder.embed(texts) @ self.coef.T + self.intercept
-        if len(self.classes) == 2:  # sklearn's binary case: one column for the second class
-            p1 = 1.0 / (1.0 + np.exp(-logits[:, 0]))
-            return np.stack([1.0 - p1, p1], axis=1)
-        logits = logits - logits.max(axis=1, keepdims=True)
-        exp = np.exp(logits)
-        return exp / exp.sum(axis=1, keepdims=True)
+        sigmoid = 1.0 / (1.0 + np.exp(-logits))
+        if len(self.classes) == 2:  # one column, for the second class
+            return np.stack([1.0 - sigmoid[:, 0], sigmoid[:, 0]], axis=1)
+        return sigmoid
 
     def to_artifact(self) -> Artifact:
         tensors = {"coef": torch.from_numpy(self.coef).float(), "intercept": torch.from_numpy(self.intercept).float()}

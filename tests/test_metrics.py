@@ -1,0 +1,58 @@
+"""Metrics and the judge on hand-made inputs."""
+
+import numpy as np
+import pytest
+
+from steerlab.metrics.builtin import distinct_ngrams
+from steerlab.metrics.embedding import SentenceEmbedder
+from steerlab.metrics.judge import StyleJudge
+from steerlab_plugins.actdiff.analysis import source_validation, usable_range
+
+from conftest import BANK_TEXTS, CAT_TEXTS
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return SentenceEmbedder.load()
+
+
+def test_distinct_trigrams_catch_degenerate_loops():
+    assert distinct_ngrams("the cat sat on the mat today") == 1.0
+    assert distinct_ngrams("A day to! " * 20) < 0.2
+    assert distinct_ngrams("two words") == 1.0
+
+
+def test_judge_separates_distinct_styles_and_round_trips_without_pickle(embedder):
+    judge = StyleJudge.train(CAT_TEXTS + BANK_TEXTS, ["cats"] * 12 + ["banks"] * 12, embedder, 0.25, 1.0, 0)
+    assert judge.report["accuracy"] >= 0.8
+    rebuilt = StyleJudge.from_artifact(judge.to_artifact(), embedder)
+    texts = ["My kitten naps in the sun.", "Bond yields rose after the rate decision."]
+    np.testing.assert_allclose(rebuilt.probabilities(texts), judge.probabilities(texts), rtol=1e-5)
+    probs = judge.probabilities(texts)
+    assert probs[0, judge.classes.index("cats")] > 0.5 > probs[1, judge.classes.index("cats")]
+
+
+def test_three_style_judge_scores_are_independent_one_vs_rest(embedder):
+    sports = ["The striker scored twice in the second half.", "She won the marathon in record time.",
+              "The team trained hard before the final.", "He hit a home run in the ninth inning.",
+              "The goalkeeper saved a penalty.", "Fans cheered as the relay team crossed the line.",
+              "The tennis match went to five sets.", "The cyclist climbed the mountain stage.",
+              "Our coach changed the lineup.", "The boxer won by knockout.", "They qualified for the playoffs.",
+              "The swimmer broke the national record."]
+    judge = StyleJudge.train(CAT_TEXTS + BANK_TEXTS + sports, ["cats"] * 12 + ["banks"] * 12 + ["sports"] * 12, embedder, 0.25, 1.0, 0)
+    probs = judge.probabilities(["A cat chased the ball.", "Interest rates and the football final."])
+    assert probs.shape == (2, 3) and not np.allclose(probs.sum(1), 1.0)
+
+
+def test_source_validation_counts_prompts_that_move_both_ways():
+    records = [{"prompt": p, "control": c, "scores": {"words": w}} for p, c, w in [
+        ("a", 0.0, 100), ("a", 0.5, 50), ("a", -0.5, 150),   # moves both ways: hit
+        ("b", 0.0, 100), ("b", 0.5, 50), ("b", -0.5, 90),    # shortens under both signs: miss
+    ]]
+    assert source_validation(records, "words", "decrease") == {"source_validation@0.5": 0.5}
+
+
+def test_usable_range_stops_at_the_first_disfluent_control():
+    rows = [{"control": c, "perplexity": p, "distinct3": d} for c, p, d in
+            [(-0.4, 9.0, 0.9), (-0.2, 2.0, 0.9), (0.0, 2.0, 0.9), (0.2, 3.0, 0.8), (0.4, 3.5, 0.2)]]
+    assert usable_range(rows) == (-0.2, 0.2)
