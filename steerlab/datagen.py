@@ -9,7 +9,6 @@ plus a datasheet. Plugins share this instead of each writing its own generation 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,29 +64,3 @@ def answer_in_style(
     for gen, prompt in zip(gens, prompts):
         gen.prompt = prompt
     return gens
-
-
-def best_candidates(
-    model: LoadedModel,
-    prompts: list[str],
-    style: Style,
-    settings: GenerationSettings,
-    n_candidates: int,
-    keep: Callable[[Generation], float | None],
-) -> tuple[list[Generation | None], int]:
-    """For each prompt, the candidate with the highest ``keep`` score (None when all fail).
-
-    ``keep`` returns None to reject a candidate, else a score. Returns the winners and how many
-    candidates passed the filter in total (for the datasheet's filter rate).
-    """
-    best: list[tuple[float, Generation] | None] = [None] * len(prompts)
-    passed = 0
-    for k in range(n_candidates):
-        for i, gen in enumerate(answer_in_style(model, prompts, style, settings, f"{style.name} candidates {k + 1}/{n_candidates}")):
-            score = keep(gen)
-            if score is None:
-                continue
-            passed += 1
-            if best[i] is None or score > best[i][0]:
-                best[i] = (score, gen)
-    return [b[1] if b else None for b in best], passed

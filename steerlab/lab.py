@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from steerlab.artifact import atomic_write_text
 from steerlab.data import read_prompts
 from steerlab.engine import HookEngine
 from steerlab.generation import Generation, generate
@@ -88,8 +89,6 @@ class Lab:
             else:
                 self.seeded("base_generations")
                 gens = self.generate(self.eval_prompts(), desc="unsteered answers")
-                from steerlab.artifact import atomic_write_text
-
                 atomic_write_text(path, json.dumps([g.__dict__ for g in gens]))
                 self._cache["base"] = gens
         return self._cache["base"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from steerlab.artifact import Artifact
 from steerlab.errors import ConfigError
 from steerlab.lab import Lab
 from steerlab.models import load_model
-from steerlab.runner import prepare
+from steerlab.runner import RunRequest, prepare
 from steerlab.study import GenerationSettings, MethodEntry
 
 
@@ -45,14 +46,11 @@ def open_run(run_dir: Path, method_name: str | None = None, plugin_files: list[s
 
 
 def prepare_for(run_dir: Path, plugin_files: list[str]):
+    """The run's study and registry, as ``--resume`` would load them (plus extra plugin files)."""
     if not (run_dir / "run.json").exists():
         raise ConfigError(f"{run_dir}: not a run folder (no run.json)")
-    import json
-
     request = json.loads((run_dir / "run.json").read_text())
     request["plugin_files"] = list(request.get("plugin_files", [])) + list(plugin_files)
-    from steerlab.runner import RunRequest
-
     return prepare(RunRequest(**request), resume=run_dir)
 
 
