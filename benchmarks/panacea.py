@@ -26,6 +26,8 @@ from steerlab.training import SFTExample, collate, encode, token_losses
 from steerlab_plugins.panacea.config import DEFAULT_TARGETS
 from steerlab_plugins.panacea.layers import PanaceaAdapter
 
+from overhead import timed_generate  # benchmarks/ is on sys.path when run as a script
+
 TEXT = SFTExample("Why is the sky blue?", "Sunlight scatters off air molecules, and blue light scatters most. " * 6, "helpful")
 
 
@@ -37,13 +39,6 @@ def train_step_time(model, params, batch) -> float:
     optimiser.step()
     optimiser.zero_grad(set_to_none=True)
     return time.perf_counter() - start
-
-
-def generation_rate(model, enc, tokens: int) -> float:
-    start = time.perf_counter()
-    with torch.no_grad():
-        model.hf.generate(**enc, max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False, pad_token_id=model.tokenizer.pad_token_id)
-    return tokens / (time.perf_counter() - start)
 
 
 def main() -> None:
@@ -80,13 +75,13 @@ def main() -> None:
 
     enc = tokenize_prompts(model, [model.format_prompt("Why is the sky blue?")])
     base, unmerged, merged = [], [], []
-    generation_rate(model, enc, 8)
+    timed_generate(model, enc, 8)
     for _ in range(args.repeats):
-        base.append(generation_rate(model, enc, args.tokens))
+        base.append(timed_generate(model, enc, args.tokens))
         with adapter.attached(engine):
-            unmerged.append(generation_rate(model, enc, args.tokens))
+            unmerged.append(timed_generate(model, enc, args.tokens))
         with adapter.merged(engine, [0.2, 0.3, 0.5]):
-            merged.append(generation_rate(model, enc, args.tokens))
+            merged.append(timed_generate(model, enc, args.tokens))
 
     switches = []
     for i in range(2000):
