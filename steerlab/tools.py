@@ -54,6 +54,14 @@ def prepare_for(run_dir: Path, plugin_files: list[str]):
     return prepare(RunRequest(**request), resume=run_dir)
 
 
+def checked_control(run: LoadedRun, control: Any) -> Any:
+    """The method's own validation of a control given on the command line (exit 2 when bad)."""
+    try:
+        return run.method.check_control(control, run.entry.config)
+    except ValueError as exc:
+        raise ConfigError(f"control {control!r} for '{run.entry.name}': {exc}") from None
+
+
 def generate_from_run(run_dir: Path, prompts: list[str], controls: list[Any], method_name: str | None = None,
                       max_new_tokens: int | None = None, plugin_files: list[str] = ()) -> list[str]:  # type: ignore[assignment]
     """Answer ``prompts`` at each control; returns printable blocks, one per prompt."""
@@ -62,7 +70,7 @@ def generate_from_run(run_dir: Path, prompts: list[str], controls: list[Any], me
     if max_new_tokens:
         settings = GenerationSettings(**{**settings.__dict__, "max_new_tokens": max_new_tokens})
     controls = [c if c is not None else run.entry.controls[-1] for c in controls]
-    controls = [run.method.check_control(c, run.entry.config) for c in controls]
+    controls = [checked_control(run, c) for c in controls]
     answers = {}
     for control in controls:
         with run.method.steer(run.lab, run.artifact, control):

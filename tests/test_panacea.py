@@ -112,3 +112,27 @@ def test_moving_the_adapter_moves_the_preference_every_layer_reads(adapter_and_e
     for layer in adapter.layers:
         assert layer.preference is adapter.preference and layer.preference.dtype == torch.float64
         assert layer.sigma_full()[-2] == layer.scale  # s_l * lambda_2 with lambda_2 = 1
+
+
+def test_generate_with_pref_and_inspect_svd_on_a_finished_run(study_dir, capsys):
+    """The users' tools: answers at several preferences side by side, and the SVD heatmap."""
+    import os
+
+    from steerlab.cli import main
+
+    text = (study_dir / "tiny.toml").read_text().split("[methods.actdiff]")[0]
+    path = study_dir / "pan.toml"
+    path.write_text(text.replace('"similarity", "judge"', '"similarity"') +
+                    '[methods.panacea]\ndata = "data/sft.jsonl"\nrank = 2\nsteps = 2\nper_dimension = 1\nmax_tokens = 32\n'
+                    'controls = [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]\n')
+    out = study_dir / "runs"
+    assert main(["run", str(path), "--out", str(out), "--no-progress"]) == 0
+    run_dir = sorted(out.iterdir(), key=os.path.getmtime)[-1]
+    capsys.readouterr()
+    assert main(["generate", str(run_dir), "Why?", "--pref", "1,0,0", "--pref", "0,0.5,0.5", "--max-new-tokens", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert "[panacea lambda=(1.00,0.00,0.00)]" in printed and "[panacea lambda=(0.00,0.50,0.50)]" in printed
+    assert main(["inspect", "svd", str(run_dir), "--pref", "0.2,0.5,0.3"]) == 0
+    assert "preference share" in capsys.readouterr().out
+    assert (run_dir / "inspect" / "svd_panacea.png").stat().st_size > 1000
+    assert main(["generate", str(run_dir), "Why?", "--pref", "0.5,0.6,0"]) == 2

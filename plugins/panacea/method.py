@@ -81,10 +81,11 @@ class PanaceaMethod(PreferenceMethod):
 
     def inspect_svd(self, run: Any, options: dict[str, Any]) -> str:
         """``steerlab inspect svd RUN_DIR [--pref ...]``: heatmap PNG + table of contributions."""
+        from steerlab.tools import checked_control
         from steerlab_plugins.panacea.inspect import inspect_svd
 
         m = len(run.artifact.meta["dimensions"])
-        preference = self.check_control(options.get("pref") or [1 / m] * m, run.entry.config)
+        preference = checked_control(run, options.get("pref") or [1 / m] * m)
         text, png, _ = inspect_svd(self.adapter(run.lab, run.artifact), preference, run.lab.run_dir / "inspect", f"svd_{run.entry.name}")
         return text + f"\nwritten: {png} and {png.with_suffix('.md')}"
 
