@@ -33,7 +33,9 @@ class PanaceaMethod(PreferenceMethod):
     Config = PanaceaConfig
 
     def __init__(self) -> None:
-        self._adapters: dict[int, PanaceaAdapter] = {}  # artifact id -> rebuilt adapter
+        # The last artifact and its rebuilt adapter. Held by reference and compared with `is`:
+        # an id() key could be reused by a new artifact once the old one is freed.
+        self._cached: tuple[Artifact, PanaceaAdapter] | None = None
 
 
     def train(self, lab: Lab, config: PanaceaConfig) -> Artifact:
@@ -65,11 +67,11 @@ class PanaceaMethod(PreferenceMethod):
 
     def adapter(self, lab: Lab, artifact: Artifact) -> PanaceaAdapter:
         """The artifact's adapter, rebuilt once and reused (steer is entered many times)."""
-        key = id(artifact)
-        if key not in self._adapters:
+        if self._cached is None or self._cached[0] is not artifact:
             meta = artifact.meta
-            self._adapters = {key: PanaceaAdapter.from_state(artifact.tensors, meta["sites"], meta["rank"], len(meta["dimensions"])).to(lab.model.device)}
-        return self._adapters[key]
+            adapter = PanaceaAdapter.from_state(artifact.tensors, meta["sites"], meta["rank"], len(meta["dimensions"]))
+            self._cached = (artifact, adapter.to(lab.model.device))
+        return self._cached[1]
 
     def steer(self, lab: Lab, artifact: Artifact, control: Control) -> AbstractContextManager[None]:
         adapter = self.adapter(lab, artifact)
