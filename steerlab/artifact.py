@@ -2,20 +2,30 @@
 
 Why both: safetensors cannot carry nested metadata and JSON cannot carry tensors; together they
 let any tool (or another language) read a trained vector or adapter without running our code.
+
+A method fills only what is its own: ``tensors``, ``meta``, the ``sites`` it touches and the
+residual-stream ``vectors`` it declares (which ``inspect vector`` and ``export gguf`` read). The
+runner stamps the ``header`` (method, model and a fingerprint of its weights, config, library
+versions), and checks it when a run is resumed or reopened, so an artifact is never used on a
+model or by a method it was not made for.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from steerlab.errors import ConfigError
+from steerlab.storage import read_json_object, write_json
+
+FORMAT = "steerlab-artifact/2"
 
 
 def versions() -> dict[str, str]:
@@ -26,39 +36,107 @@ def versions() -> dict[str, str]:
     return {"steerlab": steerlab.__version__, "torch": torch.__version__, "transformers": transformers.__version__}
 
 
+@dataclass(frozen=True)
+class ResidualVector:
+    """A direction added to the residual stream: at control ``c`` a method adds
+    ``c * per_unit * tensors[tensor]`` at ``site`` (e.g. ``blocks.15.resid_post``)."""
+
+    site: str
+    tensor: str
+    per_unit: float = 1.0
+
+
+@dataclass(frozen=True)
+class ArtifactHeader:
+    """Who made an artifact, for which model: filled by the runner, never by a method."""
+
+    method: str
+    model: dict[str, Any]  # steerlab.model.zoo.describe(): name, architecture, widths, fingerprint
+    config: dict[str, Any]
+    versions: dict[str, str] = field(default_factory=versions)
+
+
 @dataclass
 class Artifact:
-    """A trained steering object.
-
-    ``meta`` always holds ``method``, ``model`` (``steerlab.models.describe``), ``sites`` and
-    ``versions``; a method adds what it needs to rebuild itself (its config, dims, norms).
-    """
-
     tensors: dict[str, torch.Tensor]
-    meta: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)  # the method's own, JSON-able
+    sites: list[str] = field(default_factory=list)
+    vectors: list[ResidualVector] = field(default_factory=list)
+    header: ArtifactHeader | None = None
+
+    def vector(self, index: int = 0) -> tuple[ResidualVector, torch.Tensor]:
+        """A declared residual vector and its tensor (the first one unless told)."""
+        if not self.vectors:
+            raise ConfigError("this artifact declares no residual-stream vector")
+        decl = self.vectors[index]
+        return decl, self.tensors[decl.tensor]
 
     def save(self, directory: Path, stem: str = "artifact") -> Path:
         """Write ``stem.safetensors`` and ``stem.json`` atomically; returns the JSON path."""
         directory.mkdir(parents=True, exist_ok=True)
         tensors = {k: v.detach().to("cpu").clone().contiguous() for k, v in self.tensors.items()}  # clone: no shared storage
-        meta = {**self.meta, "versions": self.meta.get("versions") or versions()}
         weights, header = directory / f"{stem}.safetensors", directory / f"{stem}.json"
         save_file(tensors, str(weights) + ".tmp")
         os.replace(str(weights) + ".tmp", weights)
-        atomic_write_text(header, json.dumps(meta, indent=2, sort_keys=True))
+        write_json(header, {
+            "format": FORMAT, "header": asdict(self.header) if self.header else None, "meta": self.meta,
+            "sites": self.sites, "vectors": [asdict(v) for v in self.vectors],
+        })
         return header
 
     @classmethod
+    def exists(cls, directory: Path, stem: str = "artifact") -> bool:
+        return (directory / f"{stem}.json").exists() and (directory / f"{stem}.safetensors").exists()
+
+    @classmethod
     def load(cls, directory: Path, stem: str = "artifact") -> "Artifact":
-        header, weights = directory / f"{stem}.json", directory / f"{stem}.safetensors"
-        if not header.exists() or not weights.exists():
-            raise ConfigError(f"{directory}: no artifact '{stem}' (expected {header.name} and {weights.name})")
-        return cls(tensors=load_file(str(weights)), meta=json.loads(header.read_text()))
+        """Read and check an artifact; every problem is one ConfigError naming the file."""
+        header_path, weights = directory / f"{stem}.json", directory / f"{stem}.safetensors"
+        if not cls.exists(directory, stem):
+            raise ConfigError(f"{directory}: no artifact '{stem}' (expected {header_path.name} and {weights.name})")
+        data = read_json_object(header_path, "artifact metadata", ("format", "meta", "sites", "vectors"))
+        if data["format"] != FORMAT:
+            raise ConfigError(f"{header_path}: artifact format {data['format']!r} (expected {FORMAT!r})")
+        try:
+            tensors = load_file(str(weights))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise ConfigError(f"{weights}: not a readable safetensors file ({exc})") from None
+        try:
+            vectors = [ResidualVector(**v) for v in data["vectors"]]
+            head = ArtifactHeader(**data["header"]) if data.get("header") else None
+        except TypeError as exc:
+            raise ConfigError(f"{header_path}: malformed 'vectors' or 'header' ({exc})") from None
+        artifact = cls(tensors, data["meta"], list(data["sites"]), vectors, head)
+        artifact.check_tensors(weights)
+        return artifact
 
+    def check_tensors(self, where: Path | str) -> None:
+        """Every tensor finite and floating; every declared vector present and 1-D."""
+        for name, tensor in self.tensors.items():
+            if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+                raise ConfigError(f"{where}: tensor '{name}' holds NaN or infinite values")
+        for decl in self.vectors:
+            tensor = self.tensors.get(decl.tensor)
+            if tensor is None or tensor.dim() != 1:
+                raise ConfigError(f"{where}: declared vector '{decl.tensor}' at {decl.site} is missing or not 1-D")
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write then rename, so a reader (or a resumed run) never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    def expect(self, name: str, shape: tuple[int, ...], where: Path | str) -> torch.Tensor:
+        """A tensor that must exist with this shape (methods call this when they rebuild)."""
+        tensor = self.tensors.get(name)
+        if tensor is None:
+            raise ConfigError(f"{where}: artifact lacks tensor '{name}'")
+        if tuple(tensor.shape) != tuple(shape):
+            raise ConfigError(f"{where}: tensor '{name}' has shape {tuple(tensor.shape)}, expected {tuple(shape)}")
+        return tensor
+
+    def check_made_for(self, method: str, model: dict[str, Any], where: Path | str) -> None:
+        """Refuse an artifact made by another method or on another model."""
+        if self.header is None:
+            raise ConfigError(f"{where}: artifact has no header (not written by a steerlab run)")
+        if self.header.method != method:
+            raise ConfigError(f"{where}: artifact was made by method '{self.header.method}', not '{method}'")
+        mine = {k: self.header.model.get(k) for k in ("fingerprint", "d_model", "n_layers")}
+        theirs = {k: model.get(k) for k in mine}
+        if mine != theirs:
+            raise ConfigError(f"{where}: artifact was made on model {self.header.model.get('name')!r} "
+                              f"({json.dumps(mine)}), not on the loaded {model.get('name')!r} ({json.dumps(theirs)})")

@@ -1,6 +1,8 @@
-"""Core's own plugin: the built-in metrics and the ``base`` (unsteered) reference method.
+"""Core's own plugin: the built-in metrics, the vector inspector, the model zoo and the ``base``
+(unsteered) reference method.
 
-Registered through the ``steerlab`` entry-point group like any third-party plugin.
+Registered through the ``steerlab`` entry-point group like any third-party plugin (pytest's
+habit: core features are plugins too, so the plugin interface is never missing anything).
 """
 
 from __future__ import annotations
@@ -8,14 +10,19 @@ from __future__ import annotations
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, Callable
 
+import torch
+
 from steerlab.artifact import Artifact
+from steerlab.controls import ControlSpace, Fixed
 from steerlab.hookspecs import hookimpl
-from steerlab.method import BaseMethod, Control
-from steerlab.metrics import builtin as m
-from steerlab.models import describe
+from steerlab.inspect.vector import VectorInspector
+from steerlab.method import BaseMethod
+from steerlab.metrics.builtin import FluencyMetric, KLMetric, LengthMetric, SimilarityMetric
+from steerlab.metrics.judge import JudgeMetric
+from steerlab.model.zoo import builtin_models
 
 if TYPE_CHECKING:
-    from steerlab.lab import Lab
+    from steerlab.run.lab import Lab
 
 
 class BaseModelMethod(BaseMethod):
@@ -23,12 +30,14 @@ class BaseModelMethod(BaseMethod):
 
     name = "base"
     description = "the unsteered model (reference)"
-    control_label = "none"
+
+    def control_space(self, config: Any) -> ControlSpace:
+        return Fixed()
 
     def train(self, lab: Lab, config: Any) -> Artifact:
-        return Artifact({}, {"method": self.name, "model": describe(lab.model), "sites": []})
+        return Artifact({})
 
-    def steer(self, lab: Lab, artifact: Artifact, control: Control) -> AbstractContextManager[None]:
+    def steer(self, lab: Lab, artifact: Artifact, controls: torch.Tensor) -> AbstractContextManager[None]:
         return nullcontext()
 
 
@@ -39,5 +48,16 @@ def steerlab_methods(register: Callable[[Any], None]) -> None:
 
 @hookimpl
 def steerlab_metrics(register: Callable[[Any], None]) -> None:
-    for metric in (m.LengthMetric(), m.FluencyMetric(), m.KLMetric(), m.SimilarityMetric(), m.JudgeMetric()):
+    for metric in (LengthMetric(), FluencyMetric(), KLMetric(), SimilarityMetric(), JudgeMetric()):
         register(metric)
+
+
+@hookimpl
+def steerlab_inspectors(register: Callable[[Any], None]) -> None:
+    register(VectorInspector())
+
+
+@hookimpl
+def steerlab_models(register: Callable[[Any], None]) -> None:
+    for spec in builtin_models():
+        register(spec)

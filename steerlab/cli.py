@@ -6,7 +6,6 @@ Bad input (``ConfigError``) prints one line naming the file, key and expectation
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,29 +26,28 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quick", action="store_true", help="smoke run: fewer prompts, tokens and controls")
     run.add_argument("--out", default="runs", help="parent folder of the run folder (default runs/)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a study key, e.g. methods.actdiff.layer=12")
-    run.add_argument("--resume", metavar="RUN_DIR", help="finish an interrupted run, skipping finished stages")
+    run.add_argument("--resume", metavar="RUN_DIR", help="finish an interrupted run exactly as it began, skipping finished stages")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
     _add_plugin_flag(run)
 
-    plugins = sub.add_parser("plugins", help="list methods, metrics, datasets and models with their plugin")
-    plugins.add_argument("--verbose", action="store_true", help="also list each method's config keys")
+    plugins = sub.add_parser("plugins", help="list methods, metrics, inspectors, datasets and models with their plugin")
+    plugins.add_argument("--verbose", action="store_true", help="also list each method's and metric's settings")
     _add_plugin_flag(plugins)
 
     gen = sub.add_parser("generate", help="answer prompts with a trained method from a run")
     gen.add_argument("run_dir")
     gen.add_argument("prompts", nargs="+")
     gen.add_argument("--method", help="method entry in the run (default: the first)")
-    gen.add_argument("--control", action="append", default=[], help="control value(s), JSON (e.g. 0.4 or [0.3,0.7]); repeatable")
-    gen.add_argument("--pref", action="append", default=[], help="preference vector, e.g. 0.3,0.3,0.4 (repeatable: printed side by side)")
+    gen.add_argument("--control", action="append", default=[], metavar="CONTROL",
+                     help="the method's control, e.g. 0.4 or helpful=0.3,humorous=0.7 (repeatable: answers side by side)")
     gen.add_argument("--max-new-tokens", type=int, default=None)
     _add_plugin_flag(gen)
 
-    insp = sub.add_parser("inspect", help="look inside a trained artifact: vector (any vector method), svd (panacea), ...")
-    insp.add_argument("what", help="vector, or an inspector a method provides (e.g. svd)")
+    insp = sub.add_parser("inspect", help="look inside a trained artifact with an inspector (steerlab plugins lists them)",
+                          description="steerlab inspect NAME RUN_DIR [--method M] [options of the inspector, e.g. --top 20]")
+    insp.add_argument("what", help="inspector name: vector, svd, ...")
     insp.add_argument("run_dir")
-    insp.add_argument("--method", help="method entry in the run (default: the first that offers WHAT)")
-    insp.add_argument("--top", type=int, default=15, help="vector: tokens to list each way")
-    insp.add_argument("--pref", help="svd: preference vector, e.g. 0.2,0.5,0.3 (default: the centre)")
+    insp.add_argument("--method", help="method entry in the run (default: the first the inspector applies to)")
     _add_plugin_flag(insp)
 
     data = sub.add_parser("data", help="build a registered dataset with a real model")
@@ -67,23 +65,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from steerlab import report, runner
+    from steerlab.run import report, runner
 
-    if not args.study and not args.resume:
+    if args.resume:
+        given = [flag for flag, on in (("a study file", args.study), ("--set", args.overrides), ("--quick", args.quick),
+                                        ("--plugin", args.plugin)) if on]
+        if given:
+            raise ConfigError(f"--resume {args.resume}: continues a run exactly as it began; {given[0]} cannot be given with it "
+                              "(start a new run instead)")
+        session = runner.resume(Path(args.resume))
+    elif not args.study:
         raise ConfigError("steerlab run: give a study file (or --resume RUN_DIR)")
-    request = runner.RunRequest(args.study or "", args.overrides, args.quick, args.plugin)
-    resume = Path(args.resume) if args.resume else None
-    study, registry, run_dir = runner.prepare(request, Path(args.out), resume)
-    print(f"steerlab: running study '{study.meta.name}' on {study.meta.model} -> {run_dir}", file=sys.stderr)
-    results = runner.execute(study, registry, run_dir, show_progress=not args.no_progress)
+    else:
+        request = runner.RunRequest(args.study, args.overrides, args.quick, args.plugin)
+        session = runner.start(request, Path(args.out))
+    study = session.study
+    print(f"steerlab: running study '{study.meta.name}' on {study.meta.model} -> {session.layout.root}", file=sys.stderr)
+    results = runner.execute(session, show_progress=not args.no_progress)
     print(report.terminal_summary(results))
-    print(f"\nresults: {run_dir / 'results.json'}\nreport:  {run_dir / 'report.md'}")
+    print(f"\nresults: {session.layout.results}\nreport:  {session.layout.report}")
     return 0
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
-    from steerlab.config import field_help
     from steerlab.plugin import build_registry
+    from steerlab.study.config import field_help
 
     registry = build_registry([Path(p) for p in args.plugin])
     rows = registry.rows()
@@ -91,46 +97,34 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     print("  ".join(h.ljust(w) for h, w in zip(("KIND", "NAME", "PLUGIN"), widths)) + "  DESCRIPTION")
     for row in rows:
         print("  ".join(v.ljust(w) for v, w in zip(row[:3], widths)) + "  " + row[3])
-        if args.verbose and row[0] == "method":
-            for name, tp, default, help_text in field_help(registry.methods[row[1]].Config):
+        item = getattr(registry, row[0] + "s")[row[1]]
+        settings = getattr(item, "Options", None) if row[0] == "inspector" else getattr(item, "Config", None)
+        if args.verbose and settings is not None:
+            for name, tp, default, help_text in field_help(settings):
                 print(f"{'':8}{name} ({tp}, default {default!r}): {help_text}")
     return 0
 
 
-def parse_control(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        raise ConfigError(f"--control {text!r}: expected JSON, e.g. 0.4 or [0.3, 0.7]") from None
-
-
-def parse_pref(text: str) -> list[float]:
-    try:
-        return [float(x) for x in text.split(",")]
-    except ValueError:
-        raise ConfigError(f"--pref {text!r}: expected comma-separated numbers, e.g. 0.3,0.3,0.4") from None
-
-
 def cmd_generate(args: argparse.Namespace) -> int:
-    from steerlab.tools import generate_from_run
+    from steerlab.run.tools import generate_from_run
 
-    controls = [parse_control(c) for c in args.control] + [parse_pref(p) for p in args.pref] or [None]
-    for block in generate_from_run(Path(args.run_dir), args.prompts, controls, args.method, args.max_new_tokens, args.plugin):
+    for block in generate_from_run(Path(args.run_dir), args.prompts, args.control, args.method, args.max_new_tokens, args.plugin):
         print(block)
     return 0
 
 
-def cmd_inspect(args: argparse.Namespace) -> int:
-    if args.what == "vector":
-        from steerlab.inspect.vector import inspect_vector
+def cmd_inspect(args: argparse.Namespace, rest: list[str]) -> int:
+    from steerlab.plugin import build_registry
+    from steerlab.run.tools import open_run
+    from steerlab.study.config import options_parser, parse_options
 
-        print(inspect_vector(Path(args.run_dir), args.method, args.top, args.plugin))
-        return 0
-    from steerlab.tools import open_run
-
-    run = open_run(Path(args.run_dir), args.method, args.plugin, inspector=args.what)
-    options = {"pref": parse_pref(args.pref) if args.pref else None, "top": args.top}
-    print(run.method.inspectors()[args.what](run, options))
+    registry = build_registry([Path(p) for p in args.plugin])  # the inspector may come from a --plugin file
+    inspector = registry.get("inspectors", args.what, "steerlab inspect")
+    options = parse_options(inspector.Options, rest, f"steerlab inspect {args.what}", options_parser(inspector.Options))
+    run = open_run(Path(args.run_dir), args.method, args.plugin, accept=inspector.applies_to,
+                   wanted=f" that inspector '{args.what}' applies to")
+    section = inspector.inspect(run, options)
+    print(section.markdown)
     return 0
 
 
@@ -139,19 +133,26 @@ def cmd_data(args: argparse.Namespace) -> int:
 
     registry = build_registry([Path(p) for p in args.plugin])
     spec = registry.get("datasets", args.name, "steerlab data build")
-    from steerlab.data import BuildRequest
+    from steerlab.data.files import BuildRequest
+
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size {args.batch_size}: expected a whole number >= 1")
 
     spec.build(BuildRequest(Path(args.out), args.model, args.quick, args.device, args.dtype, args.batch_size))
     print(f"wrote dataset '{args.name}' to {args.out}")
     return 0
 
 
-COMMANDS = {"run": cmd_run, "plugins": cmd_plugins, "generate": cmd_generate, "inspect": cmd_inspect, "data": cmd_data}
+COMMANDS = {"run": cmd_run, "plugins": cmd_plugins, "generate": cmd_generate, "data": cmd_data}
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args, rest = build_parser().parse_known_args(argv)
     try:
+        if args.command == "inspect":
+            return cmd_inspect(args, rest)
+        if rest:
+            raise ConfigError(f"steerlab {args.command}: unrecognised arguments: {' '.join(rest)}")
         return COMMANDS[args.command](args)
     except ConfigError as exc:
         print(f"steerlab: error: {exc}", file=sys.stderr)

@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Callable
 import pluggy
 
 if TYPE_CHECKING:  # imported for annotations only; avoids import cycles at runtime
-    from steerlab.data import DatasetSpec
+    from steerlab.data.files import DatasetSpec
+    from steerlab.inspect.base import Inspector
     from steerlab.method import SteeringMethod
     from steerlab.metrics.base import Metric
-    from steerlab.models import ModelSpec
+    from steerlab.model.zoo import ModelSpec
 
 PROJECT = "steerlab"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -30,7 +31,12 @@ def steerlab_methods(register: Callable[[SteeringMethod], None]) -> None:
 
 @hookspec
 def steerlab_metrics(register: Callable[[Metric], None]) -> None:
-    """Register metrics that score generated outputs (``steerlab.metrics.base.Metric``)."""
+    """Register metrics that score generated answers, with settings and a report section (``steerlab.metrics.base.Metric``)."""
+
+
+@hookspec
+def steerlab_inspectors(register: Callable[[Inspector], None]) -> None:
+    """Register views of a trained artifact for ``steerlab inspect NAME RUN_DIR`` (``steerlab.inspect.base.Inspector``)."""
 
 
 @hookspec

@@ -1,31 +1,41 @@
 """The one contract every steering method implements: train -> steer -> evaluate.
 
+* ``control_space(config)``: what the method's control is (``Scalar("strength")``,
+  ``Scalar("alpha", minimum=0)``, ``Simplex(dimensions)``...). Validation, grids, ``--quick``,
+  labels and parsing all come from it.
 * ``train(lab, config) -> Artifact``: may be a no-op (prompting) or minutes of optimisation
-  (Panacea). The runner saves the artifact; a resumed run loads it instead of training again.
-* ``steer(lab, artifact, control)``: a context manager; inside it, the lab's model is steered
-  at ``control`` (a coefficient, an alpha, a preference vector...). It must undo everything on
-  exit. Weight-space, activation-space and logit-space methods all fit: they attach through
-  ``lab.engine``; a prompt-space method pushes a system prompt with ``lab.model.system_prompts``.
-* ``evaluate``: core's sweep (generate at each control, score with the study's metrics) is the
-  default; a method overrides it only when it must.
-* ``analyze``: optional extra figures and numbers (a layer sweep, an SVD breakdown).
+  (Panacea). The runner stamps the artifact's header and saves it; a resumed run loads it.
+* ``steer(lab, artifact, controls)``: a context manager; inside it the lab's model is steered
+  with one control per batch row: ``controls`` is the control space's tensor, ``(rows,)`` or
+  ``(rows, width)``, and a single row broadcasts to the whole batch. Weight-, activation- and
+  logit-space methods attach through ``lab.engine``; everything is undone on exit.
+* ``system_prompts(artifact, controls)``: a prompt-space method's system prompt per row
+  (default: none). Core formats prompts with it; nothing is kept on the model.
+* ``evaluate(lab, entry, artifact)``: core's batched sweep by default (every control x every
+  eval prompt through the same generate calls); a method overrides it only when it must.
+* ``analyze``: optional extra numbers, figures and report text (a layer sweep, an SVD view).
+* ``check(lab, config)``: optional checks against the loaded model (sites exist, budgets fit),
+  run before the run folder is created.
 
-Subclass ``BaseMethod`` for the defaults; anything with the same attributes also works.
+Subclass ``BaseMethod`` for the defaults of the optional members.
 """
 
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+import torch
+
 from steerlab.artifact import Artifact
+from steerlab.controls import ControlSpace, Scalar
+from steerlab.run.results import Section, SweepResult
 
 if TYPE_CHECKING:
-    from steerlab.lab import Lab
-
-Control = Any  # a number, a list of numbers, or a JSON object: whatever the method's steer takes
+    from steerlab.run.lab import Lab
+    from steerlab.study.schema import MethodEntry
 
 
 @dataclass(frozen=True)
@@ -33,38 +43,30 @@ class NoConfig:
     """For methods without settings."""
 
 
-@dataclass
-class Analysis:
-    """What ``analyze`` adds to a method's results: numbers, figures and report text."""
-
-    summary: dict[str, float] = field(default_factory=dict)
-    figures: list[tuple[str, str]] = field(default_factory=list)  # (path relative to run dir, caption)
-    markdown: str = ""
-    data: dict[str, Any] = field(default_factory=dict)
-
-
 @runtime_checkable
 class SteeringMethod(Protocol):
     name: str
     description: str
     Config: type
-    control_label: str
+
+    def control_space(self, config: Any) -> ControlSpace: ...
 
     def train(self, lab: Lab, config: Any) -> Artifact: ...
 
-    def steer(self, lab: Lab, artifact: Artifact, control: Control) -> AbstractContextManager[None]: ...
+    def steer(self, lab: Lab, artifact: Artifact, controls: torch.Tensor) -> AbstractContextManager[None]: ...
 
-    def evaluate(self, lab: Lab, entry_name: str, artifact: Artifact, config: Any, controls: list[Control]) -> dict[str, Any]: ...
+    def system_prompts(self, artifact: Artifact, controls: torch.Tensor) -> list[str | None]: ...
 
-    def analyze(self, lab: Lab, entry_name: str, artifact: Artifact, config: Any, result: dict[str, Any], out_dir: Path) -> Analysis: ...
+    def evaluate(self, lab: Lab, entry: MethodEntry, artifact: Artifact) -> SweepResult: ...
 
-    def default_controls(self, config: Any) -> list[Control]: ...
+    def analyze(self, lab: Lab, entry: MethodEntry, artifact: Artifact, result: SweepResult, folder: Path) -> Section: ...
 
-    def check_control(self, control: Control, config: Any) -> Control: ...
+    def check(self, lab: Lab, config: Any) -> None: ...
 
-    def quick_controls(self, controls: list[Control]) -> list[Control]: ...
 
-    def inspectors(self) -> dict[str, Any]: ...
+# Members every method must have (the rest have defaults in BaseMethod): checked at registration.
+REQUIRED = ("name", "description", "Config", "control_space", "train", "steer")
+MEMBERS = REQUIRED + ("system_prompts", "evaluate", "analyze", "check")
 
 
 class BaseMethod:
@@ -73,73 +75,18 @@ class BaseMethod:
     name: str = ""
     description: str = ""
     Config: type = NoConfig
-    control_label: str = "control"
 
-    def evaluate(self, lab: Lab, entry_name: str, artifact: Artifact, config: Any, controls: list[Control]) -> dict[str, Any]:
-        from steerlab.evaluate import sweep
+    def control_space(self, config: Any) -> ControlSpace:
+        return Scalar("strength")
 
-        return sweep(lab, self, entry_name, artifact, controls)
+    def system_prompts(self, artifact: Artifact, controls: torch.Tensor) -> list[str | None]:
+        return [None] * len(controls)
 
-    def analyze(self, lab: Lab, entry_name: str, artifact: Artifact, config: Any, result: dict[str, Any], out_dir: Path) -> Analysis:
-        return Analysis()
+    def evaluate(self, lab: Lab, entry: MethodEntry, artifact: Artifact) -> SweepResult:
+        return lab.sweep(self, entry, artifact)
 
-    def default_controls(self, config: Any) -> list[Control]:
-        return [0.0]
+    def analyze(self, lab: Lab, entry: MethodEntry, artifact: Artifact, result: SweepResult, folder: Path) -> Section:
+        return Section()
 
-    def inspectors(self) -> dict[str, Any]:
-        """Named views of a trained artifact for ``steerlab inspect NAME RUN_DIR``:
-        ``{name: fn(loaded_run, options) -> printable text}``."""
-        return {}
-
-    def check_control(self, control: Control, config: Any) -> Control:
-        if isinstance(control, bool) or not isinstance(control, (int, float)):
-            raise ValueError(f"expected numbers, got {control!r}")
-        return float(control)
-
-    def quick_controls(self, controls: list[Control]) -> list[Control]:
-        from steerlab.study import thin_controls
-
-        return thin_controls(controls)
-
-    def control_key(self, control: Control) -> str:
-        """A short label for a control in tables and figure legends."""
-        if isinstance(control, float):
-            return f"{control:+g}"
-        if isinstance(control, list):
-            return "(" + ",".join(f"{c:g}" for c in control) + ")"
-        return str(control)
-
-
-class PreferenceMethod(BaseMethod):
-    """Defaults for methods whose control is a preference vector lambda on the simplex.
-
-    The config must have ``dimensions`` (lambda order) and ``grid_step`` (default sweep).
-    ``--quick`` keeps the corners and the centre.
-    """
-
-    control_label = "lambda"
-
-    def default_controls(self, config: Any) -> list[Control]:
-        from steerlab.simplex import simplex_grid
-
-        return simplex_grid(len(config.dimensions), config.grid_step)
-
-    def check_control(self, control: Control, config: Any) -> Control:
-        from steerlab.simplex import check_preference
-
-        return check_preference(control, len(config.dimensions))
-
-    def quick_controls(self, controls: list[Control]) -> list[Control]:
-        from steerlab.simplex import corners_and_centre
-
-        m = len(controls[0])
-        corners = corners_and_centre(m)[:m]
-        keep = [c for c in corners if any(_close(c, x) for x in controls)]
-        return keep + corners_and_centre(m)[m:] if keep else controls[:3]
-
-    def control_key(self, control: Control) -> str:
-        return "(" + ",".join(f"{c:.2f}" for c in control) + ")"
-
-
-def _close(a: list[float], b: list[float]) -> bool:
-    return all(abs(x - y) < 1e-3 for x, y in zip(a, b))
+    def check(self, lab: Lab, config: Any) -> None:
+        return None

@@ -8,6 +8,7 @@ outside this module handles pluggy's ``list[Any]`` results.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import sys
 from collections.abc import Iterable
@@ -21,7 +22,7 @@ import pluggy
 from steerlab import hookspecs
 from steerlab.errors import ConfigError
 
-KINDS = ("methods", "metrics", "datasets", "models")
+KINDS = ("methods", "metrics", "inspectors", "datasets", "models")
 
 
 @dataclass
@@ -30,6 +31,7 @@ class Registry:
 
     methods: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    inspectors: dict[str, Any] = field(default_factory=dict)
     datasets: dict[str, Any] = field(default_factory=dict)
     models: dict[str, Any] = field(default_factory=dict)
     providers: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -38,6 +40,7 @@ class Registry:
         name = getattr(item, "name", None)
         if not isinstance(name, str) or not name:
             raise ConfigError(f"plugin '{provider}' registered a {kind[:-1]} without a string 'name'")
+        check_conformance(kind, item, provider)
         table = getattr(self, kind)
         if name in table:
             first = self.providers[(kind, name)]
@@ -61,6 +64,30 @@ class Registry:
                 doc = getattr(item, "description", "") or (type(item).__doc__ or "").strip().split("\n")[0]
                 out.append((kind[:-1], name, self.providers[(kind, name)], doc))
         return out
+
+
+def required_members(kind: str) -> tuple[str, ...]:
+    """What a registered item of ``kind`` must have (the protocols' members)."""
+    from steerlab.inspect.base import INSPECTOR_MEMBERS
+    from steerlab.method import MEMBERS
+    from steerlab.metrics.base import METRIC_MEMBERS
+
+    return {"methods": MEMBERS, "metrics": METRIC_MEMBERS, "inspectors": INSPECTOR_MEMBERS,
+            "datasets": ("name", "build", "description"), "models": ("name", "load", "description")}[kind]
+
+
+def check_conformance(kind: str, item: Any, provider: str) -> None:
+    """Refuse, at registration, an item that lacks a member of its protocol: the error names the
+    plugin, the item and the member, instead of an AttributeError after minutes of training."""
+    name = getattr(item, "name", "?")
+    missing = [m for m in required_members(kind) if not hasattr(item, m)]
+    if missing:
+        hint = " (subclass steerlab.api.BaseMethod for the defaults)" if kind == "methods" else \
+            " (subclass steerlab.api.BaseMetric for the defaults)" if kind == "metrics" else ""
+        raise ConfigError(f"plugin '{provider}': {kind[:-1]} '{name}' lacks '{missing[0]}'{hint}")
+    config = getattr(item, "Config", None)
+    if kind in ("methods", "metrics", "inspectors") and not dataclasses.is_dataclass(config if kind != "inspectors" else item.Options):
+        raise ConfigError(f"plugin '{provider}': {kind[:-1]} '{name}': its {'Options' if kind == 'inspectors' else 'Config'} must be a dataclass")
 
 
 def load_plugin_file(path: Path) -> ModuleType:
@@ -87,7 +114,7 @@ def make_plugin_manager(plugin_files: Iterable[Path] = (), entry_points: bool = 
     if entry_points:
         pm.load_setuptools_entrypoints(hookspecs.PROJECT)
     for path in plugin_files:
-        path = Path(path)
+        path = Path(path).resolve()
         if pm.has_plugin(str(path)):
             continue
         pm.register(load_plugin_file(path), name=str(path))
@@ -113,7 +140,12 @@ def collect(pm: pluggy.PluginManager) -> Registry:
             def register(item: Any, _kind: str = kind, _provider: str = provider) -> None:
                 registry.add(_kind, item, _provider)
 
-            impl.function(register=register)
+            try:
+                impl.function(register=register)
+            except ConfigError:
+                raise
+            except Exception as exc:  # a plugin's own bug: say whose, in one line
+                raise ConfigError(f"plugin '{provider}': hook steerlab_{kind} failed: {type(exc).__name__}: {exc}") from None
     return registry
 
 

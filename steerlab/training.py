@@ -1,9 +1,11 @@
-"""Supervised fine-tuning machinery shared by weight-space methods (Panacea, LoRA soups, ...).
+"""Training machinery shared by methods that optimise (Panacea, LoRA soups, IAV, GenARM, ...).
 
 SFT examples are (prompt, response) pairs tagged with a group (a preference dimension). The
-prompt is rendered with the model's chat template and masked out of the loss; the response is
-followed by the end-of-turn token so the model also learns where to stop. ``group_losses``
-returns one mean token loss per group from a single forward pass over a mixed batch.
+prompt is rendered with the model's chat template and is the context; the response, followed
+by the end-of-turn token so the model also learns where to stop, is the target.
+``group_losses`` returns one mean token loss per group from a single forward pass over a mixed
+batch (``steerlab.model.scoring``, the one teacher-forced path). ``optimise`` is the one loop:
+AdamW, transformers' warm-up + cosine schedule, a progress bar, a log per step.
 """
 
 from __future__ import annotations
@@ -14,12 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-from steerlab.data import read_jsonl
-from steerlab.models import LoadedModel
-
-IGNORE = -100
+from steerlab.data.files import read_jsonl
+from steerlab.errors import ConfigError
+from steerlab.model.scoring import Pair, target_logits, token_logprobs
+from steerlab.model.zoo import LoadedModel
 
 
 @dataclass(frozen=True)
@@ -37,50 +38,36 @@ def read_sft(path: Path, groups: list[str]) -> dict[str, list[SFTExample]]:
             by_group[row["style"]].append(SFTExample(row["prompt"], row["response"], row["style"]))
     empty = [g for g, rows in by_group.items() if not rows]
     if empty:
-        from steerlab.errors import ConfigError
-
         raise ConfigError(f"{path}: no examples with style {empty[0]!r} (styles asked for: {groups})")
     return by_group
 
 
-def encode(model: LoadedModel, example: SFTExample, max_tokens: int) -> tuple[list[int], list[int]]:
-    """Token ids and labels (prompt positions masked) for one example, truncated to ``max_tokens``."""
+def encode(model: LoadedModel, example: SFTExample, max_tokens: int) -> Pair:
+    """(prompt ids, response ids) for one example; the response is cut so both fit ``max_tokens``."""
     prompt_ids = model.tokenizer(model.format_prompt(example.prompt), add_special_tokens=False)["input_ids"]
     end = model.tokenizer.eos_token or ""
     response_ids = model.tokenizer(example.response + end, add_special_tokens=False)["input_ids"]
-    ids = (prompt_ids + response_ids)[:max_tokens]
-    labels = ([IGNORE] * len(prompt_ids) + response_ids)[:max_tokens]
-    return ids, labels
+    return prompt_ids, response_ids[: max(0, max_tokens - len(prompt_ids))]
 
 
-def collate(rows: list[tuple[list[int], list[int]]], pad_id: int, device: torch.device) -> dict[str, torch.Tensor]:
-    """Right-padded batch: input_ids, attention_mask, labels (pads ignored)."""
-    width = max(len(ids) for ids, _ in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, (row_ids, row_labels) in enumerate(rows):
-        ids[i, : len(row_ids)] = torch.tensor(row_ids)
-        labels[i, : len(row_labels)] = torch.tensor(row_labels)
-        mask[i, : len(row_ids)] = 1
-    return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)}
-
-
-def token_losses(model: LoadedModel, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-token CE (batch, pos-1) and the mask of positions that count."""
-    logits = model.hf(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    targets = batch["labels"][:, 1:]
-    loss = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), targets.clamp(min=0), reduction="none")
-    return loss, (targets != IGNORE).float()
-
-
-def group_losses(model: LoadedModel, batch: dict[str, torch.Tensor], group_index: torch.Tensor, n_groups: int) -> torch.Tensor:
+def group_losses(model: LoadedModel, pairs: list[Pair], group_index: torch.Tensor, n_groups: int) -> torch.Tensor:
     """Mean token loss of each group: (n_groups,). ``group_index``: (batch,) group of each row."""
-    loss, mask = token_losses(model, batch)
+    logits, targets, mask = target_logits(model, pairs)
+    loss, mask = -token_logprobs(logits, targets), mask.float()  # (batch, T) each
     per_row_sum, per_row_count = (loss * mask).sum(1), mask.sum(1)
     sums = torch.zeros(n_groups, device=loss.device).index_add(0, group_index, per_row_sum)
     counts = torch.zeros(n_groups, device=loss.device).index_add(0, group_index, per_row_count)
     return sums / counts.clamp(min=1.0)
+
+
+def sample_simplex(m: int, generator: torch.Generator, concentration: float = 1.0) -> torch.Tensor:
+    """One preference vector from a symmetric Dirichlet (concentration 1: uniform on the simplex)."""
+    gamma = torch.distributions.Gamma(torch.full((m,), concentration), torch.ones(m))
+    # Gamma sampling has no generator argument: draw its uniform seed from ours for determinism.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
+        draw = gamma.sample()
+    return draw / draw.sum()
 
 
 class GroupSampler:
@@ -89,11 +76,15 @@ class GroupSampler:
     def __init__(self, model: LoadedModel, by_group: dict[str, list[SFTExample]], max_tokens: int, seed: int) -> None:
         self.groups = list(by_group)
         self.encoded = {g: [encode(model, ex, max_tokens) for ex in rows] for g, rows in by_group.items()}
+        empty = [(len(c), g) for g, rows in self.encoded.items() for c, t in rows if not t]
+        if empty:
+            raise ConfigError(f"key 'max_tokens' = {max_tokens} leaves no response token in {len(empty)} examples "
+                              f"(their prompts alone take up to {max(n for n, _ in empty)} tokens): raise max_tokens")
         self.rng = random.Random(seed)
         self.queues: dict[str, list[int]] = {g: [] for g in self.groups}
         self.model = model
 
-    def _take(self, group: str, n: int) -> list[tuple[list[int], list[int]]]:
+    def _take(self, group: str, n: int) -> list[Pair]:
         out = []
         for _ in range(n):
             if not self.queues[group]:
@@ -102,18 +93,18 @@ class GroupSampler:
             out.append(self.encoded[group][self.queues[group].pop()])
         return out
 
-    def batch(self, per_group: int, groups: list[str] | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    def batch(self, per_group: int, groups: list[str] | None = None) -> tuple[list[Pair], torch.Tensor]:
+        """``per_group`` examples of each group: their (context, target) pairs and group index."""
         groups = groups or self.groups
         rows, index = [], []
         for g in groups:
             rows += self._take(g, per_group)
             index += [self.groups.index(g)] * per_group
-        batch = collate(rows, self.model.tokenizer.pad_token_id, self.model.device)
-        return batch, torch.tensor(index, device=self.model.device)
+        return rows, torch.tensor(index, device=self.model.device)
 
     def tokens_per_batch(self, per_group: int) -> float:
         """Mean tokens per step, for matching token budgets across methods."""
-        mean = sum(len(ids) for rows in self.encoded.values() for ids, _ in rows) / sum(len(r) for r in self.encoded.values())
+        mean = sum(len(c) + len(t) for rows in self.encoded.values() for c, t in rows) / sum(len(r) for r in self.encoded.values())
         return mean * per_group * len(self.groups)
 
 
@@ -126,11 +117,12 @@ def optimise(
     desc: str,
     weight_decay: float = 0.0,
 ) -> list[dict[str, float]]:
-    """AdamW with linear warm-up (5% of steps) and cosine decay; returns a log per step."""
+    """AdamW with linear warm-up (5% of steps) and cosine decay (transformers' schedule);
+    returns a log per step."""
+    from transformers import get_cosine_schedule_with_warmup
+
     optimiser = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    warmup = max(1, steps // 20)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + torch.cos(torch.tensor(torch.pi * s / steps)).item()))
+    schedule = get_cosine_schedule_with_warmup(optimiser, num_warmup_steps=max(1, steps // 20), num_training_steps=steps)
     log = []
     bar = progress(range(steps), desc, steps)
     for step in bar:

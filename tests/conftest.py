@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from steerlab.models import LoadedModel, load_model
+from steerlab.model.zoo import LoadedModel, load_model
 from steerlab.plugin import Registry, build_registry
 
 CAT_TEXTS = ["Cats nap.", "A cat sleeps.", "Kittens purr.", "Cats are cute.", "My cat naps a lot.", "The cat sat.",
@@ -67,11 +67,12 @@ eval = "data/eval.jsonl"
 max_new_tokens = 6
 batch_size = 2
 
-[judge]
-data = "data/judge.jsonl"
 
 [metrics]
 use = ["length", "fluency", "kl", "similarity", "judge"]
+
+[metrics.judge]
+data = "data/judge.jsonl"
 
 [methods.actdiff]
 pairs = "data/pairs.jsonl"

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from steerlab.data import DatasetSpec
-from steerlab.hookspecs import hookimpl
+from steerlab.api import DatasetSpec, hookimpl
 
 from steerlab_plugins.actdiff.method import ActDiffMethod
 

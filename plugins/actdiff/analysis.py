@@ -3,32 +3,27 @@ and a layer sweep (the same relative strength applied at other blocks)."""
 
 from __future__ import annotations
 
-import json
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from steerlab.artifact import atomic_write_text
-from steerlab.method import Analysis
-from steerlab.metrics.builtin import word_count
-from steerlab.report import new_figure, save_figure
-from steerlab.study import GenerationSettings
+from steerlab.api import (Artifact, Figure, Lab, MethodEntry, Record, Section, SweepPoint, SweepResult, new_figure,
+                          read_json, save_figure, word_count, write_json)
 
 if TYPE_CHECKING:
-    from steerlab.lab import Lab
-
     from steerlab_plugins.actdiff.config import ActDiffConfig
     from steerlab_plugins.actdiff.method import ActDiffMethod
 
 
-def source_validation(records: list[dict[str, Any]], metric: str, direction: str) -> dict[str, float]:
+def source_validation(records: list[Record], metric: str, direction: str) -> dict[str, float]:
     """For each symmetric pair of controls +c/-c: the share of prompts whose ``metric`` moves the
     expected way from control 0 under *both* signs (ties count as failures)."""
     by_prompt: dict[str, dict[float, float]] = {}
     for r in records:
-        if metric in r["scores"] and isinstance(r["control"], (int, float)):
-            by_prompt.setdefault(r["prompt"], {})[float(r["control"])] = r["scores"][metric]
+        if metric in r.scores:
+            by_prompt.setdefault(r.prompt, {})[float(r.control)] = r.scores[metric]
     controls = {c for values in by_prompt.values() for c in values}
     sign = -1.0 if direction == "decrease" else 1.0
     out = {}
@@ -39,24 +34,29 @@ def source_validation(records: list[dict[str, Any]], metric: str, direction: str
     return out
 
 
-def layer_sweep(method: ActDiffMethod, lab: Lab, artifact: Any, config: ActDiffConfig, out_dir: Path) -> list[dict[str, Any]]:
-    """Mean words at +c, 0 and -c for every layer in ``config.layer_sweep`` (checkpointed per layer)."""
-    checkpoint = out_dir / "layer_sweep.json"
-    rows: list[dict[str, Any]] = json.loads(checkpoint.read_text()) if checkpoint.exists() else []
+def layer_sweep(method: ActDiffMethod, lab: Lab, entry: MethodEntry, artifact: Artifact, folder: Path) -> list[dict[str, Any]]:
+    """Mean words at +c, 0 and -c for every layer in ``config.layer_sweep`` (checkpointed per
+    layer; the three controls of a layer share batches)."""
+    config: ActDiffConfig = entry.config
+    checkpoint = folder / "layer_sweep.json"
+    rows: list[dict[str, Any]] = read_json(checkpoint, "layer sweep") if checkpoint.exists() else []
     prompts = lab.eval_prompts()[: config.layer_sweep_prompts]
-    settings = GenerationSettings(**{**lab.study.generation.__dict__, "max_new_tokens": config.layer_sweep_tokens})
+    settings = dataclasses.replace(lab.settings, max_new_tokens=config.layer_sweep_tokens)
     c = config.layer_sweep_control
+    controls = [c, 0.0, -c]
     todo = [layer for layer in config.layer_sweep if layer not in {r["layer"] for r in rows}]
     for layer in lab.progress(todo, "layer sweep", len(todo)):
+        lab.seeded(f"layer_sweep:{layer}")
+        row_controls = [x for x in controls for _ in prompts]
+        gens = lab.answer(method, method.at_layer(artifact, layer), entry.space, row_controls, prompts * len(controls),
+                          settings, desc=f"layer {layer}")
         row: dict[str, Any] = {"layer": layer}
-        for control in (c, 0.0, -c):
-            lab.seeded(f"layer_sweep:{layer}:{control}")
-            with method.steer(lab, artifact, control, layer=layer):
-                gens = lab.generate(prompts, settings, desc=f"layer {layer} @ {control:+g}")
-            row[f"words@{control:+g}"] = float(np.mean([word_count(g.output) for g in gens]))
-            row[f"stopped@{control:+g}"] = float(np.mean([g.stopped for g in gens]))
+        for k, control in enumerate(controls):
+            mine = gens[k * len(prompts):(k + 1) * len(prompts)]
+            row[f"words@{control:+g}"] = float(np.mean([word_count(g.output) for g in mine]))
+            row[f"stopped@{control:+g}"] = float(np.mean([g.stopped for g in mine]))
         rows.append(row)
-        atomic_write_text(checkpoint, json.dumps(rows, indent=1))
+        write_json(checkpoint, rows)
     return sorted(rows, key=lambda r: r["layer"])
 
 
@@ -80,11 +80,11 @@ FLUENT_PERPLEXITY_RATIO = 2.0
 FLUENT_DISTINCT_RATIO = 0.75
 
 
-def usable_range(by_control: list[dict[str, Any]]) -> tuple[float, float] | None:
+def usable_range(points: list[SweepPoint]) -> tuple[float, float] | None:
     """The widest interval of controls around 0 that stays fluent: mean perplexity within
     ``FLUENT_PERPLEXITY_RATIO`` x the unsteered one and distinct-trigram share at least
     ``FLUENT_DISTINCT_RATIO`` x the unsteered one (None without fluency scores at 0)."""
-    rows = {r["control"]: r for r in by_control if isinstance(r["control"], (int, float))}
+    rows = {float(p.control): p.scores for p in points}
     if 0.0 not in rows or "perplexity" not in rows[0.0] or "distinct3" not in rows[0.0]:
         return None
     ppl_limit = FLUENT_PERPLEXITY_RATIO * rows[0.0]["perplexity"]
@@ -102,9 +102,9 @@ def usable_range(by_control: list[dict[str, Any]]) -> tuple[float, float] | None
     return low, high
 
 
-def narrative(method: ActDiffMethod, artifact: Any, config: ActDiffConfig, by_control: list[dict[str, Any]], summary: dict[str, float]) -> str:
+def narrative(method: ActDiffMethod, artifact: Artifact, config: ActDiffConfig, points: list[SweepPoint], summary: dict[str, float]) -> str:
     """What the numbers say, written from the numbers."""
-    rows = {r["control"]: r for r in by_control if isinstance(r["control"], (int, float))}
+    rows = {float(p.control): p.scores for p in points}
     if 0.0 not in rows or "words" not in rows[0.0]:
         return ""
     base = rows[0.0]
@@ -117,7 +117,7 @@ def narrative(method: ActDiffMethod, artifact: Any, config: ActDiffConfig, by_co
                      f"({100 * (r['words'] / base['words'] - 1):+.0f}%), {100 * r.get('stopped', float('nan')):.0f}% ended before the cap, "
                      f"perplexity {r.get('perplexity', float('nan')):.1f} (unsteered {base.get('perplexity', float('nan')):.1f}), "
                      f"distinct trigrams {r.get('distinct3', float('nan')):.2f} (unsteered {base.get('distinct3', float('nan')):.2f})")
-    usable = usable_range(by_control)
+    usable = usable_range(points)
     if usable:
         lines.append(f"\nUsable range (mean perplexity within {FLUENT_PERPLEXITY_RATIO:g}x and distinct-trigram share at "
                      f"least {FLUENT_DISTINCT_RATIO:g}x the unsteered): "
@@ -130,20 +130,20 @@ def narrative(method: ActDiffMethod, artifact: Any, config: ActDiffConfig, by_co
     return "\n".join(lines)
 
 
-def analyze(method: ActDiffMethod, lab: Lab, artifact: Any, config: ActDiffConfig, result: dict[str, Any], out_dir: Path) -> Analysis:
-    analysis = Analysis()
+def analyze(method: ActDiffMethod, lab: Lab, entry: MethodEntry, artifact: Artifact, result: SweepResult, folder: Path) -> Section:
+    config: ActDiffConfig = entry.config
+    section = Section()
     if config.validate_metric:
-        analysis.summary.update(source_validation(result["records"], config.validate_metric, config.validate_direction))
+        section.summary.update(source_validation(result.records, config.validate_metric, config.validate_direction))
     layer = str(artifact.meta["layer"])
-    analysis.summary["vector_norm"] = artifact.meta["vector_norm"][layer]
-    analysis.summary["typical_residual_norm"] = artifact.meta["typical_norm"][layer]
-    analysis.data["raw_equivalent"] = {method.control_key(float(c)): method.raw_equivalent(artifact, float(c))
-                                       for c in {r["control"] for r in result["records"]}}
-    analysis.markdown = narrative(method, artifact, config, result["by_control"], analysis.summary)
+    section.summary["vector_norm"] = artifact.meta["vector_norm"][layer]
+    section.summary["typical_residual_norm"] = artifact.meta["typical_norm"][layer]
+    section.data["raw_equivalent"] = {p.label: method.raw_equivalent(artifact, float(p.control)) for p in result.points}
+    section.markdown = narrative(method, artifact, config, result.points, section.summary)
     if config.layer_sweep:
-        rows = layer_sweep(method, lab, artifact, config, out_dir)
-        figure = out_dir / "layer_sweep.png"
+        rows = layer_sweep(method, lab, entry, artifact, folder)
+        figure = folder / "layer_sweep.png"
         plot_layer_sweep(rows, config.layer_sweep_control, (config.positive_label, config.negative_label), figure)
-        analysis.figures.append((str(figure.relative_to(lab.run_dir)), "Mean words per answer when the vector is applied at each block"))
-        analysis.data["layer_sweep"] = rows
-    return analysis
+        section.figures.append(Figure(lab.layout.relative(figure), "Mean words per answer when the vector is applied at each block"))
+        section.data["layer_sweep"] = rows
+    return section

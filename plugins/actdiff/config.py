@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
-from steerlab.config import help_field, path_field
+from steerlab.api import help_field, path_field
 
 AGGREGATORS = ("mean", "pca")
 SCALES = ("relative", "raw")
@@ -13,7 +14,7 @@ SITE_KINDS = ("resid_post", "resid_pre")
 
 @dataclass(frozen=True)
 class ActDiffConfig:
-    pairs: str = path_field(help="JSONL of contrastive pairs {'positive': ..., 'negative': ...}")
+    pairs: str = path_field(help="JSONL of contrastive pairs {'positive': ..., 'negative': ...}", jsonl=("positive", "negative"))
     layer: int = help_field(15, "block whose residual stream is read and steered")
     site: str = help_field("resid_post", "resid_post or resid_pre of that block")
     aggregator: str = help_field("mean", "mean (mean of differences) or pca (first PC of differences)")
@@ -43,6 +44,8 @@ class ActDiffConfig:
             raise ValueError("layers must be >= 0")
         if self.layer_sweep_prompts < 1 or self.layer_sweep_tokens < 1:
             raise ValueError("layer_sweep_prompts and layer_sweep_tokens must be >= 1")
+        if not math.isfinite(self.layer_sweep_control) or self.layer_sweep_control <= 0:
+            raise ValueError(f"key 'layer_sweep_control' must be a finite number > 0 (got {self.layer_sweep_control})")
 
     def site_name(self, layer: int | None = None) -> str:
         return f"blocks.{self.layer if layer is None else layer}.{self.site}"

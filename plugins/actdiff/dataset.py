@@ -14,13 +14,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from steerlab.data import BuildRequest, write_jsonl
-from steerlab.datagen import Style, answer_in_style, load_instructions, split_by_id
-from steerlab.generation import Generation
-from steerlab.metrics.builtin import word_count
-from steerlab.models import load_model
-from steerlab.plugin import build_registry
-from steerlab.study import GenerationSettings
+from steerlab.api import (BuildRequest, Generation, GenerationSettings, Style, answer_in_style, build_registry,
+                          load_instructions, load_model, split_by_id, word_count, write_jsonl)
 
 SHORT_ASKS = ["Answer in one short sentence.", "Be brief: one sentence only.", "Reply in as few words as possible."]
 LONG_ASKS = ["Answer in detail, with several paragraphs.", "Give a thorough, detailed explanation.", "Explain at length, covering every aspect."]

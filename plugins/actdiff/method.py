@@ -1,28 +1,20 @@
 """Activation-difference steering: mean (or PCA) difference of residual activations between
-contrastive prompts, added back as ``c * v`` at one block during generation."""
+contrastive prompts, added back as ``c * v`` at one block during generation, one ``c`` per row."""
 
 from __future__ import annotations
 
+import dataclasses
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import torch
 
-from steerlab.activations import collect
-from steerlab.artifact import Artifact
-from steerlab.config import as_dict
-from steerlab.data import file_digest, read_jsonl
-from steerlab.engine import add_vector
-from steerlab.method import Analysis, BaseMethod, Control
-from steerlab.models import describe
+from steerlab.api import (Artifact, BaseMethod, ControlSpace, Lab, MethodEntry, ResidualVector, Scalar, Section,
+                          SweepResult, add_vector, collect, file_digest, read_jsonl)
 
 from steerlab_plugins.actdiff import aggregators
 from steerlab_plugins.actdiff.analysis import analyze
 from steerlab_plugins.actdiff.config import ActDiffConfig
-
-if TYPE_CHECKING:
-    from steerlab.lab import Lab
 
 
 class ActDiffMethod(BaseMethod):
@@ -31,57 +23,59 @@ class ActDiffMethod(BaseMethod):
     name = "actdiff"
     description = "activation-difference vector (mean or PCA of paired differences) added at a block"
     Config = ActDiffConfig
-    control_label = "strength"
 
-    def default_controls(self, config: ActDiffConfig) -> list[Control]:
-        return [-0.4, 0.0, 0.4] if config.scale == "relative" else [-1.0, 0.0, 1.0]
+    def control_space(self, config: ActDiffConfig) -> ControlSpace:
+        grid = [-0.4, 0.0, 0.4] if config.scale == "relative" else [-1.0, 0.0, 1.0]
+        return Scalar("strength", grid=grid)
+
+    def check(self, lab: Lab, config: ActDiffConfig) -> None:
+        for layer in (config.layer, *config.layer_sweep):
+            if layer >= lab.model.n_layers:
+                raise ValueError(f"layer {layer} out of range (the model has {lab.model.n_layers} blocks, 0..{lab.model.n_layers - 1})")
 
     def train(self, lab: Lab, config: ActDiffConfig) -> Artifact:
-        """Read every layer the study needs in one pass per side; one vector per layer."""
+        """Read every layer the study needs in one pass per side; one vector per layer, the
+        study's own layer declared first."""
         pairs = read_jsonl(Path(config.pairs), ("positive", "negative"))
-        layers = sorted({config.layer, *config.layer_sweep})
+        layers = [config.layer] + sorted(set(config.layer_sweep) - {config.layer})
         sites = [config.site_name(layer) for layer in layers]
-        batch = lab.study.generation.batch_size
         acts = {
             side: collect(lab.model, [lab.model.format_prompt(p[side]) for p in pairs], sites,
-                          config.position, batch, lab.progress)
+                          config.position, lab.settings.batch_size, lab.progress)
             for side in ("positive", "negative")
         }
         aggregate = aggregators.get(config.aggregator)
-        tensors, typical = {}, {}
+        tensors, vectors, typical = {}, [], {}
         for layer, site in zip(layers, sites):
-            tensors[f"layer.{layer}"] = aggregate(acts["positive"].vectors[site], acts["negative"].vectors[site])
-            norms = torch.cat([acts[s].token_norms[site] for s in acts])
-            typical[str(layer)] = float(norms.median())
-        tensors["vector"] = tensors[f"layer.{config.layer}"]
+            vector = aggregate(acts["positive"].vectors[site], acts["negative"].vectors[site])
+            typical[str(layer)] = float(torch.cat([acts[s].token_norms[site] for s in acts]).median())
+            tensors[f"layer.{layer}"] = vector
+            per_unit = typical[str(layer)] / float(vector.norm()) if config.scale == "relative" else 1.0
+            vectors.append(ResidualVector(site, f"layer.{layer}", per_unit))
         meta = {
-            "method": self.name, "model": describe(lab.model), "sites": [config.site_name()],
             "layer": config.layer, "layers": layers, "typical_norm": typical,
             "vector_norm": {str(layer): float(tensors[f"layer.{layer}"].norm()) for layer in layers},
-            "config": as_dict(config), "n_pairs": len(pairs), "pairs_sha256": file_digest(Path(config.pairs)),
+            "n_pairs": len(pairs), "pairs_sha256": file_digest(Path(config.pairs)),
+            "describe": f"{config.positive_label} minus {config.negative_label}",
+            "labels": [config.positive_label, config.negative_label],
         }
-        return Artifact(tensors, meta)
+        return Artifact(tensors, meta, sites=[sites[0]], vectors=vectors)
 
-    def scaled_vector(self, artifact: Artifact, control: float, layer: int | None = None) -> torch.Tensor:
-        layer = artifact.meta["layer"] if layer is None else layer
-        vector = artifact.tensors[f"layer.{layer}"]
-        if artifact.meta["config"]["scale"] == "raw":
-            return control * vector
-        return control * artifact.meta["typical_norm"][str(layer)] * vector / vector.norm()
+    def at_layer(self, artifact: Artifact, layer: int) -> Artifact:
+        """The same artifact steering at another of its layers (for the layer sweep)."""
+        decl = next(v for v in artifact.vectors if v.tensor == f"layer.{layer}")
+        return dataclasses.replace(artifact, vectors=[decl], sites=[decl.site])
 
     def raw_equivalent(self, artifact: Artifact, control: float) -> float:
-        """The raw multiplier of the difference vector that a relative control amounts to."""
-        if artifact.meta["config"]["scale"] == "raw":
-            return control
-        layer = str(artifact.meta["layer"])
-        return control * artifact.meta["typical_norm"][layer] / artifact.meta["vector_norm"][layer]
+        """The raw multiplier of the difference vector that a control amounts to."""
+        return control * artifact.vectors[0].per_unit
 
-    def steer(self, lab: Lab, artifact: Artifact, control: Control, layer: int | None = None) -> AbstractContextManager[None]:
-        if control == 0:
+    def steer(self, lab: Lab, artifact: Artifact, controls: torch.Tensor) -> AbstractContextManager[None]:
+        if not bool(controls.any()):
             return nullcontext()  # nothing attached: exactly the unsteered model
-        layer = artifact.meta["layer"] if layer is None else layer
-        site = f"blocks.{layer}.{artifact.meta['config']['site']}"
-        return lab.engine.edit({site: add_vector(self.scaled_vector(artifact, control, layer))})
+        decl, vector = artifact.vector()
+        return lab.engine.edit({decl.site: add_vector(decl.per_unit * vector, controls)})
 
-    def analyze(self, lab: Lab, entry_name: str, artifact: Artifact, config: Any, result: dict[str, Any], out_dir: Path) -> Analysis:
-        return analyze(self, lab, artifact, config, result, out_dir)
+    def analyze(self, lab: Lab, entry: MethodEntry, artifact: Artifact, result: SweepResult, folder: Path) -> Section:
+        return analyze(self, lab, entry, artifact, result, folder)
+

@@ -9,15 +9,20 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from steerlab.data import DatasetSpec
-from steerlab.hookspecs import hookimpl
+from steerlab.api import DatasetSpec, hookimpl
 
+from steerlab_plugins.panacea.inspect import SvdInspector
 from steerlab_plugins.panacea.method import PanaceaMethod
 
 
 @hookimpl
 def steerlab_methods(register: Callable[[Any], None]) -> None:
     register(PanaceaMethod())
+
+
+@hookimpl
+def steerlab_inspectors(register: Callable[[Any], None]) -> None:
+    register(SvdInspector())
 
 
 @hookimpl

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from steerlab.config import help_field, path_field
+from steerlab.api import help_field, path_field
 
 DEFAULT_TARGETS = ["blocks.*.attn.*_proj", "blocks.*.mlp.*_proj"]
 
 
 @dataclass(frozen=True)
 class PanaceaConfig:
-    data: str = path_field(help="SFT JSONL: {'prompt', 'style', 'response'} per line")
+    data: str = path_field(help="SFT JSONL: {'prompt', 'style', 'response'} per line", jsonl=("prompt", "style", "response"))
     dimensions: list[str] = help_field(["helpful", "humorous", "philosophical"], "preference dimensions = styles in the data, in lambda order")
     rank: int = help_field(4, "k: shared (preference-independent) singular values per layer")
     targets: list[str] = help_field(DEFAULT_TARGETS, "site patterns of the Linear modules to adapt")

@@ -19,17 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from steerlab.data import BuildRequest, write_jsonl
-from steerlab.datagen import INSTRUCTIONS, Style, answer_in_style, load_instructions, split_by_id
-from steerlab.generation import Generation, response_logprobs
-from steerlab.lab import seed_everything
-from steerlab.metrics.builtin import distinct_ngrams, word_count
-from steerlab.models import LoadedModel, load_model
-from steerlab.plugin import build_registry
-from steerlab.study import GenerationSettings
+from steerlab.api import (BuildRequest, Generation, GenerationSettings, LoadedModel, Style, answer_in_style, build_registry,
+                          distinct_ngrams, load_instructions, load_model, mean_logprobs, seed_everything, split_by_id,
+                          word_count, write_jsonl)
 
 SPLITS = {"train": 0.55, "judge": 0.25, "eval": 0.20}
-STYLES_FILE = INSTRUCTIONS.parent / "chat3d" / "styles.json"
+STYLES_FILE = Path(__file__).with_name("styles.json")  # shipped with the plugin; copied into the data folder
 CANDIDATES = 4
 MIN_WORDS, MAX_WORDS, MIN_DISTINCT = 12, 160, 0.7
 
@@ -45,11 +40,12 @@ def passes(gen: Generation) -> bool:
 
 
 def style_scores(model: LoadedModel, style: Style, gens: list[Generation], batch_size: int) -> list[float]:
-    styled = [model.format_chat(style.messages(g.prompt)) for g in gens]
-    neutral = [model.format_prompt(g.prompt) for g in gens]
-    answers = [g.output for g in gens]
-    with_style = response_logprobs(model, styled, answers, batch_size)
-    without = response_logprobs(model, neutral, answers, batch_size)
+    tokens = lambda text: model.tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    answers = [tokens(g.output) or [model.tokenizer.eos_token_id] for g in gens]
+    styled = [tokens(model.format_chat(style.messages(g.prompt))) for g in gens]
+    neutral = [tokens(model.format_prompt(g.prompt)) for g in gens]
+    with_style = mean_logprobs(model, list(zip(styled, answers)), batch_size)
+    without = mean_logprobs(model, list(zip(neutral, answers)), batch_size)
     return [a - b for a, b in zip(with_style, without)]
 
 
@@ -93,6 +89,7 @@ def build_chat3d(request: BuildRequest) -> None:
     write_jsonl(out / "train.jsonl", rows["train"])
     write_jsonl(out / "judge.jsonl", [{"text": r["response"], "label": r["style"], "prompt": r["prompt"]} for r in rows["judge"]])
     write_jsonl(out / "eval_prompts.jsonl", [{"id": r["id"], "text": r["text"]} for r in splits["eval"]])
+    (out / "styles.json").write_text(STYLES_FILE.read_text())
     write_datasheet(out, request, splits, stats, rows["train"])
 
 

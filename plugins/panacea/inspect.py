@@ -8,15 +8,14 @@ s_l * lambda_i. Summing each group per (block, module) gives two heatmaps and a 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from steerlab.artifact import Artifact, atomic_write_text
-from steerlab.method import Analysis
-from steerlab.report import markdown_table, new_figure, save_figure
+from steerlab.api import Artifact, Figure, Lab, Section, atomic_write_text, help_field, markdown_table, new_figure, save_figure
 
 from steerlab_plugins.panacea.layers import PanaceaAdapter
 
@@ -92,15 +91,39 @@ def plot_training(log: list[dict[str, Any]], dimensions: list[str], path: Path) 
     save_figure(fig, path)
 
 
-def svd_analysis(adapter: PanaceaAdapter, artifact: Artifact, run_dir: Path, out_dir: Path) -> Analysis:
+def svd_analysis(adapter: PanaceaAdapter, artifact: Artifact, lab: Lab, out_dir: Path) -> Section:
     m = len(artifact.meta["dimensions"])
     centre = [round(1 / m, 4)] * m
     text, png, summary = inspect_svd(adapter, centre, out_dir)
     curve = out_dir / "training.png"
     plot_training(artifact.meta["train_log"], artifact.meta["dimensions"], curve)
-    return Analysis(
+    return Section(
         summary=summary,
-        figures=[(str(png.relative_to(run_dir)), "Singular-value contributions per block and module (shared vs preference)"),
-                 (str(curve.relative_to(run_dir)), "Per-dimension SFT loss during training")],
+        figures=[Figure(lab.layout.relative(png), "Singular-value contributions per block and module (shared vs preference)"),
+                 Figure(lab.layout.relative(curve), "Per-dimension SFT loss during training")],
         markdown="### Which layers carry the preference\n\n" + text,
     )
+
+
+@dataclass(frozen=True)
+class SvdOptions:
+    control: str | None = help_field(None, "preference to inspect, e.g. helpful=0.2,humorous=0.5,philosophical=0.3 (default: the centre)")
+
+
+class SvdInspector:
+    """``steerlab inspect svd RUN_DIR [--control ...]``: heatmap PNG + table of contributions."""
+
+    name = "svd"
+    description = "Panacea: singular-value contributions per block and module, shared vs preference part"
+    Options = SvdOptions
+
+    def applies_to(self, entry: Any, artifact: Artifact) -> bool:
+        return entry.method == "panacea"
+
+    def inspect(self, run: Any, options: SvdOptions) -> Section:
+        space = run.entry.space
+        preference = list(run.control(options.control)) if options.control else list(space.centre())
+        adapter = run.method.adapter(run.lab, run.artifact)
+        text, png, summary = inspect_svd(adapter, preference, run.lab.layout.inspect, f"svd_{run.entry.name}")
+        return Section(summary=summary, markdown=text + f"\nwritten: {png} and {png.with_suffix('.md')}",
+                       figures=[Figure(run.lab.layout.relative(png), "singular-value contributions")])

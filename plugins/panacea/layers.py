@@ -6,34 +6,37 @@ For each targeted Linear with weight W (out x in):
 
 U (out x (k+m)) starts at zero (so the adapter starts exactly at the base model, as LoRA's B
 does), V (in x (k+m)) is random, sigma_1..k and the per-layer scale s_l are learnable. All layers
-read one lambda tensor: switching preference is a tensor write, never a re-hook.
+read one lambda tensor, (rows, m): one preference per batch row (a single row broadcasts), so a
+sweep can put several preferences in one batch; switching preference is a tensor write, never a
+re-hook.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import Any
 from contextlib import contextmanager
 
 import torch
 from torch import nn
 
-from steerlab.engine import HookEngine
+from steerlab.api import HookEngine
 
 
 class SharedPreference(nn.Module):
-    """The one lambda buffer every layer reads. Layers hold this module (not the tensor), so
-    moving the adapter with ``.to(device)`` moves what every layer sees."""
+    """The one lambda buffer every layer reads, (rows, m). Layers hold this module (not the
+    tensor), so moving the adapter with ``.to(device)`` moves what every layer sees."""
 
     def __init__(self, n_prefs: int) -> None:
         super().__init__()
-        self.register_buffer("value", torch.full((n_prefs,), 1.0 / n_prefs))
+        self.register_buffer("value", torch.full((1, n_prefs), 1.0 / n_prefs))
 
 
 class PanaceaLayer(nn.Module):
     def __init__(self, in_features: int, out_features: int, rank: int, shared: SharedPreference, generator: torch.Generator | None = None) -> None:
         super().__init__()
-        m = shared.value.numel()
+        m = shared.value.shape[-1]
         self.rank = rank
         self._shared = [shared]  # a list, so the holder is not registered (and saved) once per layer
         self.U = nn.Parameter(torch.zeros(out_features, rank + m))
@@ -42,22 +45,32 @@ class PanaceaLayer(nn.Module):
         self.scale = nn.Parameter(torch.ones(()))
 
     @property
-    def preference(self) -> torch.Tensor:
+    def preference(self) -> torch.Tensor:  # (rows, m)
         return self._shared[0].value
 
-    def sigma_full(self) -> torch.Tensor:  # (k + m,)
-        return torch.cat([self.sigma, self.scale * self.preference.to(self.sigma.dtype)])
+    def sigma_full(self) -> torch.Tensor:  # (rows, k + m)
+        pref = self.preference.to(self.sigma.dtype)
+        return torch.cat([self.sigma.expand(pref.shape[0], -1), self.scale * pref], dim=-1)
 
-    def delta(self, x: torch.Tensor) -> torch.Tensor:  # x: (..., in) -> (..., out)
-        sigma = self.sigma_full().to(x.dtype)
+    def delta(self, x: torch.Tensor) -> torch.Tensor:  # x: (batch, pos, in) -> (batch, pos, out)
+        sigma = self.sigma_full().to(x.dtype)  # (rows, k + m), rows = batch or 1
+        if x.dim() == 3:
+            sigma = sigma[:, None, :]
         return ((x @ self.V.to(x.dtype)) * sigma) @ self.U.to(x.dtype).T
 
-    def delta_weight(self) -> torch.Tensor:  # (out, in)
-        return (self.U * self.sigma_full()) @ self.V.T
+    def delta_weight(self) -> torch.Tensor:  # (out, in), at a single preference
+        return (self.U * self._single(self.sigma_full())) @ self.V.T
 
     def contributions(self) -> torch.Tensor:
-        """|sigma_i| * ||u_i|| * ||v_i|| for each rank-1 term: (k + m,), shared terms first."""
-        return self.sigma_full().abs() * self.U.norm(dim=0) * self.V.norm(dim=0)
+        """|sigma_i| * ||u_i|| * ||v_i|| for each rank-1 term at a single preference: (k + m,),
+        shared terms first."""
+        return self._single(self.sigma_full()).abs() * self.U.norm(dim=0) * self.V.norm(dim=0)
+
+    @staticmethod
+    def _single(sigma: torch.Tensor) -> torch.Tensor:
+        if sigma.shape[0] != 1:
+            raise ValueError("this needs a single preference (one row), not a per-row batch")
+        return sigma[0]
 
 
 class PanaceaAdapter(nn.Module):
@@ -83,9 +96,14 @@ class PanaceaAdapter(nn.Module):
         return cls(shapes, rank, n_prefs, seed)
 
     def set_preference(self, preference: torch.Tensor | list[float]) -> None:
-        """Write lambda in place: every layer sees it on its next forward (no re-hooking)."""
+        """Write lambda, (m,) or one row per batch row (rows, m): every layer sees it on its next
+        forward (no re-hooking; a new row count replaces the buffer, still no re-hook)."""
+        value = torch.as_tensor(preference, dtype=self.preference.dtype).reshape(-1, self.preference.shape[-1])
         with torch.no_grad():
-            self.preference.copy_(torch.as_tensor(preference, dtype=self.preference.dtype))  # on any device
+            if value.shape == self.preference.shape:
+                self.preference.copy_(value)  # on any device
+            else:
+                self.shared.value = value.to(self.preference.device)
 
     def attached(self, engine: HookEngine):
         """Context manager: the adapter's deltas added to their Linear modules' outputs."""
@@ -117,3 +135,15 @@ class PanaceaAdapter(nn.Module):
                 for name in ("U", "V", "sigma", "scale"):
                     getattr(layer, name).copy_(tensors[f"{site}.{name}"])
         return adapter.requires_grad_(False)
+
+    @classmethod
+    def from_artifact(cls, artifact: Any, engine: HookEngine) -> "PanaceaAdapter":
+        """Rebuild a trained adapter, checking every tensor's shape against the model's modules."""
+        rank, m = int(artifact.meta["rank"]), len(artifact.meta["dimensions"])
+        for site in artifact.sites:
+            module = engine.site(site).module
+            artifact.expect(f"{site}.U", (module.out_features, rank + m), "panacea artifact")
+            artifact.expect(f"{site}.V", (module.in_features, rank + m), "panacea artifact")
+            artifact.expect(f"{site}.sigma", (rank,), "panacea artifact")
+            artifact.expect(f"{site}.scale", (), "panacea artifact")
+        return cls.from_state(artifact.tensors, artifact.sites, rank, m)

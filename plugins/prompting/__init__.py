@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import json
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
-from steerlab.artifact import Artifact
-from steerlab.config import as_dict, help_field, path_field
-from steerlab.errors import ConfigError
-from steerlab.hookspecs import hookimpl
-from steerlab.method import Control, PreferenceMethod
-from steerlab.models import describe
+import torch
 
-if TYPE_CHECKING:
-    from steerlab.lab import Lab
+from steerlab.api import Artifact, BaseMethod, ConfigError, ControlSpace, Lab, Simplex, help_field, hookimpl, path_field
 
 
 @dataclass(frozen=True)
@@ -35,25 +29,40 @@ def mix_prompt(descriptions: list[str], preference: list[float]) -> str:
     return f"You are an assistant. Answer in a blend of styles, weighted as follows: {mix}."
 
 
-class PromptingMethod(PreferenceMethod):
-    """No training: the preference is written into the system prompt."""
+def read_descriptions(path: Path, dimensions: list[str]) -> list[str]:
+    """Each dimension's ``describe`` text from the styles JSON; ConfigError naming file and key."""
+    try:
+        styles = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: not a readable JSON file ({exc})") from None
+    missing = [d for d in dimensions if not isinstance(styles, dict) or not isinstance(styles.get(d), dict)
+               or not isinstance(styles[d].get("describe"), str)]
+    if missing:
+        raise ConfigError(f"{path}: no 'describe' text for style {missing[0]!r}")
+    return [styles[d]["describe"] for d in dimensions]
+
+
+class PromptingMethod(BaseMethod):
+    """No training: the preference is written into the system prompt, one per batch row."""
 
     name = "prompting"
     description = "baseline: a system prompt asking for the lambda mix of styles"
     Config = PromptingConfig
 
+    def control_space(self, config: PromptingConfig) -> ControlSpace:
+        return Simplex(config.dimensions, config.grid_step)
+
+    def check(self, lab: Lab, config: PromptingConfig) -> None:
+        read_descriptions(Path(config.styles), config.dimensions)
 
     def train(self, lab: Lab, config: PromptingConfig) -> Artifact:
-        styles = json.loads(Path(config.styles).read_text())
-        missing = [d for d in config.dimensions if d not in styles or "describe" not in styles[d]]
-        if missing:
-            raise ConfigError(f"{config.styles}: no 'describe' for style {missing[0]!r}")
-        descriptions = [styles[d]["describe"] for d in config.dimensions]
-        return Artifact({}, {"method": self.name, "model": describe(lab.model), "sites": [],
-                             "dimensions": config.dimensions, "descriptions": descriptions, "config": as_dict(config)})
+        return Artifact({}, {"dimensions": config.dimensions, "descriptions": read_descriptions(Path(config.styles), config.dimensions)})
 
-    def steer(self, lab: Lab, artifact: Artifact, control: Control) -> AbstractContextManager[None]:
-        return lab.system_prompt(mix_prompt(artifact.meta["descriptions"], control))
+    def system_prompts(self, artifact: Artifact, controls: torch.Tensor) -> list[str | None]:
+        return [mix_prompt(artifact.meta["descriptions"], row.tolist()) for row in controls.reshape(len(controls), -1)]
+
+    def steer(self, lab: Lab, artifact: Artifact, controls: torch.Tensor) -> AbstractContextManager[None]:
+        return nullcontext()  # the steering is all in the prompt
 
 
 @hookimpl

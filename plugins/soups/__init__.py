@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from steerlab.hookspecs import hookimpl
+from steerlab.api import hookimpl
 
 from steerlab_plugins.soups.method import SoupsMethod
 

@@ -1,30 +1,26 @@
 """Rewarded soups: a LoRA per dimension, trained with PEFT; at lambda, the weights
-theta_0 + sum_i lambda_i * DeltaW_i (exactly a lambda-weighted sum of the LoRA updates)."""
+theta_0 + sum_i lambda_i * DeltaW_i (exactly a lambda-weighted sum of the LoRA updates).
+
+Why not PEFT's ``add_weighted_adapter`` for the mix: it builds one merged adapter per weight
+vector, while a sweep puts a different lambda on every batch row. The mix here is computed per
+row from the stored (A, B) factors, through the engine.
+"""
 
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
-from steerlab.artifact import Artifact
-from steerlab.config import as_dict, help_field, path_field
-from steerlab.data import file_digest
-from steerlab.method import Control, PreferenceMethod
-from steerlab.models import describe
-from steerlab.sites import match_sites
-from steerlab.training import GroupSampler, group_losses, optimise, read_sft
-
-if TYPE_CHECKING:
-    from steerlab.lab import Lab
+from steerlab.api import (Artifact, BaseMethod, ControlSpace, Delta, GroupSampler, Lab, Simplex, file_digest, group_losses,
+                          help_field, match_sites, optimise, path_field, read_sft)
 
 
 @dataclass(frozen=True)
 class SoupsConfig:
-    data: str = path_field(help="SFT JSONL: {'prompt', 'style', 'response'} per line")
+    data: str = path_field(help="SFT JSONL: {'prompt', 'style', 'response'} per line", jsonl=("prompt", "style", "response"))
     dimensions: list[str] = help_field(["helpful", "humorous", "philosophical"], "one LoRA per dimension, in lambda order")
     rank: int = help_field(4, "LoRA rank r")
     alpha: float = help_field(8.0, "LoRA alpha (scaling alpha / r)")
@@ -54,8 +50,8 @@ def train_lora(lab: Lab, config: SoupsConfig, sampler: GroupSampler, dimension: 
         params = [p for p in peft_model.parameters() if p.requires_grad]
 
         def step_loss(step: int) -> tuple[torch.Tensor, dict[str, float]]:
-            batch, rows = sampler.batch(config.per_dimension, [dimension])
-            loss = group_losses(lab.model, batch, rows, len(sampler.groups))[index]
+            pairs, rows = sampler.batch(config.per_dimension, [dimension])
+            loss = group_losses(lab.model, pairs, rows, len(sampler.groups))[index]
             return loss, {f"loss.{dimension}": float(loss.detach())}
 
         optimise(params, step_loss, config.steps, config.lr, lab.progress, f"soups LoRA {dimension}")
@@ -70,13 +66,22 @@ def train_lora(lab: Lab, config: SoupsConfig, sampler: GroupSampler, dimension: 
         peft_model.unload()  # puts the original Linear modules back, unmerged
 
 
-class SoupsMethod(PreferenceMethod):
+class SoupsMethod(BaseMethod):
     """Rewarded soups baseline: per-dimension LoRAs (PEFT) interpolated by lambda."""
 
     name = "soups"
     description = "rewarded soups: one PEFT LoRA per dimension, updates mixed by lambda"
     Config = SoupsConfig
 
+    def __init__(self) -> None:
+        self._cached: tuple[Artifact, dict[str, tuple[torch.Tensor, torch.Tensor]]] | None = None
+
+    def control_space(self, config: SoupsConfig) -> ControlSpace:
+        return Simplex(config.dimensions, config.grid_step)
+
+    def check(self, lab: Lab, config: SoupsConfig) -> None:
+        match_sites(lab.model.hf, config.targets)
+        GroupSampler(lab.model, read_sft(Path(config.data), config.dimensions), config.max_tokens, 0)
 
     def train(self, lab: Lab, config: SoupsConfig) -> Artifact:
         sites = match_sites(lab.model.hf, config.targets)
@@ -86,28 +91,33 @@ class SoupsMethod(PreferenceMethod):
         for dimension in config.dimensions:
             lab.seeded(f"soups:{dimension}")
             tensors.update(train_lora(lab, config, sampler, dimension, module_to_site))
-        meta = {"method": self.name, "model": describe(lab.model), "sites": [s.name for s in sites],
-                "dimensions": config.dimensions, "config": as_dict(config), "data_sha256": file_digest(Path(config.data)),
+        meta = {"dimensions": config.dimensions, "data_sha256": file_digest(Path(config.data)),
                 "tokens_per_step": sampler.tokens_per_batch(config.per_dimension) / len(config.dimensions)}
-        return Artifact(tensors, meta)
+        return Artifact(tensors, meta, sites=[s.name for s in sites])
 
-    def steer(self, lab: Lab, artifact: Artifact, control: Control) -> AbstractContextManager[None]:
-        dims, device = artifact.meta["dimensions"], lab.model.device
-        deltas = {}
-        for site in artifact.meta["sites"]:
-            pairs = [(w, artifact.tensors[f"{d}.{site}.A"].to(device), artifact.tensors[f"{d}.{site}.B"].to(device))
-                     for w, d in zip(control, dims) if w]
-            deltas[site] = soup_delta(pairs)
-        return lab.engine.add_deltas(deltas)
+    def stacked(self, lab: Lab, artifact: Artifact) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Per site, every dimension's (A, B) stacked and moved to the model once per artifact."""
+        if self._cached is None or self._cached[0] is not artifact:
+            dims, device = artifact.meta["dimensions"], lab.model.device
+            factors = {site: (torch.stack([artifact.tensors[f"{d}.{site}.A"] for d in dims]).to(device),
+                              torch.stack([artifact.tensors[f"{d}.{site}.B"] for d in dims]).to(device))
+                       for site in artifact.sites}
+            self._cached = (artifact, factors)
+        return self._cached[1]
+
+    def steer(self, lab: Lab, artifact: Artifact, controls: torch.Tensor) -> AbstractContextManager[None]:
+        factors = self.stacked(lab, artifact)
+        return lab.engine.add_deltas({site: soup_delta(a, b, controls) for site, (a, b) in factors.items()})
 
 
-def soup_delta(pairs: list[tuple[float, torch.Tensor, torch.Tensor]]):
-    """x -> sum_i w_i * B_i A_i x for the LoRAs with non-zero weight."""
+def soup_delta(a: torch.Tensor, b: torch.Tensor, weights: torch.Tensor) -> Delta:
+    """x -> sum_i w[row, i] * B_i A_i x, one weight vector per batch row (one row broadcasts).
 
-    def delta(x: torch.Tensor) -> torch.Tensor:
-        out = 0
-        for weight, a, b in pairs:
-            out = out + weight * ((x @ a.to(x.dtype).T) @ b.to(x.dtype).T)
-        return out if pairs else torch.zeros((), dtype=x.dtype, device=x.device)
+    a: (n, r, in), b: (n, out, r), weights: (rows, n)."""
+
+    def delta(x: torch.Tensor) -> torch.Tensor:  # (batch, pos, in) -> (batch, pos, out)
+        h = torch.einsum("bpi,nri->bpnr", x, a.to(x.dtype))  # (batch, pos, n, r)
+        h = h * weights.to(x.dtype).reshape(weights.shape[0], 1, -1, 1)
+        return torch.einsum("bpnr,nor->bpo", h, b.to(x.dtype))
 
     return delta

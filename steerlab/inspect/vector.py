@@ -1,4 +1,8 @@
-"""``steerlab inspect vector RUN_DIR``: what a steering vector does, read with TransformerLens.
+"""``steerlab inspect vector RUN_DIR``: what a residual-stream vector does, read with TransformerLens.
+
+Works on any artifact that declares a residual-stream vector (``Artifact.vectors``): actdiff's,
+a transferred one, one imported from a llama.cpp control-vector file, or a plugin's own.
+
 
 * Logit lens: the vector pushed through the model's final norm and unembedding; the tokens it
   promotes and suppresses most.
@@ -12,13 +16,18 @@ model to eager attention, which is why this runs in its own command, not inside 
 from __future__ import annotations
 
 import copy
+import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from steerlab.artifact import atomic_write_text
-from steerlab.report import markdown_table, new_figure, save_figure
-from steerlab.tools import open_run
+from steerlab.artifact import Artifact
+from steerlab.figures import markdown_table, new_figure, save_figure
+from steerlab.run.results import Figure, Section
+from steerlab.storage import atomic_write_text
+from steerlab.study.config import help_field
 
 MAX_PROMPTS = 16
 
@@ -65,28 +74,56 @@ def layer_cosines(bridge, texts: list[str], vector: torch.Tensor) -> list[float]
     return [float(torch.cosine_similarity(sums[i] / count, v, dim=0)) for i in range(n_layers)]
 
 
-def inspect_vector(run_dir: Path, method_name: str | None, top: int, plugin_files: list[str]) -> str:
-    run = open_run(run_dir, method_name, plugin_files, want="vector")
-    vector = run.artifact.tensors["vector"]
-    bridge = boot_bridge(run.lab.model.hf, run.lab.model.tokenizer)
-    promoted, suppressed = logit_lens(bridge, vector, top)
-    texts = [run.lab.model.format_prompt(p) for p in run.lab.eval_prompts()[:MAX_PROMPTS]]
-    cosines = layer_cosines(bridge, texts, vector)
-    out_dir = run_dir / "inspect"
-    png = out_dir / f"vector_{run.entry.name}.png"
-    plot(cosines, promoted, suppressed, run.artifact.meta["layer"], png)
-    text = render(run.entry.name, run.artifact.meta, promoted, suppressed, cosines, png.name)
-    atomic_write_text(out_dir / f"vector_{run.entry.name}.md", text)
-    return text + f"\nwritten: {png} and {png.with_suffix('.md')}"
+@dataclass(frozen=True)
+class VectorOptions:
+    top: int = help_field(15, "tokens to list each way in the logit lens")
+    index: int = help_field(0, "which declared vector, when an artifact declares several")
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.top <= 200:
+            raise ValueError(f"--top must be between 1 and 200 (got {self.top})")
+        if self.index < 0:
+            raise ValueError(f"--index must be >= 0 (got {self.index})")
 
 
-def render(name: str, meta: dict, promoted, suppressed, cosines: list[float], png_name: str) -> str:
+class VectorInspector:
+    name = "vector"
+    description = "logit lens + per-block cosine of any declared residual-stream vector (TransformerLens)"
+    Options = VectorOptions
+
+    def applies_to(self, entry: Any, artifact: Artifact) -> bool:
+        return bool(artifact.vectors)
+
+    def inspect(self, run: Any, options: VectorOptions) -> Section:
+        if options.index >= len(run.artifact.vectors):
+            from steerlab.errors import ConfigError
+
+            raise ConfigError(f"--index {options.index}: method '{run.entry.name}' declares {len(run.artifact.vectors)} vector(s)")
+        decl, vector = run.artifact.vector(options.index)
+        bridge = boot_bridge(run.lab.model.hf, run.lab.model.tokenizer)
+        promoted, suppressed = logit_lens(bridge, vector, options.top)
+        texts = [run.lab.model.format_prompt(p) for p in run.lab.eval_prompts()[:MAX_PROMPTS]]
+        cosines = layer_cosines(bridge, texts, vector)
+        block = _block_of(decl.site)
+        png = run.lab.layout.inspect / f"vector_{run.entry.name}.png"
+        plot(cosines, promoted, suppressed, block, png)
+        text = render(run.entry.name, decl.site, run.artifact.meta.get("describe", ""), promoted, suppressed, cosines, png.name)
+        atomic_write_text(png.with_suffix(".md"), text)
+        return Section(markdown=text + f"\nwritten: {png} and {png.with_suffix('.md')}",
+                       figures=[Figure(run.lab.layout.relative(png), "logit lens and per-block cosine")])
+
+
+def _block_of(site: str) -> int:
+    match = re.match(r"^blocks\.(\d+)\.", site)
+    return int(match.group(1)) if match else -1
+
+
+def render(name: str, site: str, what: str, promoted, suppressed, cosines: list[float], png_name: str) -> str:
     rows = [[i + 1, p[0], f"{p[1]:+.2f}", s[0], f"{s[1]:+.2f}"] for i, (p, s) in enumerate(zip(promoted, suppressed))]
     lens = markdown_table(["rank", "promoted", "logit", "suppressed", "logit"], rows)
     cos = markdown_table(["block", "cos(vector, mean resid_post)"], [[i, f"{c:+.3f}"] for i, c in enumerate(cosines)])
-    return (f"# Vector `{name}` (block {meta['layer']}, {meta['config']['positive_label']} minus "
-            f"{meta['config']['negative_label']})\n\n## Logit lens\n\n{lens}\n\n## Cosine with each block's mean "
-            f"residual\n\n{cos}\n\n![vector]({png_name})\n")
+    title = f"# Vector `{name}` at `{site}`" + (f" ({what})" if what else "")
+    return f"{title}\n\n## Logit lens\n\n{lens}\n\n## Cosine with each block's mean residual\n\n{cos}\n\n![vector]({png_name})\n"
 
 
 def plot(cosines: list[float], promoted, suppressed, layer: int, path: Path) -> None:
@@ -94,7 +131,7 @@ def plot(cosines: list[float], promoted, suppressed, layer: int, path: Path) -> 
     left.bar(range(len(cosines)), cosines, color=["C3" if i == layer else "C0" for i in range(len(cosines))])
     left.set_xlabel("block")
     left.set_ylabel("cosine with mean resid_post")
-    left.set_title(f"Vector vs residual mean (red: block {layer})")
+    left.set_title(f"Vector vs residual mean (red: block {layer})" if layer >= 0 else "Vector vs residual mean")
     labels = [t for t, _ in promoted[:10]] + [t for t, _ in suppressed[:10]]
     values = [v for _, v in promoted[:10]] + [v for _, v in suppressed[:10]]
     right.barh(range(len(values))[::-1], values, color=["C2"] * 10 + ["C1"] * 10)

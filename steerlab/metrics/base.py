@@ -1,37 +1,86 @@
-"""The metric contract and the sample a metric scores.
+"""The metric contract, the sample a metric scores and the context it scores in.
 
 A metric turns samples (one steered answer each, with its prompt, control, token statistics and
-the unsteered answer to the same prompt) into named numbers. Names returned are the keys that
-appear in ``records[i].scores`` and in the summaries; one metric may return several.
+the unsteered answer to the same prompt) into named numbers. A metric is a plugin like a method:
+it may have settings (its ``Config``, read from the study's ``[metrics.NAME]`` table), state kept
+in the run folder (``ctx.folder``: the judge's coefficients) and a section of its own in the
+report (``section``: the judge's held-out accuracy and confusion matrix). Core names no metric.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from steerlab.method import NoConfig
+from steerlab.run.results import Section
+
 if TYPE_CHECKING:
-    from steerlab.generation import Generation
-    from steerlab.lab import Lab
+    from steerlab.model.generation import Generation
+    from steerlab.run.lab import Lab
+
+TOKEN_STATS = ("base_nll", "kl")  # what core can compute for a metric (``Metric.needs``)
 
 
 @dataclass
 class Sample:
     prompt: str
-    control: Any
+    control: Any  # JSON form
+    label: str
     generation: Generation
     base: Generation  # the unsteered answer to the same prompt
-    stats: dict[str, float] = field(default_factory=dict)  # e.g. kl, base_nll (from evaluate)
+    stats: dict[str, float] = field(default_factory=dict)  # base_nll, kl: what the metrics need
 
     @property
     def output(self) -> str:
         return self.generation.output
 
 
+@dataclass
+class MetricContext:
+    """What a metric sees while it scores one run: the lab, its settings and its own folder."""
+
+    lab: Lab
+    config: Any
+    folder: Path
+    _memo: dict[str, Any] = field(default_factory=dict)
+
+    def memo(self, key: str, build: Callable[[], Any]) -> Any:
+        """Build a value once per run (a trained judge) and reuse it."""
+        if key not in self._memo:
+            self._memo[key] = build()
+        return self._memo[key]
+
+
 @runtime_checkable
 class Metric(Protocol):
     name: str
     description: str
-    needs_token_stats: tuple[str, ...]  # of 'base_nll', 'kl': what core must compute for score()
+    Config: type
+    needs: tuple[str, ...]  # of TOKEN_STATS: what core must compute for score()
 
-    def score(self, samples: list[Sample], lab: Lab) -> list[dict[str, float]]: ...
+    def outputs(self, config: Any) -> list[str]: ...
+
+    def score(self, samples: list[Sample], ctx: MetricContext) -> list[dict[str, float]]: ...
+
+    def section(self, ctx: MetricContext) -> Section | None: ...
+
+
+class BaseMetric:
+    """Defaults: no settings, no token statistics, no report section."""
+
+    name: str = ""
+    description: str = ""
+    Config: type = NoConfig
+    needs: tuple[str, ...] = ()
+
+    def outputs(self, config: Any) -> list[str]:
+        return []
+
+    def section(self, ctx: MetricContext) -> Section | None:
+        return None
+
+
+METRIC_MEMBERS = ("name", "description", "Config", "needs", "outputs", "score", "section")

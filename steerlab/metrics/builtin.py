@@ -1,33 +1,20 @@
-"""Built-in metrics: length, fluency, KL from the unsteered model, content preservation, judge."""
+"""Built-in metrics: length, fluency, KL from the unsteered model, content preservation.
+
+(The style judge is a metric too, in ``judge.py``, with settings and a report section.)
+"""
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
-from steerlab.metrics.base import Sample
-
-if TYPE_CHECKING:
-    from steerlab.lab import Lab
+from steerlab.metrics.base import BaseMetric, MetricContext, Sample
 
 
 def word_count(text: str) -> int:
     return len(text.split())
-
-
-class LengthMetric:
-    name = "length"
-    description = "words and tokens of the answer, and whether it ended before the token cap"
-    needs_token_stats: tuple[str, ...] = ()
-
-    def score(self, samples: list[Sample], lab: Lab) -> list[dict[str, float]]:
-        return [
-            {"words": float(word_count(s.output)), "tokens": float(len(s.generation.output_ids)),
-             "stopped": float(s.generation.stopped)}
-            for s in samples
-        ]
 
 
 def distinct_ngrams(text: str, n: int = 3) -> float:
@@ -41,43 +28,62 @@ def distinct_ngrams(text: str, n: int = 3) -> float:
     return len(set(grams)) / len(grams) if grams else 1.0
 
 
-class FluencyMetric:
-    name = "fluency"
-    description = "perplexity under the unsteered model, and distinct word-trigram share (repetition)"
-    needs_token_stats = ("base_nll",)
+def embedder(ctx: MetricContext) -> Any:
+    """The MiniLM sentence embedder, loaded once per run and shared by every metric."""
+    from steerlab.metrics.embedding import SentenceEmbedder
 
-    def score(self, samples: list[Sample], lab: Lab) -> list[dict[str, float]]:
+    return ctx.lab.resource("embedder", SentenceEmbedder.load)
+
+
+class LengthMetric(BaseMetric):
+    name = "length"
+    description = "words and tokens of the answer, and whether it ended before the token cap"
+
+    def outputs(self, config: Any) -> list[str]:
+        return ["words", "tokens", "stopped"]
+
+    def score(self, samples: list[Sample], ctx: MetricContext) -> list[dict[str, float]]:
+        return [
+            {"words": float(word_count(s.output)), "tokens": float(len(s.generation.output_ids)),
+             "stopped": float(s.generation.stopped)}
+            for s in samples
+        ]
+
+
+class FluencyMetric(BaseMetric):
+    name = "fluency"
+    description = "perplexity under the unsteered model (plain prompt), and distinct word-trigram share (repetition)"
+    needs = ("base_nll",)
+
+    def outputs(self, config: Any) -> list[str]:
+        return ["perplexity", "distinct3"]
+
+    def score(self, samples: list[Sample], ctx: MetricContext) -> list[dict[str, float]]:
         return [{"perplexity": math.exp(min(s.stats["base_nll"], 50.0)), "distinct3": distinct_ngrams(s.output)}
                 for s in samples]
 
 
-class KLMetric:
+class KLMetric(BaseMetric):
     name = "kl"
     description = "KL(steered || unsteered) next-token distribution, mean over answer tokens (nats)"
-    needs_token_stats = ("kl",)
+    needs = ("kl",)
 
-    def score(self, samples: list[Sample], lab: Lab) -> list[dict[str, float]]:
+    def outputs(self, config: Any) -> list[str]:
+        return ["kl"]
+
+    def score(self, samples: list[Sample], ctx: MetricContext) -> list[dict[str, float]]:
         return [{"kl": s.stats["kl"]} for s in samples]
 
 
-class SimilarityMetric:
+class SimilarityMetric(BaseMetric):
     name = "similarity"
     description = "content preservation: MiniLM cosine similarity to the unsteered answer"
-    needs_token_stats: tuple[str, ...] = ()
 
-    def score(self, samples: list[Sample], lab: Lab) -> list[dict[str, float]]:
-        emb = lab.embedder()
+    def outputs(self, config: Any) -> list[str]:
+        return ["similarity"]
+
+    def score(self, samples: list[Sample], ctx: MetricContext) -> list[dict[str, float]]:
+        emb = embedder(ctx)
         steered = emb.embed([s.output for s in samples])
         base = emb.embed([s.base.output for s in samples])
         return [{"similarity": float(v)} for v in np.sum(steered * base, axis=1)]
-
-
-class JudgeMetric:
-    name = "judge"
-    description = "style judge (MiniLM + logistic regression, one-vs-rest for 3+ labels): score of each label"
-    needs_token_stats: tuple[str, ...] = ()
-
-    def score(self, samples: list[Sample], lab: Lab) -> list[dict[str, float]]:
-        judge = lab.judge()
-        probs = judge.probabilities([s.output for s in samples])
-        return [{f"judge.{c}": float(p) for c, p in zip(judge.classes, row)} for row in probs]

@@ -23,12 +23,31 @@ from sklearn.model_selection import train_test_split
 from sklearn.multiclass import OneVsRestClassifier
 
 from steerlab.artifact import Artifact
-from steerlab.data import read_labelled
+from steerlab.data.files import read_labelled
 from steerlab.errors import ConfigError
+from steerlab.figures import markdown_table, new_figure, save_figure
+from steerlab.metrics.base import BaseMetric, MetricContext, Sample
+from steerlab.metrics.builtin import embedder
+from steerlab.run.results import Figure, Section
+from steerlab.study.config import help_field, path_field
 
 if TYPE_CHECKING:
-    from steerlab.lab import Lab
     from steerlab.metrics.embedding import SentenceEmbedder
+
+EMBED_DIM = 384
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    data: str = path_field(help="JSONL of labelled texts ({'text', 'label'}): MiniLM embeddings + logistic regression", jsonl=("text", "label"))
+    test_fraction: float = help_field(0.25, "held-out share used to report the judge's accuracy")
+    C: float = help_field(1.0, "inverse regularisation strength of the logistic regression")
+
+    def __post_init__(self) -> None:
+        if not 0.05 <= self.test_fraction <= 0.5:
+            raise ValueError(f"key 'test_fraction' must be between 0.05 and 0.5 (got {self.test_fraction})")
+        if self.C <= 0:
+            raise ValueError(f"key 'C' must be > 0 (got {self.C})")
 
 
 def _classifier(n_classes: int, C: float):
@@ -84,20 +103,68 @@ class StyleJudge:
         return Artifact(tensors, {"method": "style-judge", "classes": self.classes, "report": self.report})
 
     @classmethod
-    def from_artifact(cls, artifact: Artifact, embedder: SentenceEmbedder) -> "StyleJudge":
-        return cls(artifact.meta["classes"], artifact.tensors["coef"].double().numpy(),
-                   artifact.tensors["intercept"].double().numpy(), artifact.meta["report"], embedder)
+    def from_artifact(cls, artifact: Artifact, embedder: SentenceEmbedder, where: Path | str = "judge") -> "StyleJudge":
+        classes = artifact.meta.get("classes")
+        if not isinstance(classes, list) or len(classes) < 2 or not isinstance(artifact.meta.get("report"), dict):
+            raise ConfigError(f"{where}: judge metadata lacks its classes or report")
+        rows = 1 if len(classes) == 2 else len(classes)
+        coef = artifact.expect("coef", (rows, EMBED_DIM), where)
+        intercept = artifact.expect("intercept", (rows,), where)
+        return cls(classes, coef.double().numpy(), intercept.double().numpy(), artifact.meta["report"], embedder)
 
     @classmethod
-    def for_run(cls, lab: Lab) -> "StyleJudge":
-        """Load this run's judge, or train it from the study's ``[judge]`` data and save it."""
-        folder = lab.run_dir / "judge"
-        if (folder / "artifact.json").exists():
-            return cls.from_artifact(Artifact.load(folder), lab.embedder())
-        settings = lab.study.judge
-        if settings.data is None:
-            raise ConfigError(f"{lab.study.path}: the judge metric needs [judge] data = 'labelled.jsonl'")
-        texts, labels = read_labelled(Path(settings.data))
-        judge = cls.train(texts, labels, lab.embedder(), settings.test_fraction, settings.C, lab.seed)
-        judge.to_artifact().save(folder)
+    def for_run(cls, ctx: MetricContext) -> "StyleJudge":
+        """Load this run's judge, or train it from the study's ``[metrics.judge]`` data and save it."""
+        if Artifact.exists(ctx.folder):
+            return cls.from_artifact(Artifact.load(ctx.folder), embedder(ctx), ctx.folder / "artifact.json")
+        texts, labels = read_labelled(Path(ctx.config.data))
+        judge = cls.train(texts, labels, embedder(ctx), ctx.config.test_fraction, ctx.config.C, ctx.lab.seed)
+        judge.to_artifact().save(ctx.folder)
         return judge
+
+
+class JudgeMetric(BaseMetric):
+    """The style judge as a metric: a score per label, and a report section on how far to trust it."""
+
+    name = "judge"
+    description = "style judge (MiniLM + logistic regression, one-vs-rest for 3+ labels): score of each label"
+    Config = JudgeConfig
+
+    def outputs(self, config: JudgeConfig) -> list[str]:
+        _, labels = read_labelled(Path(config.data))
+        return [f"judge.{c}" for c in sorted(set(labels))]
+
+    def score(self, samples: list[Sample], ctx: MetricContext) -> list[dict[str, float]]:
+        judge = ctx.memo("judge", lambda: StyleJudge.for_run(ctx))
+        probs = judge.probabilities([s.output for s in samples])
+        return [{f"judge.{c}": float(p) for c, p in zip(judge.classes, row)} for row in probs]
+
+    def section(self, ctx: MetricContext) -> Section:
+        judge = ctx.memo("judge", lambda: StyleJudge.for_run(ctx))
+        report = judge.report
+        png = ctx.folder / "confusion.png"
+        plot_confusion(report["classes"], report["confusion"], png)
+        rows = [[truth, *counts] for truth, counts in zip(report["classes"], report["confusion"])]
+        text = (f"MiniLM + logistic regression, held-out accuracy **{report['accuracy']:.3f}** (chance {report['chance']:.3f}; "
+                f"{report['n_test']} test / {report['n_train']} train texts). Confusion on the held-out texts "
+                f"(rows: true label, columns: predicted):\n\n" + markdown_table(["true \\ predicted", *report["classes"]], rows))
+        return Section(summary={"accuracy": report["accuracy"], "chance": report["chance"]},
+                       figures=[Figure(ctx.lab.layout.relative(png), "Judge confusion matrix on its held-out texts")],
+                       markdown=text, data={"classes": report["classes"], "confusion": report["confusion"]})
+
+
+def plot_confusion(classes: list[str], confusion: list[list[int]], path: Path) -> None:
+    fig, ax = new_figure(width=4.2, height=3.6)
+    matrix = np.array(confusion, dtype=float)
+    shares = matrix / np.clip(matrix.sum(1, keepdims=True), 1, None)
+    image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            ax.text(j, i, f"{int(matrix[i, j])}", ha="center", va="center", color="white" if shares[i, j] > 0.5 else "black")
+    ax.set_xticks(range(len(classes)), classes, rotation=30)
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title("Judge on held-out texts (row share)")
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    save_figure(fig, path)

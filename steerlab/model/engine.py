@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from steerlab import sites as site_names
+from steerlab.model import sites as site_names
 
 Edit = Callable[[torch.Tensor], "torch.Tensor | None"]
 Delta = Callable[[torch.Tensor], torch.Tensor]
@@ -129,10 +129,14 @@ class HookEngine:
         return self.attach([Attachment(name, fn, delta=True) for name, fn in deltas.items()])
 
 
-def add_vector(vector: torch.Tensor) -> Edit:
-    """An edit that adds a fixed vector at every position (prompt and generated tokens alike)."""
+def add_vector(vector: torch.Tensor, coefficients: torch.Tensor | float = 1.0) -> Edit:
+    """An edit that adds ``coefficients[b] * vector`` to batch row b at every position (prompt
+    and generated tokens alike). ``coefficients``: a number, or one per row, ``(rows,)``; a
+    single row broadcasts to the whole batch."""
+    coeff = torch.as_tensor(coefficients, dtype=torch.float32).reshape(-1, 1, 1)  # (rows, 1, 1)
+    scaled = coeff * vector.to(coeff.device, torch.float32)  # (rows, 1, d_model)
 
     def edit(activation: torch.Tensor) -> torch.Tensor:  # (batch, pos, d_model)
-        return activation + vector.to(dtype=activation.dtype, device=activation.device)
+        return activation + scaled.to(dtype=activation.dtype, device=activation.device)
 
     return edit

@@ -1,4 +1,4 @@
-"""Batched generation and teacher-forced scoring on a ``LoadedModel``.
+"""Batched generation on a ``LoadedModel``.
 
 Whatever interventions are attached when these run (through the HookEngine) act on them: the
 functions here know nothing about steering. Batches are left-padded so new tokens are appended
@@ -10,11 +10,35 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-import torch
-import torch.nn.functional as F
+import math
 
-from steerlab.models import LoadedModel
-from steerlab.study import GenerationSettings
+import torch
+
+from steerlab.model.zoo import LoadedModel
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """How answers are generated (the study's ``[generation]`` table)."""
+
+    max_new_tokens: int = 200
+    batch_size: int = 8
+    repetition_penalty: float = 1.0
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise ValueError(f"key 'max_new_tokens' must be >= 1 (got {self.max_new_tokens})")
+        if self.batch_size < 1:
+            raise ValueError(f"key 'batch_size' must be >= 1 (got {self.batch_size})")
+        for key in ("repetition_penalty", "temperature", "top_p"):
+            value = getattr(self, key)
+            if not math.isfinite(value) or value <= 0:
+                raise ValueError(f"key '{key}' must be a finite number > 0 (got {value})")
+        if self.top_p > 1:
+            raise ValueError(f"key 'top_p' must be in (0, 1] (got {self.top_p})")
 
 
 @dataclass
@@ -32,8 +56,11 @@ def batches(indices: list[int], size: int) -> Iterator[list[int]]:
 
 
 def tokenize_prompts(model: LoadedModel, texts: list[str]) -> dict[str, torch.Tensor]:
-    enc = model.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-    return {k: v.to(model.device) for k, v in enc.items()}
+    """Formatted prompts -> a left-padded batch (``scoring.collate``, the one collator)."""
+    from steerlab.model.scoring import collate
+
+    ids = model.tokenizer(texts, add_special_tokens=False)["input_ids"]
+    return collate(ids, model.tokenizer.pad_token_id, model.device)
 
 
 def _stop_ids(model: LoadedModel) -> set[int]:
@@ -58,17 +85,18 @@ def generate(
     if progress is not None:
         groups = progress(groups, desc, len(groups))
     results: dict[int, Generation] = {}
-    stops = _stop_ids(model)
     for group in groups:
-        for index, gen in zip(group, _generate_batch(model, [prompts[i] for i in group], settings, stops)):
+        for index, gen in zip(group, generate_batch(model, [prompts[i] for i in group], settings)):
             results[index] = gen
     return [results[i] for i in range(len(prompts))]
 
 
-def _generate_batch(
-    model: LoadedModel, texts: list[str], settings: GenerationSettings, stops: set[int]
-) -> list[Generation]:
+def generate_batch(model: LoadedModel, texts: list[str], settings: GenerationSettings) -> list[Generation]:
+    """Answer one batch of formatted prompts in one ``generate`` call (rows keep their order, so
+    per-row steering lines up with them)."""
+    stops = _stop_ids(model)
     enc = tokenize_prompts(model, texts)
+    enc.pop("position_ids")  # generate derives positions from the attention mask itself
     sampling = {"do_sample": True, "temperature": settings.temperature, "top_p": settings.top_p} if settings.do_sample else {"do_sample": False}
     out = model.hf.generate(
         **enc,
@@ -95,45 +123,3 @@ def _generate_batch(
             )
         )
     return gens
-
-
-@torch.no_grad()
-def output_logprobs(model: LoadedModel, prompt_ids: list[int], output_ids: list[int]) -> torch.Tensor:
-    """Log-probabilities of the next token at each output position: (n_output, vocab).
-
-    Teacher-forced on ``prompt + output``; position t holds the distribution that predicted
-    output token t. Interventions attached by the caller apply.
-    """
-    ids = torch.tensor([prompt_ids + output_ids], device=model.device)
-    logits = model.hf(input_ids=ids).logits[0].float()  # (pos, vocab)
-    start = len(prompt_ids) - 1
-    return F.log_softmax(logits[start : start + len(output_ids)], dim=-1)
-
-
-@torch.no_grad()
-def response_logprobs(model: LoadedModel, contexts: list[str], responses: list[str], batch_size: int = 16) -> list[float]:
-    """Mean log-probability per token of each response after its (formatted) context.
-
-    Batched with right padding; used to score candidates (e.g. how much a style prompt explains
-    an answer compared with a neutral one).
-    """
-    out: list[float] = []
-    tok = model.tokenizer
-    for start in range(0, len(contexts), batch_size):
-        rows = []
-        for context, response in zip(contexts[start : start + batch_size], responses[start : start + batch_size]):
-            c = tok(context, add_special_tokens=False)["input_ids"]
-            r = tok(response, add_special_tokens=False)["input_ids"] or [tok.eos_token_id]
-            rows.append((c + r, len(c)))
-        width = max(len(ids) for ids, _ in rows)
-        ids = torch.full((len(rows), width), tok.pad_token_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for i, (row, _) in enumerate(rows):
-            ids[i, : len(row)], mask[i, : len(row)] = torch.tensor(row), 1
-        ids, mask = ids.to(model.device), mask.to(model.device)
-        logp = F.log_softmax(model.hf(input_ids=ids, attention_mask=mask).logits.float(), dim=-1)
-        for i, (row, n_context) in enumerate(rows):
-            targets = ids[i, n_context : len(row)]
-            picked = logp[i, n_context - 1 : len(row) - 1].gather(1, targets[:, None])
-            out.append(float(picked.mean()))
-    return out

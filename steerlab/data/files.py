@@ -1,6 +1,6 @@
 """Data files: JSONL prompt sets, labelled texts and contrastive pairs; dataset builders.
 
-Every study data file is JSON Lines (one object a line) so it diffs well in git and streams.
+Every study data file is UTF-8 JSON Lines (one object a line) so it diffs well in git and streams.
 A line that is not JSON or lacks a key is reported with its file and line number.
 """
 
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from steerlab.errors import ConfigError
+from steerlab.storage import atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -40,20 +41,38 @@ class DatasetSpec:
     description: str = ""
 
 
-def read_jsonl(path: Path, required: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+def read_text_file(path: Path, what: str = "data file") -> str:
+    """A UTF-8 text file, or one ConfigError saying why not (missing, a folder, not UTF-8)."""
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder, expected a {what}")
     if not path.is_file():
-        raise ConfigError(f"{path}: file not found")
+        raise ConfigError(f"{path}: {what} not found")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: {what} is not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read {what} ({exc.strerror})") from None
+
+
+def read_jsonl(path: Path, required: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Rows of a JSON Lines file; each must be an object whose ``required`` keys hold strings."""
     rows = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(read_text_file(path).splitlines(), start=1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise ConfigError(f"{path}:{number}: expected a JSON object with key(s) {', '.join(required)}, got {type(row).__name__}")
         missing = [k for k in required if k not in row]
-        if not isinstance(row, dict) or missing:
-            raise ConfigError(f"{path}:{number}: expected an object with key(s) {', '.join(required)}")
+        if missing:
+            raise ConfigError(f"{path}:{number}: missing key '{missing[0]}' (expected key(s) {', '.join(required)})")
+        wrong = [k for k in required if not isinstance(row[k], str)]
+        if wrong:
+            raise ConfigError(f"{path}:{number}: key '{wrong[0]}' expected a string, got {row[wrong[0]]!r}")
         rows.append(row)
     if not rows:
         raise ConfigError(f"{path}: no records")
@@ -61,8 +80,6 @@ def read_jsonl(path: Path, required: tuple[str, ...] = ()) -> list[dict[str, Any
 
 
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    from steerlab.artifact import atomic_write_text
-
     atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 
@@ -77,4 +94,7 @@ def read_labelled(path: Path) -> tuple[list[str], list[str]]:
 
 def file_digest(path: Path) -> str:
     """Short content hash recorded in results so a reader knows which data a run used."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None

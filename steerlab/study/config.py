@@ -9,6 +9,7 @@ file and must exist.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -17,9 +18,13 @@ from typing import Any, Union
 from steerlab.errors import ConfigError
 
 
-def path_field(default: Any = dataclasses.MISSING, help: str = "") -> Any:
-    """A config field holding a file path, resolved against the study file's folder."""
-    return dataclasses.field(default=default, metadata={"path": True, "help": help})
+def path_field(default: Any = dataclasses.MISSING, help: str = "", jsonl: tuple[str, ...] | None = None) -> Any:
+    """A config field holding a file path, resolved against the study file's folder.
+
+    ``jsonl``: the file is JSON Lines whose rows need these string keys; it is read and checked
+    when the study is loaded, before any model loads.
+    """
+    return dataclasses.field(default=default, metadata={"path": True, "help": help, "jsonl": jsonl})
 
 
 def help_field(default: Any, help: str) -> Any:
@@ -38,7 +43,7 @@ def describe_type(tp: Any) -> str:
         return f"a list of {describe_type(inner)}"
     if origin is typing.Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
-    names = {int: "an integer", float: "a number", str: "a string", bool: "true/false", type(None): "nothing"}
+    names = {int: "an integer", float: "a finite number", str: "a string", bool: "true/false", type(None): "nothing"}
     return names.get(tp, getattr(tp, "__name__", str(tp)))
 
 
@@ -68,6 +73,8 @@ def coerce(value: Any, tp: Any) -> Any:
             raise TypeError
         return value
     if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise TypeError  # nan / inf from TOML: never a sensible setting
         return float(value)
     if tp is type(None):
         if value is None:
@@ -100,6 +107,10 @@ def build(cls: type, table: dict[str, Any], where: str, base_dir: Path | None = 
             ) from None
         if fields[key].metadata.get("path") and isinstance(kwargs[key], str):
             kwargs[key] = str(resolve_path(kwargs[key], base_dir, f"{where}: key '{key}'"))
+            if fields[key].metadata.get("jsonl") is not None:
+                from steerlab.data.files import read_jsonl
+
+                read_jsonl(Path(kwargs[key]), fields[key].metadata["jsonl"])
     missing = [n for n, f in fields.items() if n not in kwargs and _required(f)]
     if missing:
         raise ConfigError(f"{where}: missing key '{missing[0]}' ({describe_type(hints[missing[0]])})")
@@ -117,14 +128,24 @@ def resolve_path(value: str, base_dir: Path | None, where: str) -> Path:
     path = Path(value)
     if not path.is_absolute() and base_dir is not None:
         path = base_dir / path
-    if not path.exists():
+    if path.is_dir():
+        raise ConfigError(f"{where}: {path} is a folder, expected a file")
+    if not path.is_file():
         raise ConfigError(f"{where}: file not found: {path}")
-    return path
+    return path.resolve()
 
 
 def as_dict(config: Any) -> dict[str, Any]:
     """A config as plain JSON-able data (for artifacts and results.json)."""
     return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config or {})
+
+
+def path_values(config: Any) -> list[Path]:
+    """The files a config's ``path_field``s point at (already resolved by ``build``)."""
+    if not dataclasses.is_dataclass(config):
+        return []
+    return [Path(getattr(config, f.name)) for f in dataclasses.fields(config)
+            if f.metadata.get("path") and isinstance(getattr(config, f.name), str)]
 
 
 def field_help(cls: type) -> list[tuple[str, str, Any, str]]:
@@ -136,3 +157,45 @@ def field_help(cls: type) -> list[tuple[str, str, Any, str]]:
             f.default_factory() if f.default_factory is not dataclasses.MISSING else "(required)")
         rows.append((f.name, describe_type(hints[f.name]), default, f.metadata.get("help", "")))
     return rows
+
+
+def options_parser(cls: type) -> Any:
+    """An argparse parser whose flags are the fields of the dataclass ``cls`` (``top`` -> ``--top``).
+
+    Values are read as TOML where they parse (numbers, booleans) and as strings otherwise, then
+    validated by ``build`` like a study table, so command-line options get the same messages.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    for f in dataclasses.fields(cls):
+        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=None, metavar="VALUE")
+    return parser
+
+
+def parse_options(cls: type, argv: list[str], where: str, parser: Any) -> Any:
+    """``argv`` (e.g. ``['--top', '5']``) validated into the dataclass ``cls``; ConfigError when bad."""
+    import tomllib
+
+    names = {f"--{f.name.replace('_', '-')}" for f in dataclasses.fields(cls)}
+    unknown = [a for a in argv if a.startswith("--") and a.split("=", 1)[0] not in names]
+    if unknown:
+        raise ConfigError(f"{where}: unknown option {unknown[0]} (expected: {', '.join(sorted(names)) or 'none'})")
+    try:
+        parsed, extra = parser.parse_known_args(argv)
+    except SystemExit:
+        raise ConfigError(f"{where}: each option needs a value, e.g. --{dataclasses.fields(cls)[0].name} ...") from None
+    if extra:
+        raise ConfigError(f"{where}: unexpected argument {extra[0]!r}")
+    table, hints = {}, typing.get_type_hints(cls)
+    for key, raw in vars(parsed).items():
+        if raw is None:
+            continue
+        if hints[key] in (str, str | None, typing.Optional[str]):
+            table[key] = raw  # text options (a control) are parsed by whoever reads them
+            continue
+        try:
+            table[key] = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            table[key] = raw
+    return build(cls, table, where)

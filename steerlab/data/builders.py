@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from steerlab.data import read_jsonl
-from steerlab.generation import Generation, generate
-from steerlab.models import LoadedModel
-from steerlab.study import GenerationSettings
+from steerlab.data.files import read_jsonl
+from steerlab.model.generation import Generation, GenerationSettings, generate
+from steerlab.model.zoo import LoadedModel
 
-INSTRUCTIONS = Path(__file__).resolve().parent.parent / "studies" / "data" / "instructions.jsonl"
+# The project's hand-written requests, shipped inside the package so builders work after a
+# non-editable install too.
+INSTRUCTIONS = Path(str(resources.files("steerlab.data") / "instructions.jsonl"))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,134 @@
+"""Compare the methods of one run on the same prompts: fronts, hypervolumes, dominance, figures.
+
+Runs after every method has finished (no model needed), when the study has a ``[pareto]`` table
+naming the score axes. Adds front measures to each method's summary and a ``comparison`` block
+to results.json; draws pairwise front projections, a ternary view (three axes), hypervolume per
+method and the scores along the simplex edges.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from steerlab.analysis import pareto
+from steerlab.controls import ControlSpace
+from steerlab.figures import MARKERS, new_figure, save_figure, simplex_edges
+from steerlab.run.layout import RunLayout
+from steerlab.run.results import MethodResult, RunResults
+from steerlab.study.schema import Study
+
+
+def aligned_coordinates(space: ControlSpace, control: Any, axes: list[str]) -> tuple[float, ...]:
+    """The control's coordinates reordered to follow ``axes`` (dimension ``helpful`` <-> axis
+    ``judge.helpful``); empty when the space has no coordinate per axis."""
+    dims = space.dimensions
+    if len(dims) != len(axes):
+        return ()
+    coords = space.coordinates(space.check(control))
+    by_name = {d: i for i, d in enumerate(dims)}
+    order = [by_name.get(_short(a)) for a in axes]
+    return tuple(coords[i] for i in order) if None not in order else coords
+
+
+def method_coordinates(results: RunResults, study: Study, axes: list[str]) -> dict[str, list[tuple[float, ...]]]:
+    return {e.name: [aligned_coordinates(e.space, p.control, axes) for p in results.methods[e.name].points] for e in study.methods}
+
+
+def compare(results: RunResults, study: Study, layout: RunLayout) -> dict[str, Any]:
+    """Fill each method's front summary; return the comparison block (figures relative to the run)."""
+    axes = study.pareto.axes
+    coords = method_coordinates(results, study, axes)
+    pts = {}
+    for name, method in results.methods.items():
+        scores = [p.scores for p in method.points]
+        method.summary.update(pareto.front_summary(coords[name], scores, axes))
+        pts[name] = pareto.points(scores, axes)
+    anchor = study.pareto.anchor if study.pareto.anchor in pts else next(iter(pts))
+    block: dict[str, Any] = {"axes": axes, "anchor": anchor, "versus": {}, "figures": []}
+    for other in pts:
+        if other != anchor:
+            block["versus"][other] = {
+                "coverage_of_other": pareto.coverage(pts[anchor], pts[other]),
+                "coverage_by_other": pareto.coverage(pts[other], pts[anchor]),
+                "hypervolume_ratio": _ratio(results.methods[anchor].summary["hypervolume"], results.methods[other].summary["hypervolume"]),
+            }
+    corners = {n: pareto.corner_effects(coords[n], [p.scores for p in m.points], axes) for n, m in results.methods.items()}
+    block["corners"] = {k: v for k, v in corners.items() if v}
+    figures = [_plot_projections(pts, axes, layout.figure("fronts_pairwise"))]
+    if len(axes) == 3:
+        figures.append(_plot_ternary(results.methods, axes, layout.figure("fronts_ternary")))
+    figures.append(_plot_hypervolume(results.methods, layout.figure("hypervolume")))
+    figures.append(_plot_edges(results.methods, coords, axes, layout.figure("simplex_edges")))
+    block["figures"] = [{"path": layout.relative(path), "caption": caption} for path, caption in figures if path is not None]
+    return block
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b > 0 else float("inf") if a > 0 else float("nan")
+
+
+def _short(axis: str) -> str:
+    return axis.split(".")[-1]
+
+
+def _plot_projections(pts: dict[str, np.ndarray], axes: list[str], path: Path) -> tuple[Path, str]:
+    pairs = list(itertools.combinations(range(len(axes)), 2))
+    fig, panels = new_figure(ncols=len(pairs), width=4.0, height=3.8)
+    panels = panels if len(pairs) > 1 else [panels]
+    for ax, (i, j) in zip(panels, pairs):
+        for k, (name, p) in enumerate(pts.items()):
+            if len(p):
+                front = pareto.nondominated(p)
+                ax.scatter(p[:, i], p[:, j], marker=MARKERS[k % len(MARKERS)], alpha=0.35, color=f"C{k}")
+                ax.scatter(front[:, i], front[:, j], marker=MARKERS[k % len(MARKERS)], color=f"C{k}", label=name)
+        ax.set_xlabel(_short(axes[i]))
+        ax.set_ylabel(_short(axes[j]))
+    panels[0].legend(fontsize=7)
+    fig.suptitle("Mean judged scores per control (solid: non-dominated in all axes)")
+    save_figure(fig, path)
+    return path, "Pairwise projections of each method's points and front"
+
+
+def _ternary_xy(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    share = p / np.clip(p.sum(1, keepdims=True), 1e-9, None)
+    return share[:, 1] + 0.5 * share[:, 2], share[:, 2] * np.sqrt(3) / 2
+
+
+def _plot_ternary(methods: dict[str, MethodResult], axes: list[str], path: Path) -> tuple[Path, str]:
+    fig, ax = new_figure(width=5.5, height=5.0)
+    ax.plot([0, 1, 0.5, 0], [0, 0, np.sqrt(3) / 2, 0], color="grey", lw=0.8)
+    for (x, y), label in zip([(0, 0), (1, 0), (0.5, np.sqrt(3) / 2)], axes):
+        ax.annotate(_short(label), (x, y), ha="center", va="top" if y == 0 else "bottom")
+    for k, (name, method) in enumerate(methods.items()):
+        p = pareto.points([q.scores for q in method.points], axes)
+        if len(p):
+            x, y = _ternary_xy(p)
+            ax.scatter(x, y, marker=MARKERS[k % len(MARKERS)], color=f"C{k}", label=name)
+    ax.set_axis_off()
+    ax.legend(fontsize=7, loc="upper right")
+    ax.set_title("Judged style mix per control (scores normalised to sum 1)")
+    save_figure(fig, path)
+    return path, "Ternary view: where each control lands in style space"
+
+
+def _plot_hypervolume(methods: dict[str, MethodResult], path: Path) -> tuple[Path, str]:
+    names = list(methods)
+    values = [methods[n].summary["hypervolume"] for n in names]
+    fig, ax = new_figure(width=5.0, height=3.5)
+    ax.bar(names, values, color=[f"C{k}" for k in range(len(names))])
+    ax.set_ylabel("hypervolume (reference 0)")
+    ax.set_title("Hypervolume of each method's judged points")
+    save_figure(fig, path)
+    return path, "Hypervolume per method"
+
+
+def _plot_edges(methods: dict[str, MethodResult], coords: dict[str, list[tuple[float, ...]]], axes: list[str],
+                path: Path) -> tuple[Path | None, str]:
+    """Every method with one coordinate per axis, along the simplex edges, in the same panels."""
+    series = {n: list(zip(coords[n], [p.scores for p in r.points])) for n, r in methods.items() if coords[n] and all(coords[n])}
+    drawn = bool(series) and simplex_edges("Scores along the simplex edges", axes, series, path)
+    return (path if drawn else None), "Scores along the simplex edges (solid: first style of the edge, dashed: second)"

@@ -1,0 +1,59 @@
+"""What a plugin may import from steerlab: this module, and nothing else.
+
+Built-in plugins import core only through here (``tests/test_api.py`` enforces it), and
+``docs/plugin-api.md`` lists every name (``tests/test_docs.py`` checks it). Anything not here is
+core's own business and may change without notice.
+"""
+
+from __future__ import annotations
+
+from steerlab.analysis.pareto import corner_effects, hypervolume, lambda_alignment
+from steerlab.artifact import Artifact, ResidualVector
+from steerlab.controls import Control, ControlSpace, Fixed, Scalar, Simplex, finite_number
+from steerlab.data.builders import Style, answer_in_style, load_instructions, split_by_id
+from steerlab.data.files import BuildRequest, DatasetSpec, file_digest, read_jsonl, read_labelled, read_prompts, write_jsonl
+from steerlab.errors import ConfigError
+from steerlab.figures import markdown_table, new_figure, save_figure
+from steerlab.hookspecs import hookimpl
+from steerlab.inspect.base import Inspector
+from steerlab.method import BaseMethod, NoConfig, SteeringMethod
+from steerlab.metrics.base import BaseMetric, Metric, MetricContext, Sample
+from steerlab.metrics.builtin import distinct_ngrams, word_count
+from steerlab.model.activations import Activations, collect
+from steerlab.model.engine import Delta, Edit, HookEngine, add_vector
+from steerlab.model.generation import Generation, GenerationSettings, generate
+from steerlab.model.scoring import kl_per_token, mean_logprobs, sequence_logprobs, target_logits, token_logprobs
+from steerlab.model.sites import Site, match_sites, resolve
+from steerlab.model.zoo import LoadedModel, load_model
+from steerlab.plugin import build_registry
+from steerlab.run.lab import Lab, seed_everything
+from steerlab.run.results import Figure, Record, Section, SweepPoint, SweepResult
+from steerlab.storage import atomic_write_text, read_json, write_json
+from steerlab.study.config import as_dict, help_field, path_field
+from steerlab.study.schema import MethodEntry
+from steerlab.training import GroupSampler, SFTExample, group_losses, optimise, read_sft, sample_simplex
+
+__all__ = [
+    # plugin hooks and errors
+    "hookimpl", "ConfigError",
+    # the method contract
+    "BaseMethod", "SteeringMethod", "NoConfig", "MethodEntry", "Lab", "Artifact", "ResidualVector",
+    "Control", "ControlSpace", "Scalar", "Simplex", "Fixed", "finite_number",
+    "Section", "Figure", "SweepResult", "SweepPoint", "Record",
+    # metrics and inspectors
+    "BaseMetric", "Metric", "MetricContext", "Sample", "Inspector", "word_count", "distinct_ngrams",
+    # config fields
+    "help_field", "path_field", "as_dict",
+    # the model side
+    "LoadedModel", "load_model", "HookEngine", "Edit", "Delta", "add_vector", "Site", "match_sites", "resolve",
+    "Generation", "GenerationSettings", "generate", "Activations", "collect",
+    "target_logits", "token_logprobs", "sequence_logprobs", "mean_logprobs", "kl_per_token",
+    # training
+    "SFTExample", "read_sft", "GroupSampler", "group_losses", "optimise", "sample_simplex", "seed_everything",
+    # data and dataset builders
+    "read_jsonl", "write_jsonl", "read_prompts", "read_labelled", "file_digest", "DatasetSpec", "BuildRequest",
+    "Style", "answer_in_style", "load_instructions", "split_by_id", "build_registry",
+    # files, figures, fronts
+    "atomic_write_text", "write_json", "read_json", "new_figure", "save_figure", "markdown_table",
+    "hypervolume", "lambda_alignment", "corner_effects",
+]

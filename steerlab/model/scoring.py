@@ -1,0 +1,84 @@
+"""Teacher-forced scoring: the one place that runs (context, target) token pairs through a model.
+
+Training losses (SFT, DPO), the data builders' candidate filters and the sweep's token
+statistics (perplexity under the base model, KL from it) all need the same thing: the model's
+next-token distribution at every target position, given the context. ``collate`` left-pads
+rows (the one collator: generation uses it too) and gives each row positions that start at 0
+after its padding, as ``generate`` does; ``target_logits`` asks the model for the logits of the
+last positions only (``logits_to_keep``), where every row's target sits right-aligned, so a
+262k-token vocabulary never costs a full (rows, length, vocab) tensor. The reductions below turn
+them into numbers. Interventions attached by the caller apply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from steerlab.model.zoo import LoadedModel
+
+Pair = tuple[Sequence[int], Sequence[int]]  # (context ids, target ids)
+
+
+def collate(rows: Sequence[Sequence[int]], pad_id: int, device: torch.device | str) -> dict[str, torch.Tensor]:
+    """Left-padded ``input_ids``, ``attention_mask`` and ``position_ids`` (0 at each row's first
+    real token): (rows, width) each."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        if len(row):
+            ids[i, width - len(row):] = torch.as_tensor(list(row), dtype=torch.long)
+            mask[i, width - len(row):] = 1
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "position_ids": positions.to(device)}
+
+
+def target_logits(model: LoadedModel, pairs: Sequence[Pair]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One forward over ``context + target`` per row.
+
+    Returns ``logits`` (rows, T, vocab) float32, the ``targets`` (rows, T) and their ``mask``
+    (rows, T); T is the longest target and each row's target is right-aligned:
+    ``logits[b, t]`` predicted ``targets[b, t]`` wherever ``mask[b, t]``. Contexts must be non-empty.
+    """
+    longest = max(len(t) for _, t in pairs)
+    batch = collate([list(c) + list(t) for c, t in pairs], model.tokenizer.pad_token_id or 0, model.device)
+    logits = model.hf(**batch, logits_to_keep=longest + 1).logits[:, :-1].float()  # (rows, T, vocab)
+    targets = torch.zeros((len(pairs), longest), dtype=torch.long)
+    mask = torch.zeros((len(pairs), longest), dtype=torch.bool)
+    for i, (_, t) in enumerate(pairs):
+        if len(t):
+            targets[i, longest - len(t):] = torch.as_tensor(list(t), dtype=torch.long)
+            mask[i, longest - len(t):] = True
+    return logits, targets.to(logits.device), mask.to(logits.device)
+
+
+def token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """log p(target) at every position: (rows, T). Masked positions hold garbage: use the mask."""
+    return F.log_softmax(logits, dim=-1).gather(-1, targets[..., None])[..., 0]
+
+
+def sequence_logprobs(model: LoadedModel, pairs: Sequence[Pair]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed log p(target | context) per row and the number of target tokens: (rows,), (rows,)."""
+    logits, targets, mask = target_logits(model, pairs)
+    logp = token_logprobs(logits, targets) * mask
+    return logp.sum(1), mask.sum(1)
+
+
+@torch.no_grad()
+def mean_logprobs(model: LoadedModel, pairs: Sequence[Pair], batch_size: int = 16) -> list[float]:
+    """Mean log-probability per target token of each row (e.g. how well a style prompt explains
+    an answer, against a neutral prompt)."""
+    out: list[float] = []
+    for start in range(0, len(pairs), batch_size):
+        total, count = sequence_logprobs(model, pairs[start : start + batch_size])
+        out += (total / count.clamp(min=1)).tolist()
+    return out
+
+
+def kl_per_token(steered: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+    """KL(steered || base) of next-token distributions at each position: (rows, T)."""
+    steered_lp, base_lp = F.log_softmax(steered, dim=-1), F.log_softmax(base, dim=-1)
+    return (steered_lp.exp() * (steered_lp - base_lp)).sum(-1).clamp(min=0.0)

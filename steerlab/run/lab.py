@@ -1,0 +1,155 @@
+"""The Lab: what a method's train / steer / evaluate and a metric receive for one run.
+
+It bundles the loaded model, its HookEngine, the study's settings, the plugin registry, the run
+folder's layout and shared, lazily built resources (the sentence embedder, the unsteered
+answers, each metric's context), so nothing is built twice.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from steerlab.artifact import Artifact
+from steerlab.controls import Control, ControlSpace
+from steerlab.data.files import read_prompts
+from steerlab.errors import ConfigError
+from steerlab.metrics.base import MetricContext
+from steerlab.model.engine import HookEngine
+from steerlab.model.generation import Generation, GenerationSettings, generate, generate_batch
+from steerlab.model.zoo import LoadedModel
+from steerlab.plugin import Registry
+from steerlab.run.layout import RunLayout
+from steerlab.storage import read_json, write_json
+
+if TYPE_CHECKING:
+    from steerlab.method import SteeringMethod
+    from steerlab.run.results import SweepResult
+    from steerlab.study.schema import MethodEntry, Study
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+@dataclass
+class Lab:
+    study: Study | None
+    model: LoadedModel
+    registry: Registry
+    layout: RunLayout
+    show_progress: bool = True
+    engine: HookEngine = field(init=False)
+    _resources: dict[str, Any] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        self.engine = HookEngine(self.model.hf)
+
+    @property
+    def seed(self) -> int:
+        return self.study.meta.seed if self.study else 0
+
+    @property
+    def settings(self) -> GenerationSettings:
+        return self.study.generation if self.study else GenerationSettings()
+
+    def progress(self, iterable: Iterable, desc: str, total: int | None = None) -> Iterable:
+        """A tqdm bar on stderr (silent when progress is off, e.g. in tests)."""
+        return tqdm(iterable, desc=desc, total=total, disable=not self.show_progress, leave=False, dynamic_ncols=True)
+
+    def seeded(self, stage: str) -> None:
+        """Reset every RNG from the study seed and the stage name, so stages replay alike on resume."""
+        offset = sum(ord(c) * (i + 1) for i, c in enumerate(stage)) % 100_003
+        seed_everything(self.seed * 100_003 + offset)
+
+    def resource(self, name: str, build: Callable[[], Any]) -> Any:
+        """A shared, expensive object (the sentence embedder) built once per lab."""
+        if name not in self._resources:
+            self._resources[name] = build()
+        return self._resources[name]
+
+    def eval_prompts(self) -> list[str]:
+        if self.study is None:
+            raise ConfigError("this lab has no study: no eval prompts")
+        prompts = read_prompts(Path(self.study.data.eval))
+        limit = self.study.data.eval_limit
+        return prompts[:limit] if limit else prompts
+
+    def generate(self, prompts: list[str], settings: GenerationSettings | None = None, desc: str = "generate",
+                 system: str | None = None) -> list[Generation]:
+        """Format (chat template, optional system prompt) and answer the prompts, unsteered unless
+        the caller is inside a ``steer`` context."""
+        texts = [self.model.format_prompt(p, system) for p in prompts]
+        gens = generate(self.model, texts, settings or self.settings, self.progress, desc)
+        for gen, prompt in zip(gens, prompts):
+            gen.prompt = prompt
+        return gens
+
+    def base_generations(self) -> list[Generation]:
+        """Unsteered answers to the eval prompts, generated once per run and kept on disk."""
+        def build() -> list[Generation]:
+            path = self.layout.base_generations
+            if path.exists():
+                rows = read_json(path, "unsteered answers")
+                try:
+                    return [Generation(**g) for g in rows]
+                except TypeError:
+                    raise ConfigError(f"{path}: malformed unsteered answers (delete it to regenerate)") from None
+            self.seeded("base_generations")
+            gens = self.generate(self.eval_prompts(), desc="unsteered answers")
+            write_json(path, [g.__dict__ for g in gens], indent=None)
+            return gens
+
+        return self.resource("base_generations", build)
+
+    def steer(self, method: SteeringMethod, artifact: Artifact, space: ControlSpace,
+              controls: Sequence[Control]) -> AbstractContextManager[None]:
+        """``method`` steering with one control per batch row (a single control broadcasts)."""
+        return method.steer(self, artifact, space.tensor(controls, self.model.device))
+
+    def system_prompts(self, method: SteeringMethod, artifact: Artifact, space: ControlSpace,
+                       controls: Sequence[Control]) -> list[str | None]:
+        return method.system_prompts(artifact, space.tensor(controls))
+
+    def answer(self, method: SteeringMethod, artifact: Artifact, space: ControlSpace, controls: Sequence[Control],
+               prompts: Sequence[str], settings: GenerationSettings | None = None, desc: str | None = "answers") -> list[Generation]:
+        """Steered answers, one (control, prompt) pair per row: rows are sorted by length and
+        batched, each batch generated once with its per-row controls (and system prompts)."""
+        settings = settings or self.settings
+        systems = self.system_prompts(method, artifact, space, controls)
+        texts = [self.model.format_prompt(p, s) for p, s in zip(prompts, systems)]
+        lengths = [len(ids) for ids in self.model.tokenizer(texts, add_special_tokens=False)["input_ids"]]
+        order = sorted(range(len(texts)), key=lambda i: (lengths[i], i))
+        out: dict[int, Generation] = {}
+        groups = [order[i : i + settings.batch_size] for i in range(0, len(order), settings.batch_size)]
+        for group in self.progress(groups, desc, len(groups)) if desc else groups:
+            with self.steer(method, artifact, space, [controls[i] for i in group]):
+                for i, gen in zip(group, generate_batch(self.model, [texts[i] for i in group], settings)):
+                    gen.prompt = prompts[i]
+                    out[i] = gen
+        return [out[i] for i in range(len(texts))]
+
+    def metric_context(self, name: str) -> MetricContext:
+        """The context a metric scores in for this run (settings, own folder, memo)."""
+        def build() -> MetricContext:
+            entry = next((m for m in self.study.metrics if m.name == name), None) if self.study else None
+            config = entry.config if entry else self.registry.metrics[name].Config()
+            return MetricContext(self, config, self.layout.metric(name))
+
+        return self.resource(f"metric:{name}", build)
+
+    def sweep(self, method: SteeringMethod, entry: MethodEntry, artifact: Artifact) -> SweepResult:
+        """Core's batched sweep (the default ``evaluate``)."""
+        from steerlab.run.sweep import sweep
+
+        return sweep(self, method, entry, artifact)

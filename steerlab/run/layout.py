@@ -1,0 +1,103 @@
+"""Where everything of one run lives on disk. The only place that knows the run-folder layout.
+
+    RUN/study.toml                   the study as run
+    RUN/run.json                     the request (absolute paths, overrides, data hashes) for --resume
+    RUN/base_generations.json        unsteered answers to the eval prompts (shared by every method)
+    RUN/methods/NAME/artifact.*      the trained artifact (safetensors + JSON)
+    RUN/methods/NAME/sweep.partial.json   finished batches of an unfinished sweep
+    RUN/methods/NAME/result.json     the finished sweep
+    RUN/methods/NAME/analysis.json   the method's extras; its figures sit beside it
+    RUN/metrics/NAME/                a metric's own state (the judge's coefficients)
+    RUN/figures/*.png                figures of the report
+    RUN/inspect/                     what ``steerlab inspect`` writes
+    RUN/results.json, RUN/report.md  the results and the report a person reads
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from steerlab.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    root: Path
+
+    @classmethod
+    def create(cls, out: Path, study_name: str) -> "RunLayout":
+        """A new, empty run folder ``out/<study>-<timestamp>[-k]``."""
+        if out.exists() and not out.is_dir():
+            raise ConfigError(f"--out {out}: exists and is not a folder")
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        root, suffix = out / f"{study_name}-{stamp}", 1
+        while True:
+            try:
+                root.mkdir(parents=True)
+                return cls(root)
+            except FileExistsError:
+                suffix += 1
+                root = out / f"{study_name}-{stamp}-{suffix}"
+            except OSError as exc:
+                raise ConfigError(f"--out {out}: cannot create a run folder there ({exc.strerror})") from None
+
+    @classmethod
+    def open(cls, root: Path) -> "RunLayout":
+        """An existing run folder (it must hold run.json)."""
+        layout = cls(root.resolve())
+        if not layout.request.is_file():
+            raise ConfigError(f"{root}: not a run folder (no run.json)")
+        return layout
+
+    @property
+    def study(self) -> Path:
+        return self.root / "study.toml"
+
+    @property
+    def request(self) -> Path:
+        return self.root / "run.json"
+
+    @property
+    def base_generations(self) -> Path:
+        return self.root / "base_generations.json"
+
+    @property
+    def results(self) -> Path:
+        return self.root / "results.json"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report.md"
+
+    @property
+    def figures(self) -> Path:
+        return self.root / "figures"
+
+    @property
+    def inspect(self) -> Path:
+        return self.root / "inspect"
+
+    def figure(self, stem: str) -> Path:
+        return self.figures / f"{stem}.png"
+
+    def method(self, name: str) -> Path:
+        """The folder of one method entry: artifact, sweep, analysis and its figures."""
+        return self.root / "methods" / name
+
+    def result(self, name: str) -> Path:
+        return self.method(name) / "result.json"
+
+    def sweep_partial(self, name: str) -> Path:
+        return self.method(name) / "sweep.partial.json"
+
+    def analysis(self, name: str) -> Path:
+        return self.method(name) / "analysis.json"
+
+    def metric(self, name: str) -> Path:
+        return self.root / "metrics" / name
+
+    def relative(self, path: Path) -> str:
+        """A path inside the run as the report and results.json write it."""
+        return str(path.resolve().relative_to(self.root.resolve()))

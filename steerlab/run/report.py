@@ -1,0 +1,117 @@
+"""Typed results -> ``report.md`` (figures beside it) and a terminal summary table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from steerlab.figures import fmt, markdown_table, score_columns
+from steerlab.run.layout import RunLayout
+from steerlab.run.results import Figure, MethodResult, Record, RunResults, Section
+from steerlab.storage import atomic_write_text
+
+SAMPLE_CHARS = 600
+FRONT_KEYS = ["hypervolume", "front_size", "spacing", "lambda_alignment"]
+
+
+def point_table(method: MethodResult) -> str:
+    columns = score_columns([p.scores for p in method.points])
+    label = method.controls.get("label", "control")
+    return markdown_table([label, "n", *columns], [[p.label, p.n, *[p.scores.get(c, float("nan")) for c in columns]] for p in method.points])
+
+
+def figures_markdown(figures: list[Figure]) -> list[str]:
+    return [f"![{f.caption}]({f.path})\n\n*{f.caption}*\n" for f in figures]
+
+
+def samples_section(records: list[Record], n_prompts: int = 2) -> str:
+    prompts = list(dict.fromkeys(r.prompt for r in records))[:n_prompts]
+    parts = []
+    for prompt in prompts:
+        parts.append(f"**Prompt:** {prompt}\n")
+        for r in (r for r in records if r.prompt == prompt):
+            text = r.output.replace("\n", " ")
+            text = text if len(text) <= SAMPLE_CHARS else text[:SAMPLE_CHARS] + " [...]"
+            words = int(r.scores["words"]) if "words" in r.scores else len(r.output.split())
+            parts.append(f"- `{r.label}` ({words} words): {text}")
+        parts.append("")
+    return "\n".join(parts)
+
+
+def section_markdown(title: str, section: Section) -> list[str]:
+    out = [title, ""]
+    if section.markdown:
+        out += [section.markdown, ""]
+    return out + figures_markdown(section.figures)
+
+
+def write_report(layout: RunLayout, results: RunResults) -> None:
+    study = results.study
+    out = [f"# Study `{study['name']}`", "", study.get("description", ""), ""]
+    out.append(f"Model `{study['model']}`, seed {study['seed']}, {study['n_eval_prompts']} eval prompts, "
+               f"token cap {study['max_new_tokens']}{' (quick run)' if study.get('quick') else ''}.\n")
+    nan_note = _nan_note(results)
+    if nan_note:
+        out += [nan_note, ""]
+    for name, section in results.metrics.items():
+        out += section_markdown(f"## Metric `{name}`", section)
+    if results.comparison:
+        out += comparison_section(results, results.comparison)
+    for name, method in results.methods.items():
+        out += [f"## Method `{name}` ({method.method})", ""]
+        if method.analysis.markdown:
+            out += [method.analysis.markdown, ""]
+        out += [point_table(method), ""]
+        extra = {k: v for k, v in method.summary.items() if "@" not in k}
+        if extra:
+            out += [markdown_table(["measure", "value"], [[k, v] for k, v in sorted(extra.items())]), ""]
+        out += figures_markdown(method.analysis.figures)
+        out += ["### Sample answers", "", samples_section(method.records), ""]
+    atomic_write_text(layout.report, "\n".join(out))
+
+
+def _nan_note(results: RunResults) -> str:
+    """Say why a number can be missing: results.json writes NaN as null (strict JSON)."""
+    missing = sorted({k for m in results.methods.values() for k, v in m.summary.items() if v != v})
+    if not missing:
+        return ""
+    shown = ", ".join(f"`{k}`" for k in missing[:8]) + (" ..." if len(missing) > 8 else "")
+    return (f"Some numbers are undefined (written as `null` in results.json, `nan` here): {shown}. "
+            "A mean over no finite values (e.g. no answer had tokens to score), a rank correlation over constant "
+            "values, or a front measure with fewer than three points is undefined.")
+
+
+def comparison_section(results: RunResults, comparison: dict[str, Any]) -> list[str]:
+    axes = ", ".join(f"`{a}`" for a in comparison["axes"])
+    rows = [[name, *[m.summary.get(k, float("nan")) for k in FRONT_KEYS]] for name, m in results.methods.items()]
+    out = ["## Comparison", "", f"Each control of each method is one point: its mean {axes} over the eval prompts.", "",
+           markdown_table(["method", *FRONT_KEYS], rows), ""]
+    anchor = comparison["anchor"]
+    versus = [[other, v["coverage_of_other"], v["coverage_by_other"], v["hypervolume_ratio"]] for other, v in comparison["versus"].items()]
+    if versus:
+        out += [f"`{anchor}` against each other method: share of the other's points that `{anchor}` weakly dominates, "
+                f"share of `{anchor}`'s points the other dominates, and the hypervolume ratio.", "",
+                markdown_table(["other", f"{anchor} covers other", f"other covers {anchor}", "HV ratio"], versus), ""]
+    if comparison.get("corners"):
+        out += ["Does the control move the judged styles? For each style: its mean score when the control puts all weight "
+                "on it against the mean at the other corners (gap > 0: turning the dimension on raises its score).", ""]
+        rows = [[name, r["axis"].split(".")[-1], r["at_own_corner"], r["at_other_corners"], r["gap"]]
+                for name, corner in comparison["corners"].items() for r in corner]
+        out += [markdown_table(["method", "style", "own corner", "other corners", "gap"], rows), ""]
+    out += figures_markdown([Figure(f["path"], f["caption"]) for f in comparison["figures"]])
+    return out
+
+
+def terminal_summary(results: RunResults) -> str:
+    """A plain-text table of every method's per-control means, for the end of ``steerlab run``."""
+    lines = []
+    for name, method in results.methods.items():
+        columns = score_columns([p.scores for p in method.points])[:7]
+        header = [method.controls.get("label", "control"), *columns]
+        table = [header] + [[p.label, *[fmt(p.scores.get(c, float("nan"))) for c in columns]] for p in method.points]
+        widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
+        lines.append(f"== {name}")
+        lines += ["  ".join(str(v).rjust(w) for v, w in zip(row, widths)) for row in table]
+        lines += [f"   {k} = {fmt(v)}" for k, v in sorted(method.summary.items()) if "@" not in k]
+    for name, section in results.metrics.items():
+        lines += [f"== metric {name}"] + [f"   {k} = {fmt(v)}" for k, v in sorted(section.summary.items())]
+    return "\n".join(lines)

@@ -1,0 +1,212 @@
+"""Run a study: check everything, load the model, then for each method train -> evaluate ->
+analyze, then the metrics' sections, the comparison and the report.
+
+Order matters for bad input: the study, its data files and every method and metric setting are
+validated, the model is loaded and each method checks its settings against it, and only then is
+the run folder created, so a failing run leaves nothing behind. Each stage writes its output
+atomically; a resumed run (``--resume``) skips every stage whose output is already there, after
+checking that the study file and every data file are byte-for-byte the ones the run began with.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from steerlab.analysis.compare import compare
+from steerlab.artifact import Artifact, ArtifactHeader
+from steerlab.data.files import file_digest
+from steerlab.errors import ConfigError
+from steerlab.model.zoo import LoadedModel, describe, load_model
+from steerlab.plugin import Registry, build_registry
+from steerlab.run import report
+from steerlab.run.lab import Lab
+from steerlab.run.layout import RunLayout
+from steerlab.run.results import Figure, MethodResult, RunResults, SchemaError, Section, SweepResult
+from steerlab.storage import read_json_object, write_json
+from steerlab.study.config import as_dict
+from steerlab.study.loader import load_study, read_toml
+from steerlab.study.schema import MethodEntry, Study
+
+
+@dataclass
+class RunRequest:
+    """What the user asked for on the command line (kept in ``run.json`` for ``--resume``)."""
+
+    study_path: str
+    overrides: list[str] = field(default_factory=list)
+    quick: bool = False
+    plugin_files: list[str] = field(default_factory=list)
+    data_sha256: dict[str, str] = field(default_factory=dict)  # every data file the study reads, at the start
+
+    def absolute(self) -> "RunRequest":
+        """Paths made absolute, so a resume from any folder finds them."""
+        return dataclasses.replace(self, study_path=str(Path(self.study_path).resolve()),
+                                   plugin_files=[str(Path(p).resolve()) for p in self.plugin_files])
+
+
+@dataclass
+class Session:
+    """A validated study with its model loaded, ready to run into ``layout``."""
+
+    study: Study
+    registry: Registry
+    model: LoadedModel
+    layout: RunLayout
+    request: RunRequest
+
+
+def plan(request: RunRequest, extra_plugins: list[str] = ()) -> tuple[Study, Registry]:  # type: ignore[assignment]
+    """Everything that can be validated before the (slow) model load."""
+    study_path = Path(request.study_path)
+    plugin_files = [Path(p) for p in [*request.plugin_files, *extra_plugins]] + _study_plugins(study_path)
+    registry = build_registry(plugin_files)
+    return load_study(study_path, registry, request.overrides, request.quick), registry
+
+
+def start(request: RunRequest, out: Path, show_progress: bool = True) -> Session:
+    """Validate, load the model, check every method against it, then create the run folder."""
+    request = request.absolute()
+    study, registry = plan(request)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: exists and is not a folder")
+    model = load_study_model(study, registry)
+    preflight(study, registry, model)
+    layout = RunLayout.create(out, study.meta.name)
+    shutil.copyfile(study.path, layout.study)
+    request = dataclasses.replace(request, data_sha256={str(p): file_digest(p) for p in study.data_files()})
+    write_json(layout.request, asdict(request))
+    return Session(study, registry, model, layout, request)
+
+
+def reopen(run_dir: Path, extra_plugins: list[str] = (), check_data: bool = True) -> tuple[Study, Registry, RunLayout, RunRequest]:  # type: ignore[assignment]
+    """A run's study and registry as the run began, after checking nothing changed under it."""
+    layout = RunLayout.open(run_dir)
+    data = read_json_object(layout.request, "run request", ("study_path",))
+    try:
+        request = RunRequest(**data)
+    except TypeError as exc:
+        raise ConfigError(f"{layout.request}: malformed run request ({exc})") from None
+    study_path = Path(request.study_path)
+    if not study_path.is_file():
+        raise ConfigError(f"{layout.request}: the run's study file {study_path} no longer exists")
+    if not layout.study.is_file() or layout.study.read_bytes() != study_path.read_bytes():
+        raise ConfigError(f"{study_path}: changed since run {layout.root} began; start a new run instead of --resume")
+    study, registry = plan(request, extra_plugins)
+    if check_data:
+        for path, digest in request.data_sha256.items():
+            if not Path(path).is_file() or file_digest(Path(path)) != digest:
+                raise ConfigError(f"{path}: data file changed since run {layout.root} began (sha256 {digest} recorded); "
+                                  "start a new run instead of --resume")
+    return study, registry, layout, request
+
+
+def resume(run_dir: Path) -> Session:
+    study, registry, layout, request = reopen(run_dir)
+    model = load_study_model(study, registry)
+    preflight(study, registry, model)
+    return Session(study, registry, model, layout, request)
+
+
+def load_study_model(study: Study, registry: Registry) -> LoadedModel:
+    return load_model(study.meta.model, registry.models, study.meta.device, study.meta.dtype)
+
+
+def preflight(study: Study, registry: Registry, model: LoadedModel) -> None:
+    """Each method's own checks against the loaded model (sites, budgets), before any run folder."""
+    lab = Lab(study=study, model=model, registry=registry, layout=RunLayout(Path("(not started)")), show_progress=False)
+    for entry in study.methods:
+        try:
+            registry.methods[entry.method].check(lab, entry.config)
+        except ValueError as exc:
+            raise ConfigError(f"{study.path}: [methods.{entry.name}]: {exc}") from None
+
+
+def _study_plugins(study_path: Path) -> list[Path]:
+    """Local plugin files named in the study (read before validation: they may add methods)."""
+    names = read_toml(study_path).get("study", {}).get("plugins", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ConfigError(f"{study_path}: [study] key 'plugins' expected a list of file paths")
+    return [study_path.parent / n for n in names]
+
+
+def trained_artifact(lab: Lab, entry: MethodEntry) -> Artifact:
+    """The entry's artifact: loaded (and checked) when the run has it, else trained and saved."""
+    method, folder = lab.registry.methods[entry.method], lab.layout.method(entry.name)
+    if Artifact.exists(folder):
+        artifact = Artifact.load(folder)
+        artifact.check_made_for(entry.method, describe(lab.model), folder / "artifact.json")
+        return artifact
+    lab.seeded(f"train:{entry.name}")
+    artifact = method.train(lab, entry.config)
+    artifact.header = ArtifactHeader(entry.method, describe(lab.model), as_dict(entry.config))
+    artifact.check_tensors(f"method '{entry.name}' after training")
+    artifact.save(folder)
+    return artifact
+
+
+def run_method(lab: Lab, entry: MethodEntry) -> MethodResult:
+    method = lab.registry.methods[entry.method]
+    artifact = trained_artifact(lab, entry)
+    path = lab.layout.result(entry.name)
+    if path.exists():
+        result = _load(path, "method result", SweepResult.from_json)
+    else:
+        result = method.evaluate(lab, entry, artifact)
+        write_json(path, result.to_json())
+    path = lab.layout.analysis(entry.name)
+    if path.exists():
+        analysis = _load(path, "analysis", Section.from_json)
+    else:
+        lab.seeded(f"analyze:{entry.name}")
+        analysis = method.analyze(lab, entry, artifact, result, lab.layout.method(entry.name))
+        write_json(path, asdict(analysis))
+    sweep_png = lab.layout.figure(f"{entry.name}_sweep")
+    if entry.space.plot_sweep(f"{entry.name}: mean score per {entry.space.label}", _plot_points(entry, result), sweep_png):
+        analysis.figures.insert(0, Figure(lab.layout.relative(sweep_png), f"{entry.name}: mean scores against {entry.space.label}"))
+    return MethodResult(entry.name, entry.method, entry.space.describe(), {**result.summary(), **analysis.summary},
+                        result.points, result.records, analysis)
+
+
+def _plot_points(entry: MethodEntry, result: SweepResult) -> list[tuple[Any, dict[str, float]]]:
+    by_label = {p.label: p for p in result.points}
+    return [(c, by_label[entry.space.key(c)].scores) for c in entry.controls if entry.space.key(c) in by_label]
+
+
+def _load(path: Path, what: str, parse: Any) -> Any:
+    data = read_json_object(path, what)
+    try:
+        return parse(data, what)
+    except SchemaError as exc:
+        raise ConfigError(f"{path}: {exc} (delete it to redo this stage)") from None
+
+
+def study_record(study: Study, n_prompts: int, request: RunRequest) -> dict[str, Any]:
+    return {
+        "name": study.meta.name, "description": study.meta.description, "model": study.meta.model,
+        "seed": study.meta.seed, "quick": study.quick, "n_eval_prompts": n_prompts,
+        "max_new_tokens": study.generation.max_new_tokens, "batch_size": study.generation.batch_size,
+        "data_sha256": request.data_sha256, "metrics": study.metric_names,
+        "methods": {m.name: m.method for m in study.methods},
+    }
+
+
+def execute(session: Session, show_progress: bool = True) -> RunResults:
+    """Run every stage not yet finished and write results.json + report.md."""
+    study = session.study
+    lab = Lab(study=study, model=session.model, registry=session.registry, layout=session.layout, show_progress=show_progress)
+    methods = {entry.name: run_method(lab, entry) for entry in study.methods}
+    sections = {}
+    for entry in study.metrics:
+        section = session.registry.metrics[entry.name].section(lab.metric_context(entry.name))
+        if section is not None:
+            sections[entry.name] = section
+    results = RunResults(study_record(study, len(lab.eval_prompts()), session.request), methods, sections)
+    if study.pareto.axes:
+        results.comparison = compare(results, study, session.layout)
+    results.save(session.layout.results)
+    report.write_report(session.layout, results)
+    return results

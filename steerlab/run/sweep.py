@@ -1,0 +1,139 @@
+"""Core evaluation: every control x every eval prompt, packed into the same batched generate calls.
+
+A sweep is a list of rows (control, prompt). Rows are sorted by prompt length (little padding)
+and cut into batches of the study's ``batch_size``; each batch is generated once with one control
+per row (``steer`` receives the per-row tensor), so a 15-point grid over 20 prompts costs 25
+batches of 12 rather than 15 x 2 small ones. Each answer is then teacher-forced under the base
+model (perplexity, from the plain prompt) and, when a metric needs it, under steering (KL), in
+micro-batches sized so no more than a bounded number of logits is alive at once.
+
+Batches are checkpointed as they finish; the batch plan depends only on the study, so a resumed
+sweep seeds and runs the missing batches exactly as an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from steerlab.artifact import Artifact
+from steerlab.errors import ConfigError
+from steerlab.metrics.base import Sample
+from steerlab.model.generation import Generation, batches
+from steerlab.model.scoring import kl_per_token, target_logits, token_logprobs
+from steerlab.run.results import Record, SchemaError, SweepPoint, SweepResult
+from steerlab.storage import read_json_object, write_json
+
+if TYPE_CHECKING:
+    from steerlab.method import SteeringMethod
+    from steerlab.run.lab import Lab
+    from steerlab.study.schema import MethodEntry
+
+LOGITS_BUDGET = 1 << 30  # bytes of float32 logits alive at once while teacher-forcing answers
+
+
+def sweep(lab: Lab, method: SteeringMethod, entry: MethodEntry, artifact: Artifact) -> SweepResult:
+    """Answer and score every eval prompt at every control of ``entry``."""
+    prompts, bases, space = lab.eval_prompts(), lab.base_generations(), entry.space
+    rows = [(c, p) for c in range(len(entry.controls)) for p in range(len(prompts))]
+    systems = lab.system_prompts(method, artifact, space, [entry.controls[c] for c, _ in rows])
+    texts = [lab.model.format_prompt(prompts[p], system) for (_, p), system in zip(rows, systems)]  # to plan batches
+    lengths = [len(ids) for ids in lab.model.tokenizer(texts, add_special_tokens=False)["input_ids"]]
+    plan = list(batches(sorted(range(len(rows)), key=lambda r: (lengths[r], r)), lab.settings.batch_size))
+    checkpoint = lab.layout.sweep_partial(entry.name)
+    done = _load_partial(checkpoint, _plan_key(entry, texts, plan))
+    records: dict[int, Record] = {}
+    for index, batch in enumerate(lab.progress(plan, f"{entry.name} sweep", len(plan))):
+        if str(index) not in done:
+            lab.seeded(f"{entry.name}:batch{index}")
+            answered = _answer_batch(lab, method, entry, artifact, [rows[r] for r in batch], prompts, bases)
+            done[str(index)] = [asdict(r) for r in answered]
+            write_json(checkpoint, {"plan": _plan_key(entry, texts, plan), "batches": done}, indent=None)
+        try:
+            for r, data in zip(batch, done[str(index)], strict=True):
+                records[r] = Record.from_json(data, f"batch {index}")
+        except (SchemaError, ValueError) as exc:
+            raise ConfigError(f"{checkpoint}: corrupt sweep checkpoint ({exc}); delete it to redo the sweep") from None
+    ordered = [records[r] for r in range(len(rows))]
+    points = [SweepPoint.from_records(space.to_json(c), space.key(c), [ordered[r] for r, (ci, _) in enumerate(rows) if ci == k])
+              for k, c in enumerate(entry.controls)]
+    return SweepResult(points, ordered)
+
+
+def _answer_batch(lab: Lab, method: SteeringMethod, entry: MethodEntry, artifact: Artifact, rows: list[tuple[int, int]],
+                  prompts: list[str], bases: list[Generation]) -> list[Record]:
+    controls = [entry.controls[c] for c, _ in rows]
+    gens = lab.answer(method, artifact, entry.space, controls, [prompts[p] for _, p in rows], desc=None)
+    wanted = {k for m in lab.study.metrics for k in lab.registry.metrics[m.name].needs}
+    stats = token_stats(lab, method, artifact, entry, controls, gens, wanted) if wanted else [{} for _ in gens]
+    samples = [Sample(prompts[p], entry.space.to_json(c), entry.space.key(c), gen, bases[p], st)
+               for (ci, p), c, gen, st in zip(rows, controls, gens, stats)]
+    scores = score(lab, samples)
+    return [Record(s.prompt, s.control, s.label, s.output, sc) for s, sc in zip(samples, scores)]
+
+
+def token_stats(lab: Lab, method: SteeringMethod, artifact: Artifact, entry: MethodEntry, controls: list[Any],
+                gens: list[Generation], wanted: set[str]) -> list[dict[str, float]]:
+    """``base_nll`` (mean per answer token under the unsteered model, given the plain prompt) and,
+    when wanted, ``kl`` (steered || unsteered; the steered pass sees the prompt as it was answered)."""
+    tokenizer = lab.model.tokenizer
+    out: list[dict[str, float]] = [{k: float("nan") for k in wanted} for _ in gens]
+    live = [i for i, g in enumerate(gens) if g.output_ids]
+    vocab = lab.model.hf.config.get_text_config().vocab_size
+    for group in _micro_batches(live, [len(gens[i].output_ids) for i in live], vocab, passes=2 if "kl" in wanted else 1):
+        plain = [tokenizer(lab.model.format_prompt(gens[i].prompt), add_special_tokens=False)["input_ids"] for i in group]
+        with torch.no_grad():
+            base, targets, mask = target_logits(lab.model, [(c, gens[i].output_ids) for c, i in zip(plain, group)])
+            nll = -(token_logprobs(base, targets) * mask).sum(1) / mask.sum(1)
+            kl = None
+            if "kl" in wanted:
+                with lab.steer(method, artifact, entry.space, [controls[i] for i in group]):
+                    steered, _, _ = target_logits(lab.model, [(gens[i].prompt_ids, gens[i].output_ids) for i in group])
+                kl = (kl_per_token(steered, base) * mask).sum(1) / mask.sum(1)
+        for k, i in enumerate(group):
+            out[i]["base_nll"] = float(nll[k])
+            if kl is not None:
+                out[i]["kl"] = float(kl[k])
+    return out
+
+
+def _micro_batches(indices: list[int], lengths: list[int], vocab: int, passes: int) -> list[list[int]]:
+    """Groups of rows whose logits (a few float32 copies per pass) fit ``LOGITS_BUDGET``."""
+    if not indices:
+        return []
+    per_row = max(lengths) * vocab * 4 * 3 * passes
+    size = max(1, LOGITS_BUDGET // per_row)
+    return [indices[i : i + size] for i in range(0, len(indices), size)]
+
+
+def score(lab: Lab, samples: list[Sample]) -> list[dict[str, float]]:
+    scores: list[dict[str, float]] = [{} for _ in samples]
+    for entry in lab.study.metrics:
+        metric = lab.registry.metrics[entry.name]
+        results = metric.score(samples, lab.metric_context(entry.name))
+        if len(results) != len(samples):
+            raise ConfigError(f"metric '{entry.name}' returned {len(results)} scores for {len(samples)} answers")
+        for row, extra in zip(scores, results):
+            row.update({k: float(v) for k, v in extra.items()})
+    return scores
+
+
+def _plan_key(entry: MethodEntry, texts: list[str], plan: list[list[int]]) -> str:
+    blob = json.dumps([[entry.space.key(c) for c in entry.controls], texts, plan])
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _load_partial(path: Any, key: str) -> dict[str, list[dict[str, Any]]]:
+    """Finished batches of an interrupted sweep, if they belong to this very plan."""
+    if not path.exists():
+        return {}
+    data = read_json_object(path, "sweep checkpoint", ("plan", "batches"))
+    if data["plan"] != key or not isinstance(data["batches"], dict):
+        print(f"steerlab: {path}: made for another sweep plan; the sweep restarts", file=sys.stderr)
+        return {}
+    return data["batches"]

@@ -1,0 +1,66 @@
+"""Files a run writes and reads back: atomic writes, strict JSON, clear errors on corrupt files.
+
+Why strict: ``json.dumps`` writes ``NaN`` by default, which strict JSON readers (browsers, jq,
+other languages) reject. Every non-finite float is written as ``null``; readers of steerlab's
+own files turn ``null`` back into NaN where a number is expected.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from steerlab.errors import ConfigError
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write then rename, so a reader (or a resumed run) never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def finite_or_none(data: Any) -> Any:
+    """``data`` with every NaN / infinity replaced by None (recursively)."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: finite_or_none(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [finite_or_none(v) for v in data]
+    return data
+
+
+def write_json(path: Path, data: Any, indent: int | None = 1) -> None:
+    """Strict JSON (no NaN), written atomically."""
+    atomic_write_text(path, json.dumps(finite_or_none(data), indent=indent, ensure_ascii=False, allow_nan=False))
+
+
+def read_json(path: Path, what: str = "JSON file") -> Any:
+    """Parse a JSON file that steerlab wrote; a missing, partial or hand-broken file is a
+    ``ConfigError`` naming the file, never a traceback."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: {what} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read {what}: {exc}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: {what} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+
+
+def read_json_object(path: Path, what: str, required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A JSON object with the ``required`` keys, or a ConfigError naming the file and the key."""
+    data = read_json(path, what)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: {what} expected a JSON object, got {type(data).__name__}")
+    missing = [k for k in required if k not in data]
+    if missing:
+        raise ConfigError(f"{path}: {what} lacks key '{missing[0]}'")
+    return data

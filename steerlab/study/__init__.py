@@ -1,0 +1,1 @@
+"""TOML study files -> validated, frozen settings (every error names the file, the key and what was expected)."""

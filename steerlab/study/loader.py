@@ -1,0 +1,185 @@
+"""TOML study file -> validated ``Study``. Every error names the file, the key and what was expected.
+
+A study declares the model, data, generation settings, metrics (with their own tables) and the
+methods to run; each ``[methods.NAME]`` table is validated into that method's own ``Config`` and
+its ``controls`` through the method's control space. ``--set a.b=v`` overrides any key before
+validation; ``--quick`` applies the study's ``[quick]`` overrides and the control spaces' own
+thinning. The ``[quick]`` table is validated on every load, so a typo in it never waits for the
+first quick run.
+"""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from steerlab.errors import ConfigError
+from steerlab.model.generation import GenerationSettings
+from steerlab.plugin import Registry
+from steerlab.study import config as cfg
+from steerlab.study.schema import DataSettings, MethodEntry, MetricEntry, ParetoSettings, Study, StudyMeta
+
+QUICK_EVAL_LIMIT = 6
+TOP_LEVEL = {"study", "data", "generation", "metrics", "methods", "quick", "pareto"}
+MOVED = {"judge": "the judge's settings live in [metrics.judge]"}
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    from steerlab.data.files import read_text_file
+
+    text = read_text_file(path, "study file")
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``a.b.c=value`` -> (['a','b','c'], value); the value is read as TOML, else as a string."""
+    if "=" not in text or not text.split("=", 1)[0].strip():
+        raise ConfigError(f"--set {text!r}: expected KEY.PATH=VALUE")
+    key, raw = text.split("=", 1)
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def apply_override(raw: dict[str, Any], keys: list[str], value: Any, where: str) -> None:
+    node = raw
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{where}: '{'.'.join(keys)}' goes through a non-table key '{key}'")
+    node[keys[-1]] = value
+
+
+def with_quick(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
+    """The raw study with its ``[quick]`` overrides applied."""
+    quick = raw.get("quick", {})
+    if not isinstance(quick, dict):
+        raise ConfigError(f"{path}: [quick] expected a table of 'dotted.key' = value")
+    out = copy.deepcopy(raw)
+    for dotted, value in quick.items():
+        apply_override(out, dotted.split("."), copy.deepcopy(value), f"{path}: [quick] key '{dotted}'")
+    return out
+
+
+def load_study(path: Path | str, registry: Registry, overrides: list[str] = (), quick: bool = False) -> Study:  # type: ignore[assignment]
+    """Read, override, validate (the ``[quick]`` variant is validated too, always)."""
+    path = Path(path).resolve()
+    raw = read_toml(path)
+    for text in overrides:
+        apply_override(raw, *parse_override(text), where=f"{path}: --set")
+    quick_raw = with_quick(path, raw)
+    quick_study = validate(path, quick_raw, registry, quick=True, where_suffix=" (with its [quick] overrides)")
+    return quick_study if quick else validate(path, raw, registry)
+
+
+def validate(path: Path, raw: dict[str, Any], registry: Registry, quick: bool = False, where_suffix: str = "") -> Study:
+    try:
+        return _validate(path, raw, registry, quick)
+    except ConfigError as exc:
+        if where_suffix and str(exc).startswith(f"{path}:"):
+            raise ConfigError(f"{path}{where_suffix}:{str(exc)[len(str(path)) + 1:]}") from None
+        raise
+
+
+def _validate(path: Path, raw: dict[str, Any], registry: Registry, quick: bool) -> Study:
+    unknown = sorted(set(raw) - TOP_LEVEL)
+    if unknown:
+        hint = f"; {MOVED[unknown[0]]}" if unknown[0] in MOVED else ""
+        raise ConfigError(f"{path}: unknown table '{unknown[0]}' (expected: {', '.join(sorted(TOP_LEVEL))}){hint}")
+    base = path.parent
+    if "study" not in raw:
+        raise ConfigError(f"{path}: missing table [study] (with at least name = ...)")
+    meta = cfg.build(StudyMeta, raw["study"], f"{path}: [study]", base)
+    _check_device(path, meta)
+    data = cfg.build(DataSettings, raw.get("data", {}), f"{path}: [data]", base)
+    if quick and (data.eval_limit is None or data.eval_limit > QUICK_EVAL_LIMIT):
+        data = DataSettings(eval=data.eval, eval_limit=QUICK_EVAL_LIMIT)
+    generation = cfg.build(GenerationSettings, raw.get("generation", {}), f"{path}: [generation]", base)
+    metrics = _metric_entries(path, raw.get("metrics", {}), registry)
+    methods = [_method_entry(path, name, table, registry, quick) for name, table in _method_tables(path, raw)]
+    if not methods:
+        raise ConfigError(f"{path}: no [methods.NAME] table (a study runs at least one method)")
+    pareto = cfg.build(ParetoSettings, raw.get("pareto", {}), f"{path}: [pareto]", base)
+    _check_pareto(path, pareto, metrics, methods, registry)
+    return Study(path, raw, meta, data, generation, metrics, methods, quick, pareto)
+
+
+def _check_device(path: Path, meta: StudyMeta) -> None:
+    from steerlab.model.zoo import pick_device, pick_dtype
+
+    try:
+        pick_dtype(meta.dtype, pick_device(meta.device))
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: [study]: {exc}") from None
+
+
+def _metric_entries(path: Path, table: Any, registry: Registry) -> list[MetricEntry]:
+    where = f"{path}: [metrics]"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: expected a table with 'use' (a list of metric names) and [metrics.NAME] settings")
+    names = table.get("use", ["length"])
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ConfigError(f"{where}: key 'use' expected a list of strings, got {names!r}")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{where}: key 'use' lists a metric twice")
+    settings = {k: v for k, v in table.items() if k != "use"}
+    for key, value in settings.items():
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: unknown key '{key}' (expected 'use' and [metrics.NAME] tables)")
+        if key not in names:
+            raise ConfigError(f"{path}: [metrics.{key}]: metric '{key}' is not in [metrics] use = {names}")
+    entries = []
+    for name in names:
+        metric = registry.get("metrics", name, f"{where} key 'use'")
+        entries.append(MetricEntry(name, cfg.build(metric.Config, settings.get(name, {}), f"{path}: [metrics.{name}]", path.parent)))
+    return entries
+
+
+def _check_pareto(path: Path, pareto: ParetoSettings, metrics: list[MetricEntry], methods: list[MethodEntry], registry: Registry) -> None:
+    where = f"{path}: [pareto]"
+    if pareto.anchor and pareto.anchor not in {m.name for m in methods}:
+        raise ConfigError(f"{where} key 'anchor': no method '{pareto.anchor}' in this study")
+    produced = [k for m in metrics for k in registry.metrics[m.name].outputs(m.config)]
+    missing = [a for a in pareto.axes if a not in produced]
+    if missing:
+        raise ConfigError(f"{where} key 'axes': no metric in use produces '{missing[0]}' (produced: {', '.join(produced) or 'none'})")
+    if pareto.axes and len(pareto.axes) < 2:
+        raise ConfigError(f"{where} key 'axes': a front needs at least two axes, got {pareto.axes}")
+
+
+def _method_tables(path: Path, raw: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    methods = raw.get("methods", {})
+    if not isinstance(methods, dict) or not all(isinstance(t, dict) for t in methods.values()):
+        raise ConfigError(f"{path}: [methods] expected tables like [methods.actdiff]")
+    return list(methods.items())
+
+
+def _method_entry(path: Path, name: str, table: dict[str, Any], registry: Registry, quick: bool) -> MethodEntry:
+    where = f"{path}: [methods.{name}]"
+    if not name.replace("-", "").replace("_", "").isalnum():
+        raise ConfigError(f"{where}: a method entry's name must be letters, digits, '-' or '_'")
+    table = dict(table)
+    method_name = table.pop("method", name)
+    if not isinstance(method_name, str):
+        raise ConfigError(f"{where}: key 'method' expected a string, got {method_name!r}")
+    method = registry.get("methods", method_name, f"{where} key 'method'")
+    controls = table.pop("controls", None)
+    config = cfg.build(method.Config, table, where, path.parent)
+    try:
+        space = method.control_space(config)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    if controls is not None and (not isinstance(controls, list) or not controls):
+        raise ConfigError(f"{where}: key 'controls' expected a non-empty list of {space.label} values, got {controls!r}")
+    try:
+        checked = space.default_grid() if controls is None else space.check_all(controls)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: key 'controls': method '{method_name}': {exc}") from None
+    return MethodEntry(name, method_name, config, space, space.quick(checked) if quick else checked)

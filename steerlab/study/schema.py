@@ -1,0 +1,94 @@
+"""The tables of a study file, as frozen dataclasses (help text in one place)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from steerlab.controls import Control, ControlSpace
+from steerlab.model.generation import GenerationSettings
+from steerlab.study import config as cfg
+
+MAX_SEED = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class StudyMeta:
+    name: str
+    model: str = cfg.help_field("smollm2-135m-instruct", "zoo name, local path or hub id")
+    seed: int = cfg.help_field(0, f"0..{MAX_SEED}: every random draw of the run derives from it")
+    description: str = ""
+    device: str = cfg.help_field("auto", "auto (CUDA when present), cpu, cuda, cuda:1, ...")
+    dtype: str = cfg.help_field("auto", "auto (fp32 on CPU, bf16 on GPU), float32, bfloat16, float16")
+    plugins: list[str] = cfg.help_field([], "local plugin files, relative to the study file")
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():
+            raise ValueError(f"key 'name' must be letters, digits, '-' or '_' (got {self.name!r})")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"key 'seed' must be between 0 and {MAX_SEED} (got {self.seed})")
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    eval: str = cfg.path_field(help="JSONL of held-out prompts ({'text': ...} per line)", jsonl=("text",))
+    eval_limit: int | None = cfg.help_field(None, "use only the first N eval prompts")
+
+    def __post_init__(self) -> None:
+        if self.eval_limit is not None and self.eval_limit < 1:
+            raise ValueError(f"key 'eval_limit' must be >= 1 (got {self.eval_limit})")
+
+
+@dataclass(frozen=True)
+class ParetoSettings:
+    axes: list[str] = cfg.help_field([], "score names forming the front, e.g. judge.helpful (empty: no comparison)")
+    anchor: str = cfg.help_field("", "method compared against every other (default: the first)")
+
+
+@dataclass(frozen=True)
+class MethodEntry:
+    """One ``[methods.NAME]`` table: which plugin method, its config, its control space and sweep."""
+
+    name: str
+    method: str
+    config: Any
+    space: ControlSpace
+    controls: list[Control]
+
+
+@dataclass(frozen=True)
+class MetricEntry:
+    """One metric in ``[metrics] use``, with its ``[metrics.NAME]`` settings."""
+
+    name: str
+    config: Any
+
+
+@dataclass(frozen=True)
+class Study:
+    path: Path
+    raw: dict[str, Any]
+    meta: StudyMeta
+    data: DataSettings
+    generation: GenerationSettings
+    metrics: list[MetricEntry]
+    methods: list[MethodEntry] = field(default_factory=list)
+    quick: bool = False
+    pareto: ParetoSettings = field(default_factory=ParetoSettings)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    @property
+    def metric_names(self) -> list[str]:
+        return [m.name for m in self.metrics]
+
+    def method(self, name: str) -> MethodEntry:
+        return next(m for m in self.methods if m.name == name)
+
+    def data_files(self) -> list[Path]:
+        """Every file the study reads (eval prompts, method and metric data), once each."""
+        configs = [self.data, *(m.config for m in self.methods), *(m.config for m in self.metrics)]
+        return list(dict.fromkeys(p for c in configs for p in cfg.path_values(c)))
