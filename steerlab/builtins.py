@@ -1,5 +1,5 @@
-"""Core's own plugin: the built-in metrics, the vector inspector, the model zoo and the ``base``
-(unsteered) reference method.
+"""Core's own plugin: the built-in metrics, the vector inspector, the model zoo, the ``base``
+(unsteered) reference method and the ``vector`` method (a llama.cpp control vector).
 
 Registered through the ``steerlab`` entry-point group like any third-party plugin (pytest's
 habit: core features are plugins too, so the plugin interface is never missing anything).
@@ -20,6 +20,7 @@ from steerlab.method import BaseMethod
 from steerlab.metrics.builtin import FluencyMetric, KLMetric, LengthMetric, SimilarityMetric
 from steerlab.metrics.judge import JudgeMetric
 from steerlab.model.zoo import builtin_models
+from steerlab.vectors import VectorMethod
 
 if TYPE_CHECKING:
     from steerlab.run.lab import Lab
@@ -44,6 +45,7 @@ class BaseModelMethod(BaseMethod):
 @hookimpl
 def steerlab_methods(register: Callable[[Any], None]) -> None:
     register(BaseModelMethod())
+    register(VectorMethod())
 
 
 @hookimpl

@@ -1,4 +1,4 @@
-"""``steerlab run | plugins | generate | inspect | data`` — the command line.
+"""``steerlab run | plugins | generate | inspect | data | export | import`` — the command line.
 
 Bad input (``ConfigError``) prints one line naming the file, key and expectation, exit code 2.
 """
@@ -61,7 +61,26 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--dtype", default=None, help="auto (default), float32, bfloat16")
     build.add_argument("--batch-size", type=int, default=16)
     _add_plugin_flag(build)
+    _add_gguf_parsers(sub)
     return parser
+
+
+def _add_gguf_parsers(sub: Any) -> None:
+    """``steerlab export gguf`` and ``steerlab import gguf`` (llama.cpp control vectors)."""
+    export = sub.add_parser("export", help="write a run's trained vector in another tool's format").add_subparsers(dest="format", required=True)
+    out = export.add_parser("gguf", help="a llama.cpp control vector (.gguf) from a run's residual-stream vector")
+    out.add_argument("run_dir")
+    out.add_argument("--out", required=True, metavar="FILE.gguf")
+    out.add_argument("--method", help="method entry in the run (default: the first that declares a vector)")
+    out.add_argument("--strength", metavar="S", help="control baked into the file: direction = S * per_unit * vector "
+                     "(default: the last control of the entry's sweep)")
+    out.add_argument("--index", default="0", metavar="I|all", help="which declared vector (default 0); all: every one, summed per layer")
+    _add_plugin_flag(out)
+    imports = sub.add_parser("import", help="turn another tool's file into a steerlab run").add_subparsers(dest="format", required=True)
+    into = imports.add_parser("gguf", help="a run folder with a 'vector' method from a llama.cpp control vector (.gguf)")
+    into.add_argument("file", metavar="FILE.gguf")
+    into.add_argument("--model", required=True, help="zoo name, local path or hub id of the model the vector is for")
+    into.add_argument("--out", default="runs", help="parent folder of the run folder (default runs/)")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -143,10 +162,45 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "plugins": cmd_plugins, "generate": cmd_generate, "data": cmd_data}
+def cmd_export(args: argparse.Namespace) -> int:
+    from steerlab.vectors import export_run
+
+    if args.index != "all" and not args.index.isdigit():
+        raise ConfigError(f"--index {args.index!r}: expected a whole number >= 0 or 'all'")
+    index = None if args.index == "all" else int(args.index)
+    out, entry, strength = export_run(Path(args.run_dir), Path(args.out), args.method, args.strength, index, args.plugin)
+    print(f"wrote llama.cpp control vector {out} (method entry '{entry}', strength {strength:g} baked in)")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from steerlab.vectors import import_run
+
+    run_dir = import_run(Path(args.file), args.model, Path(args.out))
+    print(f"wrote run {run_dir} (method 'vector'); try: steerlab generate {run_dir} \"Hello\" --control 1")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "plugins": cmd_plugins, "generate": cmd_generate, "data": cmd_data,
+            "export": cmd_export, "import": cmd_import}
+
+
+def glue_control_values(argv: list[str]) -> list[str]:
+    """``--control -0.5,1.5,0`` -> ``--control=-0.5,1.5,0``: argparse would take a value that
+    starts with '-' (and is not a plain number) for a flag and swallow it."""
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] == "--control" and i + 1 < len(argv):
+            out.append(f"--control={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = glue_control_values(list(sys.argv[1:] if argv is None else argv))
     args, rest = build_parser().parse_known_args(argv)
     try:
         if args.command == "inspect":

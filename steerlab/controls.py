@@ -33,7 +33,7 @@ def finite_number(value: Any, what: str = "a number") -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"expected {what}, got {value!r}")
     if not math.isfinite(value):
-        raise ValueError(f"expected a finite number, got {value!r}")
+        raise ValueError(f"expected {what}, finite, got {value!r}")
     return float(value)
 
 
@@ -81,9 +81,17 @@ class ControlSpace(ABC):
         return None
 
     def quick(self, grid: list[Control], keep: int = 3) -> list[Control]:
-        """The part of ``grid`` that ``--quick`` keeps: the ends and the middle."""
+        """The part of ``grid`` that ``--quick`` keeps: for one number per control, the two ends
+        and the control nearest the neutral one (e.g. negative, zero, positive); otherwise the
+        first, middle and last."""
         if len(grid) <= keep:
             return list(grid)
+        if self.width() == 1:
+            ordered = sorted(grid, key=lambda c: self.coordinates(c)[0])
+            centre_value = self.neutral()
+            centre_at = self.coordinates(centre_value)[0] if centre_value is not None else self.coordinates(ordered[len(ordered) // 2])[0]
+            centre = min(ordered, key=lambda c: abs(self.coordinates(c)[0] - centre_at))
+            return list(dict.fromkeys([ordered[0], centre, ordered[-1]]))
         return [grid[0], grid[len(grid) // 2], grid[-1]]
 
     def describe(self) -> dict[str, Any]:
@@ -153,14 +161,6 @@ class Scalar(ControlSpace):
 
     def neutral(self) -> float | None:
         return self._neutral
-
-    def quick(self, grid: list[Control], keep: int = 3) -> list[Control]:
-        """The two ends and the control nearest the neutral one (e.g. negative, zero, positive)."""
-        if len(grid) <= keep:
-            return list(grid)
-        ordered = sorted(grid)
-        centre = min(ordered, key=lambda c: abs(c - (self._neutral or 0.0)))
-        return sorted({ordered[0], centre, ordered[-1]})
 
 
 class Simplex(ControlSpace):

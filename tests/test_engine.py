@@ -3,9 +3,8 @@
 import pytest
 import torch
 
-from steerlab.engine import HookEngine, add_vector
-from steerlab.generation import generate, tokenize_prompts
-from steerlab.study import GenerationSettings
+from steerlab.model.engine import HookEngine, add_vector
+from steerlab.model.generation import GenerationSettings, generate, tokenize_prompts
 
 
 def hook_count(model) -> int:

@@ -26,7 +26,22 @@ def test_inspect_vector_on_a_run_without_vectors_is_a_clear_error(study_dir, cap
     assert main(["run", str(path), "--out", str(out), "--no-progress", "--set", "metrics.use=['length']"]) == 0
     run_dir = sorted(out.iterdir(), key=os.path.getmtime)[-1]
     assert main(["inspect", "vector", str(run_dir)]) == 2
-    assert "no trained method with a vector" in capsys.readouterr().err
+    assert "no trained method that inspector 'vector' applies to" in capsys.readouterr().err
+
+
+def test_inspect_options_are_typed_and_checked(study_dir, capsys):
+    out = study_dir / "runs"
+    assert main(["run", str(study_dir / "tiny.toml"), "--quick", "--out", str(out), "--no-progress",
+                 "--set", "metrics.use=['length']", "--set", "methods.actdiff.layer_sweep=[]"]) == 0
+    run_dir = sorted(out.iterdir(), key=os.path.getmtime)[-1]
+    capsys.readouterr()
+    for argv, message in ((["--top", "0"], "--top must be between 1 and 200"), (["--top", "x"], "key 'top' expected an integer"),
+                          (["--nope", "1"], "unknown option --nope"), (["--top"], "needs a value")):
+        assert main(["inspect", "vector", str(run_dir), *argv]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+    assert main(["inspect", "nothing", str(run_dir)]) == 2
+    assert "unknown inspector 'nothing'" in capsys.readouterr().err
 
 
 def test_bridge_residuals_match_the_hf_model(tiny_llama):

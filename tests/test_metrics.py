@@ -6,6 +6,7 @@ import pytest
 from steerlab.metrics.builtin import distinct_ngrams
 from steerlab.metrics.embedding import SentenceEmbedder
 from steerlab.metrics.judge import StyleJudge
+from steerlab.run.results import Record, SweepPoint
 from steerlab_plugins.actdiff.analysis import source_validation, usable_range
 
 from conftest import BANK_TEXTS, CAT_TEXTS
@@ -45,7 +46,7 @@ def test_three_style_judge_scores_are_independent_one_vs_rest(embedder):
 
 
 def test_source_validation_counts_prompts_that_move_both_ways():
-    records = [{"prompt": p, "control": c, "scores": {"words": w}} for p, c, w in [
+    records = [Record(p, c, f"{c:+g}", "", {"words": w}) for p, c, w in [
         ("a", 0.0, 100), ("a", 0.5, 50), ("a", -0.5, 150),   # moves both ways: hit
         ("b", 0.0, 100), ("b", 0.5, 50), ("b", -0.5, 90),    # shortens under both signs: miss
     ]]
@@ -53,6 +54,6 @@ def test_source_validation_counts_prompts_that_move_both_ways():
 
 
 def test_usable_range_stops_at_the_first_disfluent_control():
-    rows = [{"control": c, "perplexity": p, "distinct3": d} for c, p, d in
+    rows = [SweepPoint(c, f"{c:+g}", 1, {"perplexity": p, "distinct3": d}) for c, p, d in
             [(-0.4, 9.0, 0.9), (-0.2, 2.0, 0.9), (0.0, 2.0, 0.9), (0.2, 3.0, 0.8), (0.4, 3.5, 0.2)]]
     assert usable_range(rows) == (-0.2, 0.2)

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from steerlab.engine import HookEngine
-from steerlab.generation import tokenize_prompts
-from steerlab.sites import match_sites
+from steerlab.model.engine import HookEngine
+from steerlab.model.generation import tokenize_prompts
+from steerlab.model.sites import match_sites
 from steerlab_plugins.panacea import losses
 from steerlab_plugins.panacea.layers import PanaceaAdapter
 
@@ -111,7 +111,22 @@ def test_moving_the_adapter_moves_the_preference_every_layer_reads(adapter_and_e
     adapter.set_preference([0.0, 1.0, 0.0])
     for layer in adapter.layers:
         assert layer.preference is adapter.preference and layer.preference.dtype == torch.float64
-        assert layer.sigma_full()[-2] == layer.scale  # s_l * lambda_2 with lambda_2 = 1
+        assert layer.sigma_full()[0, -2] == layer.scale  # s_l * lambda_2 with lambda_2 = 1
+
+
+def test_one_preference_per_batch_row_equals_each_preference_alone(tiny_llama, adapter_and_engine):
+    adapter, engine = adapter_and_engine
+    prefs = [[1.0, 0.0, 0.0], [0.2, 0.3, 0.5]]
+    enc = tokenize_prompts(tiny_llama, [tiny_llama.format_prompt("Tell me about the sea")] * 2)
+    with adapter.attached(engine), torch.no_grad():
+        adapter.set_preference(torch.tensor(prefs))
+        both = tiny_llama.hf(**enc).logits
+        alone = []
+        for p in prefs:
+            adapter.set_preference(p)
+            alone.append(tiny_llama.hf(**{k: v[:1] for k, v in enc.items()}).logits)
+    torch.testing.assert_close(both, torch.cat(alone), atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(both[0], both[1])
 
 
 def test_generate_with_pref_and_inspect_svd_on_a_finished_run(study_dir, capsys):
@@ -122,17 +137,20 @@ def test_generate_with_pref_and_inspect_svd_on_a_finished_run(study_dir, capsys)
 
     text = (study_dir / "tiny.toml").read_text().split("[methods.actdiff]")[0]
     path = study_dir / "pan.toml"
-    path.write_text(text.replace('"similarity", "judge"', '"similarity"') +
+    path.write_text(text.replace('"similarity", "judge"', '"similarity"').replace('[metrics.judge]\ndata = "data/judge.jsonl"\n', "") +
                     '[methods.panacea]\ndata = "data/sft.jsonl"\nrank = 2\nsteps = 2\nper_dimension = 1\nmax_tokens = 32\n'
                     'controls = [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]\n')
     out = study_dir / "runs"
     assert main(["run", str(path), "--out", str(out), "--no-progress"]) == 0
     run_dir = sorted(out.iterdir(), key=os.path.getmtime)[-1]
     capsys.readouterr()
-    assert main(["generate", str(run_dir), "Why?", "--pref", "1,0,0", "--pref", "0,0.5,0.5", "--max-new-tokens", "3"]) == 0
+    assert main(["generate", str(run_dir), "Why?", "--control", "1,0,0", "--control", "humorous=0.5,philosophical=0.5",
+                 "--max-new-tokens", "3"]) == 0
     printed = capsys.readouterr().out
     assert "[panacea lambda=(1.00,0.00,0.00)]" in printed and "[panacea lambda=(0.00,0.50,0.50)]" in printed
-    assert main(["inspect", "svd", str(run_dir), "--pref", "0.2,0.5,0.3"]) == 0
+    assert main(["inspect", "svd", str(run_dir), "--control", "0.2,0.5,0.3"]) == 0
     assert "preference share" in capsys.readouterr().out
     assert (run_dir / "inspect" / "svd_panacea.png").stat().st_size > 1000
-    assert main(["generate", str(run_dir), "Why?", "--pref", "0.5,0.6,0"]) == 2
+    for bad in ("0.5,0.6,0", "nan,0.5,0.5", "funny=1", "-0.5,1.5,0"):
+        assert main(["generate", str(run_dir), "Why?", "--control", bad]) == 2
+        assert "--control" in capsys.readouterr().err

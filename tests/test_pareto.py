@@ -3,16 +3,15 @@
 import numpy as np
 import pytest
 
-from steerlab import pareto
-from steerlab.compare import corner_effects
-from steerlab.simplex import check_preference, corners_and_centre, simplex_grid
+from steerlab.analysis import pareto
+from steerlab.analysis.pareto import corner_effects
+from steerlab.controls import Simplex
 
 AXES = ["judge.a", "judge.b", "judge.c"]
 
 
-def rows(points, controls=None):
-    controls = controls or [[1.0, 0.0, 0.0]] * len(points)
-    return [{"control": c, **dict(zip(AXES, p))} for c, p in zip(controls, points)]
+def scores(points):
+    return [dict(zip(AXES, p)) for p in points]
 
 
 def test_hypervolume_of_two_boxes_minus_their_overlap():
@@ -28,23 +27,37 @@ def test_coverage_counts_weakly_dominated_points():
 
 
 def test_lambda_alignment_is_one_when_each_score_follows_its_weight():
-    grid = simplex_grid(3, 0.5)
-    assert pareto.lambda_alignment(rows([[0.1 + c[0], 0.2 + c[1], c[2]] for c in grid], grid), AXES) == pytest.approx(1.0)
-    assert pareto.lambda_alignment(rows([[0.3, 0.3, 0.3] for _ in grid], grid), AXES) != pareto.lambda_alignment(
-        rows([[1 - c[0], c[1], c[2]] for c in grid], grid), AXES)
+    grid = Simplex(["a", "b", "c"], 0.5).default_grid()
+    assert pareto.lambda_alignment(grid, scores([[0.1 + c[0], 0.2 + c[1], c[2]] for c in grid]), AXES) == pytest.approx(1.0)
+    assert pareto.lambda_alignment(grid, scores([[1 - c[0], c[1], c[2]] for c in grid]), AXES) < 1.0
 
 
 def test_corner_effects_compare_each_style_at_its_corner_with_the_other_corners():
-    corners = corners_and_centre(3)[:3]
-    effects = corner_effects(rows([[0.6, 0.2, 0.2], [0.2, 0.5, 0.3], [0.2, 0.2, 0.4]], corners), AXES)
+    corners = Simplex(["a", "b", "c"]).corners()
+    effects = corner_effects(corners, scores([[0.6, 0.2, 0.2], [0.2, 0.5, 0.3], [0.2, 0.2, 0.4]]), AXES)
     assert [round(e["gap"], 3) for e in effects] == [0.4, 0.3, 0.15]
 
 
 def test_simplex_grid_has_the_papers_15_points_with_corners_first():
-    grid = simplex_grid(3, 0.25)
+    space = Simplex(["a", "b", "c"], 0.25)
+    grid = space.default_grid()
     assert len(grid) == 15 and all(abs(sum(p) - 1) < 1e-9 for p in grid)
-    assert sorted(map(tuple, grid[:3])) == [(0, 0, 1), (0, 1, 0), (1, 0, 0)]
-    with pytest.raises(ValueError, match="sum to 1"):
-        check_preference([0.5, 0.6, 0.0], 3)
-    with pytest.raises(ValueError, match="list of 3 numbers"):
-        check_preference([0.5, 0.5], 3)
+    assert sorted(grid[:3]) == [(0, 0, 1), (0, 1, 0), (1, 0, 0)]
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ([0.5, 0.6, 0.0], "sum to 1"), ([0.5, 0.5], "expected 3 weights"), ([float("nan"), 0.5, 0.5], "finite"),
+    ([-0.5, 1.0, 0.5], ">= 0"), ({"a": 0.5, "z": 0.5}, "unknown dimension 'z'"), ([True, 0, 0], "expected numbers"),
+])
+def test_a_bad_preference_vector_says_what_was_expected(value, message):
+    with pytest.raises(ValueError, match=message):
+        Simplex(["a", "b", "c"]).check(value)
+
+
+def test_simplex_parses_named_or_positional_weights_and_rejects_bad_steps():
+    space = Simplex(["helpful", "humorous", "philosophical"])
+    assert space.parse("humorous=1") == (0.0, 1.0, 0.0)
+    assert space.parse("0.2,0.3,0.5") == (0.2, 0.3, 0.5)
+    for step in (0.0, 0.3, -0.25, float("nan")):
+        with pytest.raises(ValueError, match="grid step"):
+            Simplex(["a", "b"], step)

@@ -1,5 +1,6 @@
 """Plugin discovery: entry points, local files, loud failures, duplicate names."""
 
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -11,16 +12,14 @@ from steerlab.plugin import build_registry
 
 LOCAL_PLUGIN = '''
 from contextlib import nullcontext
-from steerlab.hookspecs import hookimpl
-from steerlab.method import BaseMethod
-from steerlab.artifact import Artifact
+from steerlab.api import Artifact, BaseMethod, hookimpl
 
 class Echo(BaseMethod):
     name = "{name}"
     description = "does nothing, loudly"
     def train(self, lab, config):
-        return Artifact({{}}, {{"method": self.name}})
-    def steer(self, lab, artifact, control):
+        return Artifact({{}})
+    def steer(self, lab, artifact, controls):
         return nullcontext()
 
 @hookimpl
@@ -38,6 +37,7 @@ def test_builtins_register_through_the_entry_point_group(registry):
     assert registry.providers[("methods", "actdiff")] == "actdiff"
     assert registry.providers[("methods", "base")] == "core"
     assert {"length", "fluency", "kl", "similarity", "judge"} <= set(registry.metrics)
+    assert {"vector", "svd"} <= set(registry.inspectors)
     assert {"smollm2-135m-instruct", "gemma3-270m", "tiny-llama", "tiny-gemma3"} <= set(registry.models)
     assert "concise" in registry.datasets
 
@@ -88,26 +88,86 @@ def test_a_missing_or_broken_plugin_file_is_a_config_error(tmp_path):
         build_registry([tmp_path / "broken.py"])
 
 
-def test_the_readme_tutorial_plugin_works(tmp_path, tiny_llama, registry):
-    """The README's 'Write your own method' example, run as written."""
-    import re
+def readme_block(heading: str, index: int = 0) -> str:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split(heading, 1)[1]
+    return re.findall(r"```python\n(.*?)```", section, re.S)[index]
+
+
+def test_the_readme_tutorial_plugin_steers_per_row_and_passes_inspect_vector(tmp_path, study_dir, tiny_llama, registry, capsys):
+    """The README's 'Write your own method' example, run as written: in a study, through
+    ``generate`` and through ``inspect vector`` (it declares its residual vector)."""
+    import os
 
     import torch
 
-    from steerlab.generation import tokenize_prompts
-    from steerlab.lab import Lab
+    from steerlab.cli import main
+    from steerlab.model.generation import tokenize_prompts
+    from steerlab.run.lab import Lab
+    from steerlab.run.layout import RunLayout
 
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    code = re.search(r"## Write your own method.*?```python\n(.*?)```", readme, re.S).group(1)
-    path = tmp_path / "my_method.py"
-    path.write_text(code)
+    path = study_dir / "my_method.py"
+    path.write_text(readme_block("## Write your own method"))
     method = build_registry([path]).methods["random-direction"]
-    lab = Lab(study=None, model=tiny_llama, registry=registry, run_dir=tmp_path, show_progress=False)
+    lab = Lab(study=None, model=tiny_llama, registry=registry, layout=RunLayout(tmp_path), show_progress=False)
     artifact = method.train(lab, method.Config(layer=1))
-    enc = tokenize_prompts(tiny_llama, ["Hello"])
+    enc = tokenize_prompts(tiny_llama, ["Hello", "Hello"])
     with torch.no_grad():
         base = tiny_llama.hf(**enc).logits
-        with method.steer(lab, artifact, 5.0):
+        with method.steer(lab, artifact, torch.tensor([5.0, 0.0])):
             steered = tiny_llama.hf(**enc).logits
         assert torch.equal(tiny_llama.hf(**enc).logits, base)
-    assert not torch.allclose(base, steered)
+    assert not torch.allclose(base[0], steered[0]) and torch.equal(base[1], steered[1])  # row 2 at norm 0
+
+    study = (study_dir / "tiny.toml").read_text().split("[methods.actdiff]")[0]
+    (study_dir / "rd.toml").write_text(study.replace("seed = 3", 'seed = 3\nplugins = ["my_method.py"]')
+                                       .replace(', "judge"]', "]").replace('[metrics.judge]\ndata = "data/judge.jsonl"\n', "")
+                                       + "[methods.random-direction]\nlayer = 1\ncontrols = [-4.0, 0.0, 4.0]\n")
+    out = study_dir / "runs"
+    assert main(["run", str(study_dir / "rd.toml"), "--out", str(out), "--no-progress"]) == 0
+    run_dir = sorted(out.iterdir(), key=os.path.getmtime)[-1]
+    capsys.readouterr()
+    assert main(["inspect", "vector", str(run_dir), "--top", "3"]) == 0
+    assert "## Logit lens" in capsys.readouterr().out
+
+
+def test_the_readme_control_space_example_is_one_class_that_validates_and_thins(tmp_path):
+    namespace: dict = {}
+    exec(readme_block("## Write your own method", 1), namespace)
+    space = namespace["Temperature"]()
+    assert space.check_all([0.5, 1.0, 2.0, 4.0]) == [0.5, 1.0, 2.0, 4.0]
+    assert space.quick([0.5, 1.0, 2.0, 4.0]) == [0.5, 1.0, 4.0]
+    assert space.key(space.parse("2")) == "T=2"
+    with pytest.raises(ValueError, match="must be > 0"):
+        space.check(-1.0)
+    with pytest.raises(ValueError, match="finite"):
+        space.check(float("nan"))
+    assert space.tensor([0.5, 2.0]).tolist() == [0.5, 2.0]
+
+
+def test_a_method_missing_a_member_is_refused_at_registration_naming_plugin_and_member(tmp_path):
+    path = tmp_path / "half.py"
+    path.write_text(textwrap.dedent('''
+        from dataclasses import dataclass
+        from steerlab.api import hookimpl
+
+        class Half:
+            name = "half"
+            description = "no steer"
+            Config = dataclass(frozen=True)(type("C", (), {}))
+            def control_space(self, config): ...
+            def train(self, lab, config): ...
+
+        @hookimpl
+        def steerlab_methods(register):
+            register(Half())
+    '''))
+    with pytest.raises(ConfigError, match=r"plugin '.*half.py': method 'half' lacks 'steer'"):
+        build_registry([path])
+
+
+def test_a_plugin_hook_that_raises_is_one_error_naming_the_plugin(tmp_path):
+    path = tmp_path / "boom.py"
+    path.write_text("from steerlab.api import hookimpl\n@hookimpl\ndef steerlab_metrics(register):\n    raise RuntimeError('oops')\n")
+    with pytest.raises(ConfigError, match=r"plugin '.*boom.py': hook steerlab_metrics failed: RuntimeError: oops"):
+        build_registry([path])

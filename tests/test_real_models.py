@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from steerlab.lab import Lab
-from steerlab.models import load_model
-from steerlab.study import GenerationSettings, load_study
 from steerlab.metrics.builtin import word_count
+from steerlab.model.generation import GenerationSettings
+from steerlab.model.zoo import load_model
+from steerlab.run.lab import Lab
+from steerlab.run.layout import RunLayout
+from steerlab.study.loader import load_study
 
 pytestmark = pytest.mark.slow
 STUDY = "studies/concise.toml"
@@ -33,15 +35,14 @@ def test_smollm2_loads_offline_with_its_chat_template_and_reloads_fast(smollm2, 
 def test_concise_vector_shortens_smollm2_answers(smollm2, registry, tmp_path):
     """The study's own data and layer, few pairs and prompts: +0.4 must shorten, -0.4 must not."""
     study = load_study(STUDY, registry, ["data.eval_limit=6"])
-    lab = Lab(study=study, model=smollm2, registry=registry, run_dir=tmp_path, show_progress=False)
+    lab = Lab(study=study, model=smollm2, registry=registry, layout=RunLayout(tmp_path), show_progress=False)
     method, entry = registry.methods["actdiff"], study.methods[0]
     artifact = method.train(lab, entry.config)
     assert 30 < artifact.meta["vector_norm"]["15"] < 150  # measured ~63 with steering-vectors
-    settings = GenerationSettings(max_new_tokens=160, batch_size=6)
-    words = {}
-    for control in (0.4, 0.0, -0.4):
-        with method.steer(lab, artifact, control):
-            words[control] = np.mean([word_count(g.output) for g in lab.generate(lab.eval_prompts(), settings)])
+    settings = GenerationSettings(max_new_tokens=160, batch_size=18)
+    prompts, controls = lab.eval_prompts(), (0.4, 0.0, -0.4)
+    gens = lab.answer(method, artifact, entry.space, [c for c in controls for _ in prompts], prompts * 3, settings)
+    words = {c: np.mean([word_count(g.output) for g in gens[k * len(prompts):(k + 1) * len(prompts)]]) for k, c in enumerate(controls)}
     assert words[0.4] < 0.6 * words[0.0], words
     assert words[-0.4] >= 0.9 * words[0.0], words
 

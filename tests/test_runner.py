@@ -22,27 +22,46 @@ def finished(study_dir: Path) -> Path:
 
 def test_run_writes_results_report_figures_and_artifacts(finished):
     for name in ("study.toml", "run.json", "results.json", "report.md", "methods/actdiff/artifact.json",
-                 "methods/actdiff/artifact.safetensors", "figures/actdiff_sweep.png", "methods/actdiff/layer_sweep.png"):
+                 "methods/actdiff/artifact.safetensors", "figures/actdiff_sweep.png", "methods/actdiff/layer_sweep.png",
+                 "metrics/judge/artifact.json", "metrics/judge/confusion.png"):
         assert (finished / name).exists(), name
     report = (finished / "report.md").read_text()
-    assert "held-out accuracy" in report and "## Method `actdiff`" in report and "layer_sweep.png" in report
+    assert "## Metric `judge`" in report and "held-out accuracy" in report and "## Method `actdiff`" in report
+    assert "layer_sweep.png" in report and "confusion.png" in report
+
+
+def strict_json(path: Path):
+    """Parse as strict JSON readers do: NaN / Infinity are not JSON."""
+    def refuse(token):
+        raise ValueError(f"{path} holds {token}, which is not JSON")
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def test_results_json_is_strict_json_with_a_schema_version_and_round_trips_through_the_typed_results(finished):
+    from steerlab.run.results import SCHEMA_VERSION, RunResults
+
+    data = strict_json(finished / "results.json")
+    assert data["schema_version"] == SCHEMA_VERSION
+    assert RunResults.from_json(data).to_json() == data
 
 
 def test_results_json_has_the_promised_shape(finished):
-    results = json.loads((finished / "results.json").read_text())
+    results = strict_json(finished / "results.json")
     assert results["study"]["name"] == "tiny" and results["study"]["quick"] is True
     for name in ("actdiff", "base"):
         method = results["methods"][name]
-        assert all(isinstance(v, float) for v in method["summary"].values())
+        assert all(v is None or isinstance(v, float) for v in method["summary"].values())
         for record in method["records"]:
-            assert set(record) == {"prompt", "control", "output", "scores"}
+            assert set(record) == {"prompt", "control", "label", "output", "scores"}
             assert isinstance(record["prompt"], str) and isinstance(record["output"], str)
-            assert all(isinstance(v, float) for v in record["scores"].values())
+            assert all(v is None or isinstance(v, float) for v in record["scores"].values())
     actdiff = results["methods"]["actdiff"]
+    assert actdiff["controls"] == {"kind": "scalar", "label": "strength", "dimensions": []}
     assert sorted({r["control"] for r in actdiff["records"]}) == [-1.0, 0.0, 1.0]
+    assert [p["label"] for p in actdiff["points"]] == ["-1", "+0", "+1"]
     assert {"words", "tokens", "perplexity", "kl", "similarity", "judge.cats", "judge.banks"} <= set(actdiff["records"][0]["scores"])
     assert "source_validation@1" in actdiff["summary"] and "words@+1" in actdiff["summary"]
-    assert results["judge"]["accuracy"] >= 0.75  # cats vs central banks: MiniLM separates these
+    assert results["metrics"]["judge"]["summary"]["accuracy"] >= 0.75  # cats vs central banks: MiniLM separates these
 
 
 def test_same_seed_gives_the_same_numbers(study_dir, finished):
@@ -69,11 +88,12 @@ def test_resume_refuses_a_study_that_changed(finished, study_dir, capsys):
     assert "changed since run" in capsys.readouterr().err
 
 
-def test_plugins_command_lists_methods_metrics_datasets_and_models(capsys):
+def test_plugins_command_lists_methods_metrics_inspectors_datasets_and_models(capsys):
     assert main(["plugins"]) == 0
-    out = capsys.readouterr().out
-    for line in ("method   actdiff", "metric   judge", "dataset  concise", "model    smollm2-135m-instruct"):
-        assert line in out
+    rows = {tuple(line.split()[:3]) for line in capsys.readouterr().out.splitlines()}
+    for row in (("method", "actdiff", "actdiff"), ("metric", "judge", "core"), ("inspector", "svd", "panacea"),
+                ("inspector", "vector", "core"), ("dataset", "concise", "actdiff"), ("model", "smollm2-135m-instruct", "core")):
+        assert row in rows, row
 
 
 def test_generate_answers_from_a_finished_run(finished, capsys):
@@ -82,16 +102,22 @@ def test_generate_answers_from_a_finished_run(finished, capsys):
     assert "### Why?" in out and "[actdiff strength=+1]" in out and "[actdiff strength=-1]" in out
 
 
+def test_a_bad_control_names_the_method_and_what_was_expected(finished, capsys):
+    for bad in ("nan", "big", "inf"):
+        assert main(["generate", str(finished), "Why?", "--control", bad]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and "'actdiff'" in err and "strength" in err, err
+
+
 def test_a_local_plugin_named_in_the_study_is_loaded(study_dir):
     (study_dir / "myplug.py").write_text(
-        "from contextlib import nullcontext\nfrom steerlab.hookspecs import hookimpl\nfrom steerlab.method import BaseMethod\n"
-        "from steerlab.artifact import Artifact\n"
+        "from contextlib import nullcontext\nfrom steerlab.api import Artifact, BaseMethod, hookimpl\n"
         "class Mine(BaseMethod):\n    name = 'mine'\n"
-        "    def train(self, lab, config):\n        return Artifact({}, {'method': 'mine'})\n"
-        "    def steer(self, lab, artifact, control):\n        return nullcontext()\n"
+        "    def train(self, lab, config):\n        return Artifact({})\n"
+        "    def steer(self, lab, artifact, controls):\n        return nullcontext()\n"
         "@hookimpl\ndef steerlab_methods(register):\n    register(Mine())\n")
     path = study_dir / "tiny.toml"
     text = path.read_text().replace("seed = 3", 'seed = 3\nplugins = ["myplug.py"]').replace("[methods.base]", "[methods.mine]")
-    path.write_text(text.replace('"similarity", "judge"', '"similarity"').split("[quick]")[0])
+    path.write_text(text.replace('"similarity", "judge"]', '"similarity"]').replace('[metrics.judge]\ndata = "data/judge.jsonl"\n', "").split("[quick]")[0])
     finished = run(study_dir, "--quick")
     assert "mine" in json.loads((finished / "results.json").read_text())["methods"]

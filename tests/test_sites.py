@@ -1,6 +1,6 @@
 import pytest
 
-from steerlab import sites
+from steerlab.model import sites
 from steerlab.errors import ConfigError
 
 

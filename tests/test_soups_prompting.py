@@ -6,14 +6,15 @@ from steerlab_plugins.prompting import mix_prompt
 from steerlab_plugins.soups.method import soup_delta
 
 
-def test_soup_delta_is_the_lambda_weighted_sum_of_lora_updates():
+def test_soup_delta_is_the_lambda_weighted_sum_of_lora_updates_per_row():
     torch.manual_seed(0)
-    loras = [(torch.randn(2, 8), torch.randn(5, 2)) for _ in range(3)]
-    x = torch.randn(4, 8)
-    single = [soup_delta([(1.0, a, b)])(x) for a, b in loras]
-    mixed = soup_delta([(w, a, b) for w, (a, b) in zip([0.2, 0.3, 0.5], loras)])(x)
-    torch.testing.assert_close(mixed, 0.2 * single[0] + 0.3 * single[1] + 0.5 * single[2])
-    torch.testing.assert_close(single[1], x @ loras[1][0].T @ loras[1][1].T)
+    a, b = torch.randn(3, 2, 8), torch.randn(3, 5, 2)  # three LoRAs: A (r, in), B (out, r)
+    x = torch.randn(2, 4, 8)  # (batch, pos, in)
+    updates = [x @ a[i].T @ b[i].T for i in range(3)]
+    mixed = soup_delta(a, b, torch.tensor([[0.2, 0.3, 0.5], [0.0, 1.0, 0.0]]))(x)
+    torch.testing.assert_close(mixed[0], (0.2 * updates[0] + 0.3 * updates[1] + 0.5 * updates[2])[0])
+    torch.testing.assert_close(mixed[1], updates[1][1])
+    torch.testing.assert_close(soup_delta(a, b, torch.tensor([[0.0, 0.0, 1.0]]))(x), updates[2])  # one row broadcasts
 
 
 def test_mix_prompt_names_the_weights_heaviest_first():
@@ -24,14 +25,15 @@ def test_mix_prompt_names_the_weights_heaviest_first():
 
 def test_soups_training_leaves_the_model_exactly_as_it_was(study_dir, registry, tiny_llama):
     """PEFT wraps modules while training; afterwards every module and weight must be the original."""
-    from steerlab.lab import Lab
-    from steerlab.study import load_study
+    from steerlab.run.lab import Lab
+    from steerlab.run.layout import RunLayout
+    from steerlab.study.loader import load_study
 
     text = (study_dir / "tiny.toml").read_text().split("[methods.actdiff]")[0]
     path = study_dir / "soups.toml"
     path.write_text(text + '[methods.soups]\ndata = "data/sft.jsonl"\nrank = 2\nsteps = 2\nper_dimension = 1\nmax_tokens = 32\n')
     study = load_study(path, registry)
-    lab = Lab(study=study, model=tiny_llama, registry=registry, run_dir=study_dir / "run", show_progress=False)
+    lab = Lab(study=study, model=tiny_llama, registry=registry, layout=RunLayout(study_dir / "run"), show_progress=False)
     modules = {n: type(m) for n, m in tiny_llama.hf.named_modules()}
     params = {n: p.detach().clone() for n, p in tiny_llama.hf.named_parameters()}
     artifact = registry.methods["soups"].train(lab, study.methods[0].config)

@@ -6,7 +6,8 @@ import pytest
 
 from steerlab.cli import main
 from steerlab.errors import ConfigError
-from steerlab.study import load_study, thin_controls
+from steerlab.controls import Scalar, Simplex
+from steerlab.study.loader import load_study
 
 
 def edit(study_dir: Path, old: str, new: str) -> Path:
@@ -33,10 +34,17 @@ def test_the_tiny_study_validates_into_frozen_configs(study_dir, registry):
         ('pairs = "data/pairs.jsonl"', 'pairs = "data/nope.jsonl"', r"key 'pairs': file not found: .*nope.jsonl"),
         ("[methods.base]", "[methods.ghost]", r"\[methods.ghost\] key 'method': unknown method 'ghost' \(expected one of: .*actdiff"),
         ('model = "tiny-llama"', "model = 3", r"\[study\]: key 'model' expected a string"),
-        ("max_new_tokens = 6", "max_new_tokens = 0", r"\[generation\]: max_new_tokens and batch_size must be >= 1"),
+        ("max_new_tokens = 6", "max_new_tokens = 0", r"\[generation\]: key 'max_new_tokens' must be >= 1"),
         ('"judge"]', '"judje"]', r"\[metrics\] key 'use': unknown metric 'judje'"),
         ("layer = 1", 'layer = 1\naggregator = "median"', r"key 'aggregator' must be one of"),
-        ("controls = [-1.0", 'controls = ["big", -1.0', r"key 'controls': expected numbers, got 'big'"),
+        ("controls = [-1.0", 'controls = ["big", -1.0', r"key 'controls': method 'actdiff': expected a number \(strength\), got 'big'"),
+        ("controls = [-1.0", "controls = [nan, -1.0", r"key 'controls': method 'actdiff': expected a number \(strength\), finite, got nan"),
+        ("controls = [-1.0", "controls = [-1.0, -1.0", r"key 'controls': method 'actdiff': control -1 is listed twice"),
+        ("[quick]\n", "[quick]\n\"generation.max_new_tokns\" = 3\n", r"tiny.toml \(with its \[quick\] overrides\): \[generation\]: unknown key 'max_new_tokns'"),
+        ("[metrics.judge]", "[judge]", r"unknown table 'judge'.*the judge's settings live in \[metrics.judge\]"),
+        ("seed = 3", "seed = -1", r"\[study\]: key 'seed' must be between 0 and"),
+        ("batch_size = 2", "batch_size = 2\ntop_p = 2.0", r"\[generation\]: key 'top_p' must be in \(0, 1\]"),
+        ("batch_size = 2", "batch_size = 2\ntemperature = -1.0", r"\[generation\]: key 'temperature' must be a finite number > 0"),
     ],
 )
 def test_bad_study_names_file_key_and_expectation(study_dir, registry, old, new, message):
@@ -76,7 +84,8 @@ def test_quick_keeps_negative_zero_positive_and_applies_quick_table(study_dir, r
     assert study.data.eval_limit == 6
 
 
-def test_thin_controls_keeps_ends_and_the_control_nearest_zero():
-    assert thin_controls([-2.0, -1.0, 0.0, 1.0, 2.0]) == [-2.0, 0.0, 2.0]
-    assert thin_controls([0.1, 0.5, 0.9, 1.3]) == [0.1, 1.3]
-    assert thin_controls([[1, 0], [0.5, 0.5], [0.2, 0.8], [0, 1]]) == [[1, 0], [0.2, 0.8], [0, 1]]
+def test_quick_thinning_lives_in_the_control_space():
+    assert Scalar().quick([-2.0, -1.0, 0.0, 1.0, 2.0]) == [-2.0, 0.0, 2.0]
+    assert Scalar().quick([0.1, 0.5, 0.9, 1.3]) == [0.1, 1.3]
+    simplex = Simplex(["a", "b"], 0.25)
+    assert simplex.quick(simplex.default_grid()) == [(1.0, 0.0), (0.0, 1.0), (0.5, 0.5)]

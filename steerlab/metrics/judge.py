@@ -42,6 +42,8 @@ class JudgeConfig:
     data: str = path_field(help="JSONL of labelled texts ({'text', 'label'}): MiniLM embeddings + logistic regression", jsonl=("text", "label"))
     test_fraction: float = help_field(0.25, "held-out share used to report the judge's accuracy")
     C: float = help_field(1.0, "inverse regularisation strength of the logistic regression")
+    versus_base: bool = help_field(False, "also score judge.LABEL.win per answer: 1 when the judge rates it higher on LABEL "
+                                          "than the unsteered answer to the same prompt, 0.5 on a tie, else 0")
 
     def __post_init__(self) -> None:
         if not 0.05 <= self.test_fraction <= 0.5:
@@ -132,12 +134,18 @@ class JudgeMetric(BaseMetric):
 
     def outputs(self, config: JudgeConfig) -> list[str]:
         _, labels = read_labelled(Path(config.data))
-        return [f"judge.{c}" for c in sorted(set(labels))]
+        classes = sorted(set(labels))
+        return [f"judge.{c}" for c in classes] + ([f"judge.{c}.win" for c in classes] if config.versus_base else [])
 
     def score(self, samples: list[Sample], ctx: MetricContext) -> list[dict[str, float]]:
         judge = ctx.memo("judge", lambda: StyleJudge.for_run(ctx))
         probs = judge.probabilities([s.output for s in samples])
-        return [{f"judge.{c}": float(p) for c, p in zip(judge.classes, row)} for row in probs]
+        rows = [{f"judge.{c}": float(p) for c, p in zip(judge.classes, row)} for row in probs]
+        if ctx.config.versus_base:
+            base = judge.probabilities([s.base.output for s in samples])
+            for row, sample, mine, theirs in zip(rows, samples, probs, base):
+                row.update(wins(judge.classes, mine, theirs, same_text=sample.output == sample.base.output))
+        return rows
 
     def section(self, ctx: MetricContext) -> Section:
         judge = ctx.memo("judge", lambda: StyleJudge.for_run(ctx))
@@ -151,6 +159,15 @@ class JudgeMetric(BaseMetric):
         return Section(summary={"accuracy": report["accuracy"], "chance": report["chance"]},
                        figures=[Figure(ctx.lab.layout.relative(png), "Judge confusion matrix on its held-out texts")],
                        markdown=text, data={"classes": report["classes"], "confusion": report["confusion"]})
+
+
+def wins(classes: list[str], mine: np.ndarray, theirs: np.ndarray, same_text: bool) -> dict[str, float]:
+    """``judge.LABEL.win``: 1.0 when ``mine`` scores higher on LABEL than ``theirs``, 0.5 on a tie,
+    else 0.0. The same text is a tie by definition (its two embeddings, made in different
+    batches, may differ in the last bits)."""
+    if same_text:
+        return {f"judge.{c}.win": 0.5 for c in classes}
+    return {f"judge.{c}.win": 1.0 if m > t else 0.5 if m == t else 0.0 for c, m, t in zip(classes, mine, theirs)}
 
 
 def plot_confusion(classes: list[str], confusion: list[list[int]], path: Path) -> None:

@@ -120,6 +120,24 @@ class HookEngine:
             for name, module in modules.items():
                 module.weight.data = originals[name]
 
+    @contextmanager
+    def observe_inputs(self, fn: Callable[[dict[str, Any]], None]) -> Iterator[None]:
+        """Call ``fn(kwargs)`` before every forward of the whole model, with the keyword inputs
+        it receives (``input_ids``, ``attention_mask``, ``position_ids``, ``cache_position``,
+        ``past_key_values``...). For a method that runs a second model in step with the first
+        (GenARM's reward model keeps its own KV cache this way). Read-only: ``fn``'s return is
+        ignored."""
+        def pre_hook(_m: nn.Module, _args: tuple, kwargs: dict[str, Any]) -> None:
+            fn(kwargs)
+
+        handle = self.model.register_forward_pre_hook(pre_hook, with_kwargs=True)
+        self._live.add(handle)
+        try:
+            yield
+        finally:
+            handle.remove()
+            self._live.discard(handle)
+
     def edit(self, edits: Mapping[str, Edit]) -> Any:
         """Context manager: apply ``fn`` to each named site's activation."""
         return self.attach([Attachment(name, fn) for name, fn in edits.items()])

@@ -3,6 +3,8 @@
 Both share a byte-level tokenizer made with the ``tokenizers`` library: 256 byte tokens plus
 specials, so any text round-trips. ``tiny-llama`` carries a ChatML template like SmolLM2;
 ``tiny-gemma3`` has none, like the Gemma 3 base model, so both prompt paths get exercised.
+``tiny-llama-wide`` is a second Llama of another width and depth (96-d, 3 blocks), for code that
+moves things between models of unequal sizes (cross-model vector transfer).
 """
 
 from __future__ import annotations
@@ -51,6 +53,19 @@ def tiny_llama(seed: int = 0):
     tok = byte_tokenizer(CHATML)
     cfg = LlamaConfig(
         vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=4,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+        tie_word_embeddings=True, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+    )
+    return LlamaForCausalLM(cfg).eval(), tok
+
+
+def tiny_llama_wide(seed: int = 1):
+    """Like ``tiny_llama`` but 96-d with 3 blocks (head_dim 24): a second width and depth."""
+    _seeded(seed)
+    tok = byte_tokenizer(CHATML)
+    cfg = LlamaConfig(
+        vocab_size=len(tok), hidden_size=96, intermediate_size=192, num_hidden_layers=3,
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
         tie_word_embeddings=True, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
         bos_token_id=tok.bos_token_id,

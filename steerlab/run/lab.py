@@ -96,9 +96,10 @@ class Lab:
         return gens
 
     def base_generations(self) -> list[Generation]:
-        """Unsteered answers to the eval prompts, generated once per run and kept on disk."""
+        """Unsteered answers to the eval prompts, generated once per run and model, kept on disk."""
         def build() -> list[Generation]:
-            path = self.layout.base_generations
+            own = self.study is None or self.model.name == self.study.meta.model
+            path = self.layout.base_generations("" if own else self.model.name)
             if path.exists():
                 rows = read_json(path, "unsteered answers")
                 try:

@@ -2,7 +2,7 @@
 
     RUN/study.toml                   the study as run
     RUN/run.json                     the request (absolute paths, overrides, data hashes) for --resume
-    RUN/base_generations.json        unsteered answers to the eval prompts (shared by every method)
+    RUN/base_generations[.MODEL].json  unsteered answers to the eval prompts (shared by the methods on a model)
     RUN/methods/NAME/artifact.*      the trained artifact (safetensors + JSON)
     RUN/methods/NAME/sweep.partial.json   finished batches of an unfinished sweep
     RUN/methods/NAME/result.json     the finished sweep
@@ -59,9 +59,12 @@ class RunLayout:
     def request(self) -> Path:
         return self.root / "run.json"
 
-    @property
-    def base_generations(self) -> Path:
-        return self.root / "base_generations.json"
+    def base_generations(self, model: str = "") -> Path:
+        """Unsteered answers of the study's model (or of another model a method entry names)."""
+        if not model:
+            return self.root / "base_generations.json"
+        slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in model)
+        return self.root / f"base_generations.{slug}.json"
 
     @property
     def results(self) -> Path:

@@ -50,11 +50,11 @@ class RunRequest:
 
 @dataclass
 class Session:
-    """A validated study with its model loaded, ready to run into ``layout``."""
+    """A validated study with its models loaded, ready to run into ``layout``."""
 
     study: Study
     registry: Registry
-    model: LoadedModel
+    models: dict[str, LoadedModel]  # the study's model first, then any a method entry names
     layout: RunLayout
     request: RunRequest
 
@@ -73,13 +73,13 @@ def start(request: RunRequest, out: Path, show_progress: bool = True) -> Session
     study, registry = plan(request)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: exists and is not a folder")
-    model = load_study_model(study, registry)
-    preflight(study, registry, model)
+    models = load_study_models(study, registry)
+    preflight(study, registry, models)
     layout = RunLayout.create(out, study.meta.name)
     shutil.copyfile(study.path, layout.study)
     request = dataclasses.replace(request, data_sha256={str(p): file_digest(p) for p in study.data_files()})
     write_json(layout.request, asdict(request))
-    return Session(study, registry, model, layout, request)
+    return Session(study, registry, models, layout, request)
 
 
 def reopen(run_dir: Path, extra_plugins: list[str] = (), check_data: bool = True) -> tuple[Study, Registry, RunLayout, RunRequest]:  # type: ignore[assignment]
@@ -106,21 +106,26 @@ def reopen(run_dir: Path, extra_plugins: list[str] = (), check_data: bool = True
 
 def resume(run_dir: Path) -> Session:
     study, registry, layout, request = reopen(run_dir)
-    model = load_study_model(study, registry)
-    preflight(study, registry, model)
-    return Session(study, registry, model, layout, request)
+    models = load_study_models(study, registry)
+    preflight(study, registry, models)
+    return Session(study, registry, models, layout, request)
 
 
-def load_study_model(study: Study, registry: Registry) -> LoadedModel:
-    return load_model(study.meta.model, registry.models, study.meta.device, study.meta.dtype)
+def load_study_model(study: Study, registry: Registry, name: str | None = None) -> LoadedModel:
+    return load_model(name or study.meta.model, registry.models, study.meta.device, study.meta.dtype)
 
 
-def preflight(study: Study, registry: Registry, model: LoadedModel) -> None:
-    """Each method's own checks against the loaded model (sites, budgets), before any run folder."""
-    lab = Lab(study=study, model=model, registry=registry, layout=RunLayout(Path("(not started)")), show_progress=False)
+def load_study_models(study: Study, registry: Registry) -> dict[str, LoadedModel]:
+    return {name: load_study_model(study, registry, name) for name in study.models}
+
+
+def preflight(study: Study, registry: Registry, models: dict[str, LoadedModel]) -> None:
+    """Each method's own checks against its loaded model (sites, budgets), before any run folder."""
+    labs = {n: Lab(study=study, model=m, registry=registry, layout=RunLayout(Path("(not started)")), show_progress=False)
+            for n, m in models.items()}
     for entry in study.methods:
         try:
-            registry.methods[entry.method].check(lab, entry.config)
+            registry.methods[entry.method].check(labs[entry.model], entry.config)
         except ValueError as exc:
             raise ConfigError(f"{study.path}: [methods.{entry.name}]: {exc}") from None
 
@@ -190,15 +195,17 @@ def study_record(study: Study, n_prompts: int, request: RunRequest) -> dict[str,
         "seed": study.meta.seed, "quick": study.quick, "n_eval_prompts": n_prompts,
         "max_new_tokens": study.generation.max_new_tokens, "batch_size": study.generation.batch_size,
         "data_sha256": request.data_sha256, "metrics": study.metric_names,
-        "methods": {m.name: m.method for m in study.methods},
+        "methods": {m.name: m.method for m in study.methods}, "models": {m.name: m.model for m in study.methods},
     }
 
 
 def execute(session: Session, show_progress: bool = True) -> RunResults:
     """Run every stage not yet finished and write results.json + report.md."""
     study = session.study
-    lab = Lab(study=study, model=session.model, registry=session.registry, layout=session.layout, show_progress=show_progress)
-    methods = {entry.name: run_method(lab, entry) for entry in study.methods}
+    labs = {name: Lab(study=study, model=model, registry=session.registry, layout=session.layout, show_progress=show_progress)
+            for name, model in session.models.items()}
+    lab = labs[study.meta.model]
+    methods = {entry.name: run_method(labs[entry.model], entry) for entry in study.methods}
     sections = {}
     for entry in study.metrics:
         section = session.registry.metrics[entry.name].section(lab.metric_context(entry.name))

@@ -57,7 +57,7 @@ def open_run(run_dir: Path, method_name: str | None = None, plugin_files: list[s
         label = f" {method_name!r}" if method_name else ""
         raise ConfigError(f"{run_dir}: no trained method{label}{wanted} in this run")
     entry, artifact = chosen
-    model = load_study_model(study, registry)
+    model = load_study_model(study, registry, entry.model)
     artifact.check_made_for(entry.method, describe(model), layout.method(entry.name) / "artifact.json")
     lab = Lab(study=study, model=model, registry=registry, layout=layout, show_progress=False)
     return OpenRun(lab, entry, registry.methods[entry.method], artifact)

@@ -167,7 +167,7 @@ def options_parser(cls: type) -> Any:
     """
     import argparse
 
-    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False, exit_on_error=False)
     for f in dataclasses.fields(cls):
         parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=None, metavar="VALUE")
     return parser
@@ -181,10 +181,12 @@ def parse_options(cls: type, argv: list[str], where: str, parser: Any) -> Any:
     unknown = [a for a in argv if a.startswith("--") and a.split("=", 1)[0] not in names]
     if unknown:
         raise ConfigError(f"{where}: unknown option {unknown[0]} (expected: {', '.join(sorted(names)) or 'none'})")
+    import argparse
+
     try:
         parsed, extra = parser.parse_known_args(argv)
-    except SystemExit:
-        raise ConfigError(f"{where}: each option needs a value, e.g. --{dataclasses.fields(cls)[0].name} ...") from None
+    except argparse.ArgumentError as exc:
+        raise ConfigError(f"{where}: {exc} (each option needs a value, e.g. --{dataclasses.fields(cls)[0].name} ...)") from None
     if extra:
         raise ConfigError(f"{where}: unexpected argument {extra[0]!r}")
     table, hints = {}, typing.get_type_hints(cls)

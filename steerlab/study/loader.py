@@ -74,9 +74,9 @@ def load_study(path: Path | str, registry: Registry, overrides: list[str] = (), 
     raw = read_toml(path)
     for text in overrides:
         apply_override(raw, *parse_override(text), where=f"{path}: --set")
-    quick_raw = with_quick(path, raw)
-    quick_study = validate(path, quick_raw, registry, quick=True, where_suffix=" (with its [quick] overrides)")
-    return quick_study if quick else validate(path, raw, registry)
+    plain = validate(path, raw, registry)
+    quick_study = validate(path, with_quick(path, raw), registry, quick=True, where_suffix=" (with its [quick] overrides)")
+    return quick_study if quick else plain
 
 
 def validate(path: Path, raw: dict[str, Any], registry: Registry, quick: bool = False, where_suffix: str = "") -> Study:
@@ -103,7 +103,7 @@ def _validate(path: Path, raw: dict[str, Any], registry: Registry, quick: bool) 
         data = DataSettings(eval=data.eval, eval_limit=QUICK_EVAL_LIMIT)
     generation = cfg.build(GenerationSettings, raw.get("generation", {}), f"{path}: [generation]", base)
     metrics = _metric_entries(path, raw.get("metrics", {}), registry)
-    methods = [_method_entry(path, name, table, registry, quick) for name, table in _method_tables(path, raw)]
+    methods = [_method_entry(path, name, table, registry, quick, meta.model) for name, table in _method_tables(path, raw)]
     if not methods:
         raise ConfigError(f"{path}: no [methods.NAME] table (a study runs at least one method)")
     pareto = cfg.build(ParetoSettings, raw.get("pareto", {}), f"{path}: [pareto]", base)
@@ -129,12 +129,15 @@ def _metric_entries(path: Path, table: Any, registry: Registry) -> list[MetricEn
         raise ConfigError(f"{where}: key 'use' expected a list of strings, got {names!r}")
     if len(set(names)) != len(names):
         raise ConfigError(f"{where}: key 'use' lists a metric twice")
+    for name in names:
+        registry.get("metrics", name, f"{where} key 'use'")
     settings = {k: v for k, v in table.items() if k != "use"}
     for key, value in settings.items():
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: unknown key '{key}' (expected 'use' and [metrics.NAME] tables)")
-        if key not in names:
-            raise ConfigError(f"{path}: [metrics.{key}]: metric '{key}' is not in [metrics] use = {names}")
+        metric = registry.get("metrics", key, f"{path}: [metrics.{key}]")
+        if key not in names:  # settings kept for later (--set metrics.use=...): still checked now
+            cfg.build(metric.Config, value, f"{path}: [metrics.{key}]", path.parent)
     entries = []
     for name in names:
         metric = registry.get("metrics", name, f"{where} key 'use'")
@@ -161,7 +164,7 @@ def _method_tables(path: Path, raw: dict[str, Any]) -> list[tuple[str, dict[str,
     return list(methods.items())
 
 
-def _method_entry(path: Path, name: str, table: dict[str, Any], registry: Registry, quick: bool) -> MethodEntry:
+def _method_entry(path: Path, name: str, table: dict[str, Any], registry: Registry, quick: bool, study_model: str) -> MethodEntry:
     where = f"{path}: [methods.{name}]"
     if not name.replace("-", "").replace("_", "").isalnum():
         raise ConfigError(f"{where}: a method entry's name must be letters, digits, '-' or '_'")
@@ -170,6 +173,9 @@ def _method_entry(path: Path, name: str, table: dict[str, Any], registry: Regist
     if not isinstance(method_name, str):
         raise ConfigError(f"{where}: key 'method' expected a string, got {method_name!r}")
     method = registry.get("methods", method_name, f"{where} key 'method'")
+    model = table.pop("model", study_model)
+    if not isinstance(model, str) or not model:
+        raise ConfigError(f"{where}: key 'model' expected a model name, path or hub id, got {model!r}")
     controls = table.pop("controls", None)
     config = cfg.build(method.Config, table, where, path.parent)
     try:
@@ -182,4 +188,4 @@ def _method_entry(path: Path, name: str, table: dict[str, Any], registry: Regist
         checked = space.default_grid() if controls is None else space.check_all(controls)
     except ValueError as exc:
         raise ConfigError(f"{where}: key 'controls': method '{method_name}': {exc}") from None
-    return MethodEntry(name, method_name, config, space, space.quick(checked) if quick else checked)
+    return MethodEntry(name, method_name, config, space, space.quick(checked) if quick else checked, model)

@@ -48,13 +48,15 @@ class ParetoSettings:
 
 @dataclass(frozen=True)
 class MethodEntry:
-    """One ``[methods.NAME]`` table: which plugin method, its config, its control space and sweep."""
+    """One ``[methods.NAME]`` table: which plugin method, on which model (the study's unless the
+    table says ``model = ...``), its config, its control space and sweep."""
 
     name: str
     method: str
     config: Any
     space: ControlSpace
     controls: list[Control]
+    model: str = ""
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,11 @@ class Study:
 
     def method(self, name: str) -> MethodEntry:
         return next(m for m in self.methods if m.name == name)
+
+    @property
+    def models(self) -> list[str]:
+        """Every model the study steers, the study's own first."""
+        return list(dict.fromkeys([self.meta.model, *(m.model for m in self.methods)]))
 
     def data_files(self) -> list[Path]:
         """Every file the study reads (eval prompts, method and metric data), once each."""

@@ -1,0 +1,18 @@
+"""genarm: GenARM (Xu et al.), an autoregressive reward model guiding decoding token by token.
+
+The reward model is a PEFT LoRA on a copy of the base, trained on the iav preference pairs
+(``steerlab data build iav``); it shares the pair reader and the alpha grid with ``iav``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from steerlab.api import hookimpl
+
+from steerlab_plugins.genarm.method import GenARMMethod
+
+
+@hookimpl
+def steerlab_methods(register: Callable[[Any], None]) -> None:
+    register(GenARMMethod())

@@ -1,0 +1,94 @@
+"""GenARM (Xu et al.): an autoregressive reward model pi_r (a PEFT LoRA on a copy of the base),
+trained on preference pairs with no reference model, and decoding from pi_base * pi_r^alpha at
+temperature 1 + alpha. alpha is chosen per batch row at decoding time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from steerlab.api import (Artifact, BaseMethod, ControlSpace, Lab, LoadedModel, MethodEntry, Scalar, Section, SweepResult,
+                          file_digest, match_sites, optimise, target_logits)
+
+from steerlab_plugins.genarm.config import GenARMConfig
+from steerlab_plugins.genarm.reward import RewardStream, combine, copy_of_base, lora_factors, merged_reward_model
+from steerlab_plugins.iav.config import ALPHA_GRID
+from steerlab_plugins.iav.pairs import PairSampler, read_pairs, row_sums
+
+GENARM_TERMS = {"loss": "-log sigmoid(beta * margin)", "margin": "sum log pi_r(y_w) - sum log pi_r(y_l)",
+                "accuracy": "pairs ranked right"}
+
+
+def reward_loss(model: LoadedModel, batch: list, beta: float) -> tuple[torch.Tensor, dict[str, float]]:
+    """-log sigmoid(beta * (sum log pi_r(y_w|x) - sum log pi_r(y_l|x))), mean over pairs."""
+    logits, targets, mask = target_logits(model, batch)
+    chosen, rejected = row_sums(logits, targets, mask.float()).chunk(2)
+    margin = chosen - rejected  # (pairs,)
+    loss = -F.logsigmoid(beta * margin).mean()
+    return loss, {"margin": float(margin.detach().mean()), "accuracy": float((margin.detach() > 0).float().mean())}
+
+
+@contextmanager
+def in_step(lab: Lab, reward: nn.Module, alpha: torch.Tensor) -> Iterator[None]:
+    """The reward model runs before every base forward; its log-probs are mixed into the logits."""
+    stream = RewardStream(reward)
+    with lab.engine.observe_inputs(stream.observe), lab.engine.edit({"logits": combine(stream, alpha)}):
+        yield
+
+
+class GenARMMethod(BaseMethod):
+    """Autoregressive reward model (LoRA on a copy) guiding the frozen base token by token."""
+
+    name = "genarm"
+    description = "GenARM: (log pi_base + alpha * log pi_r) / (1 + alpha), pi_r a LoRA reward model run in step"
+    Config = GenARMConfig
+
+    def __init__(self) -> None:
+        # The last artifact and its rebuilt reward model, compared with `is` (an id() could be reused).
+        self._cached: tuple[Artifact, nn.Module] | None = None
+
+    def control_space(self, config: GenARMConfig) -> ControlSpace:
+        return Scalar("alpha", grid=ALPHA_GRID, minimum=0.0)
+
+    def check(self, lab: Lab, config: GenARMConfig) -> None:
+        match_sites(lab.model.hf, config.targets)
+        PairSampler(lab.model, read_pairs(Path(config.pairs)), config.max_tokens, 0)
+
+    def train(self, lab: Lab, config: GenARMConfig) -> Artifact:
+        from peft import LoraConfig, get_peft_model
+
+        sites = match_sites(lab.model.hf, config.targets)
+        module_to_site = {s.module_path: s.name for s in sites}
+        sampler = PairSampler(lab.model, read_pairs(Path(config.pairs)), config.max_tokens, lab.seed)
+        lab.seeded("genarm:lora")
+        lora = LoraConfig(r=config.rank, lora_alpha=config.lora_alpha, lora_dropout=0.0, target_modules=list(module_to_site))
+        peft_model = get_peft_model(copy_of_base(lab.model), lora)  # the base itself is never modified
+        reward = LoadedModel(f"{lab.model.name}+genarm", peft_model, lab.model.tokenizer)
+        params = [p for p in peft_model.parameters() if p.requires_grad]
+        log = optimise(params, lambda step: reward_loss(reward, sampler.batch(config.pairs_per_step), config.beta),
+                       config.steps, config.lr, lab.progress, "genarm train")
+        meta = {"rank": config.rank, "lora_alpha": config.lora_alpha, "train_log": log,
+                "tokens_per_step": sampler.tokens_per_batch(config.pairs_per_step), "pairs_sha256": file_digest(Path(config.pairs))}
+        return Artifact(lora_factors(peft_model, module_to_site), meta, sites=[s.name for s in sites])
+
+    def reward_model(self, lab: Lab, artifact: Artifact) -> nn.Module:
+        """The artifact's reward model, rebuilt once and reused (steer is entered once per batch)."""
+        if self._cached is None or self._cached[0] is not artifact:
+            self._cached = None  # free the previous copy before making the next
+            self._cached = (artifact, merged_reward_model(lab.model, artifact))
+        return self._cached[1]
+
+    def steer(self, lab: Lab, artifact: Artifact, controls: torch.Tensor) -> AbstractContextManager[None]:
+        if not bool(controls.any()):
+            return nullcontext()  # alpha 0 everywhere: no reward forward at all, exactly the base model
+        return in_step(lab, self.reward_model(lab, artifact), controls)
+
+    def analyze(self, lab: Lab, entry: MethodEntry, artifact: Artifact, result: SweepResult, folder: Path) -> Section:
+        from steerlab_plugins.iav.analysis import training_section
+
+        return training_section(lab, artifact, result, folder, GENARM_TERMS, "GenARM reward-model training per step")

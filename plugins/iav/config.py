@@ -1,0 +1,48 @@
+"""Settings of the IAV method (``[methods.iav]``) and of its prompt baseline (``[methods.courteous]``)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from steerlab.api import help_field, path_field
+
+from steerlab_plugins.iav.styles import COURTEOUS_SYSTEM
+
+ALPHA_GRID = [0.0, 0.5, 1.0, 1.5, 2.0]  # 0 base, 0.5 light, 1 standard, 1.5 strong, 2 max
+PAIRS_HELP = "JSONL of preference pairs {'prompt', 'chosen', 'rejected'} (studies/data/iav/pairs.jsonl)"
+
+
+@dataclass(frozen=True)
+class IAVConfig:
+    pairs: str = path_field(help=PAIRS_HELP, jsonl=("prompt", "chosen", "rejected"))
+    heads: int = help_field(8, "intervention heads on the final hidden state")
+    head_width: int = help_field(256, "width each head passes through (d_model -> width -> d_model)")
+    beta: float = help_field(0.1, "DPO temperature on the a_t log-ratio margin")
+    lambda_kl: float = help_field(0.1, "weight of KL(steered || base) on the pairs' answer tokens")
+    lambda_l2: float = help_field(0.01, "weight of the mean squared logit shift a_t^2")
+    steps: int = help_field(200, "optimisation steps")
+    pairs_per_step: int = help_field(4, "preference pairs per step (both answers of each)")
+    lr: float = help_field(1e-3, "AdamW learning rate")
+    max_tokens: int = help_field(256, "truncate prompt + answer to this many tokens")
+    seed: int = help_field(0, "initialisation and sampling seed (added to the study seed)")
+
+    def __post_init__(self) -> None:
+        for key in ("heads", "head_width", "steps", "pairs_per_step", "max_tokens"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"key '{key}' must be >= 1 (got {getattr(self, key)})")
+        for key in ("beta", "lr"):
+            if not math.isfinite(getattr(self, key)) or getattr(self, key) <= 0:
+                raise ValueError(f"key '{key}' must be a finite number > 0 (got {getattr(self, key)})")
+        for key in ("lambda_kl", "lambda_l2"):
+            if not math.isfinite(getattr(self, key)) or getattr(self, key) < 0:
+                raise ValueError(f"key '{key}' must be a finite number >= 0 (got {getattr(self, key)})")
+
+
+@dataclass(frozen=True)
+class CourteousConfig:
+    instruction: str = help_field(COURTEOUS_SYSTEM, "system prompt given to every row whose alpha is > 0")
+
+    def __post_init__(self) -> None:
+        if not self.instruction.strip():
+            raise ValueError("key 'instruction' must not be empty")

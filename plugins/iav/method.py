@@ -1,0 +1,98 @@
+"""IAV: inherent alignment vectors. One frozen backbone, the base logits z_base and an alignment
+head's a_t; decoding uses z_base + alpha * a_t, alpha turned at inference without retraining."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from pathlib import Path
+
+import torch
+
+from steerlab.api import (Artifact, BaseMethod, ControlSpace, Lab, MethodEntry, Scalar, Section, SweepResult, file_digest,
+                          optimise, target_logits)
+
+from steerlab_plugins.iav.config import ALPHA_GRID, IAVConfig
+from steerlab_plugins.iav.head import IAVHead, scaled_delta
+from steerlab_plugins.iav.losses import iav_loss
+from steerlab_plugins.iav.pairs import PairSampler, read_pairs
+
+
+def unembedding(lab: Lab) -> torch.Tensor:
+    """The model's own frozen unembedding, (vocab, d_model): the weight of the ``logits`` site."""
+    return lab.engine.site("logits").module.weight
+
+
+@contextmanager
+def recording(lab: Lab, head: IAVHead) -> Iterator[dict[str, torch.Tensor]]:
+    """Attach the head at alpha 1 for training and record, on every forward, the base logits
+    z_base (the LM head's own output, read before the head's delta is added: hooks run in the
+    order attached) and a_t. One backbone pass gives both sides of the DPO log-ratio."""
+    seen: dict[str, torch.Tensor] = {}
+    unembed = unembedding(lab)
+
+    def record_base(logits: torch.Tensor) -> None:
+        seen["base"] = logits.detach()
+
+    def add_head(hidden: torch.Tensor) -> torch.Tensor:
+        seen["a_t"] = head(hidden, unembed)
+        return seen["a_t"]
+
+    with lab.engine.edit({"logits": record_base}), lab.engine.add_deltas({"logits": add_head}):
+        yield seen
+
+
+class IAVMethod(BaseMethod):
+    """An alignment head on the final hidden state through the frozen unembedding, trained by
+    DPO against the base model plus KL and L2 terms; alpha scales it per row at decoding time."""
+
+    name = "iav"
+    description = "inherent alignment vectors: z_base + alpha * a_t from a low-rank head on the final hidden state"
+    Config = IAVConfig
+
+    def __init__(self) -> None:
+        # The last artifact and its rebuilt head, compared with `is` (an id() could be reused).
+        self._cached: tuple[Artifact, IAVHead] | None = None
+
+    def control_space(self, config: IAVConfig) -> ControlSpace:
+        return Scalar("alpha", grid=ALPHA_GRID, minimum=0.0)
+
+    def check(self, lab: Lab, config: IAVConfig) -> None:
+        if getattr(lab.engine.site("logits").module, "weight", None) is None:
+            raise ValueError(f"model {lab.model.name!r}: its LM head has no weight matrix to reuse as the unembedding")
+        PairSampler(lab.model, read_pairs(Path(config.pairs)), config.max_tokens, 0)
+
+    def train(self, lab: Lab, config: IAVConfig) -> Artifact:
+        seed = lab.seed + config.seed
+        generator = torch.Generator().manual_seed(seed)
+        head = IAVHead(lab.model.d_model, config.heads, config.head_width, generator).to(lab.model.device)
+        sampler = PairSampler(lab.model, read_pairs(Path(config.pairs)), config.max_tokens, seed)
+        with recording(lab, head) as seen:
+
+            def step_loss(step: int) -> tuple[torch.Tensor, dict[str, float]]:
+                steered, targets, mask = target_logits(lab.model, sampler.batch(config.pairs_per_step))
+                base, a_t = seen["base"][:, :-1].float(), seen["a_t"][:, :-1].float()  # aligned as target_logits cuts
+                loss = iav_loss(steered, base, a_t, targets, mask, config.beta, config.lambda_kl, config.lambda_l2)
+                return loss.total, loss.info()
+
+            log = optimise(list(head.parameters()), step_loss, config.steps, config.lr, lab.progress, "iav train")
+        meta = {"heads": config.heads, "head_width": config.head_width, "train_log": log, "head_norms": head.head_norms(),
+                "tokens_per_step": sampler.tokens_per_batch(config.pairs_per_step), "pairs_sha256": file_digest(Path(config.pairs))}
+        return Artifact(head.state(), meta, sites=["logits"])
+
+    def head(self, lab: Lab, artifact: Artifact) -> IAVHead:
+        """The artifact's head, rebuilt once and reused (steer is entered once per batch)."""
+        if self._cached is None or self._cached[0] is not artifact:
+            self._cached = (artifact, IAVHead.from_artifact(artifact, lab.model.d_model).to(lab.model.device))
+        return self._cached[1]
+
+    def steer(self, lab: Lab, artifact: Artifact, controls: torch.Tensor) -> AbstractContextManager[None]:
+        if not bool(controls.any()):
+            return nullcontext()  # alpha 0 everywhere: nothing attached, exactly the base model
+        delta = scaled_delta(self.head(lab, artifact), unembedding(lab), controls)
+        return lab.engine.add_deltas({"logits": delta})
+
+    def analyze(self, lab: Lab, entry: MethodEntry, artifact: Artifact, result: SweepResult, folder: Path) -> Section:
+        from steerlab_plugins.iav.analysis import analyze
+
+        return analyze(lab, artifact, result, folder)

@@ -1,0 +1,19 @@
+"""transfer: a preference vector extracted on one model, steering another (directly, through a
+learned linear map between residual spaces, or a random control), and the study-level summary of
+the transfer hypotheses (``hypotheses.py``).
+
+Registered through the ``steerlab`` entry-point group, like any third-party plugin.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from steerlab.api import hookimpl
+
+from steerlab_plugins.transfer.method import TransferMethod
+
+
+@hookimpl
+def steerlab_methods(register: Callable[[Any], None]) -> None:
+    register(TransferMethod())

@@ -1,0 +1,76 @@
+"""Transfer success: does each prompt's answer length move the expected way under both signs?
+
+``length_success`` is actdiff's source validation, written over plain (prompt, control, value)
+rows so the study-level summary (``hypotheses``) can compute it from any entry's records in a
+finished results.json, actdiff's included.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from steerlab.api import Artifact, MethodEntry, Section, SweepResult
+
+Row = tuple[str, float, float]  # (prompt, control, score)
+
+
+def length_success(rows: Iterable[Row], direction: str = "decrease") -> dict[float, float]:
+    """For each c > 0 with -c and 0 also present: the share of prompts whose score moves the
+    expected way from control 0 under *both* +c and -c (ties are failures). ``decrease``: a
+    positive control should lower the score (positive = concise = fewer words)."""
+    by_prompt: dict[str, dict[float, float]] = {}
+    for prompt, control, value in rows:
+        if value is not None and math.isfinite(value):
+            by_prompt.setdefault(prompt, {})[float(control)] = float(value)
+    controls = {c for values in by_prompt.values() for c in values}
+    sign = -1.0 if direction == "decrease" else 1.0
+    out = {}
+    for c in sorted(c for c in controls if c > 0 and -c in controls and 0.0 in controls):
+        hits = [sign * (v[c] - v[0.0]) > 0 and sign * (v[-c] - v[0.0]) < 0 for v in by_prompt.values() if {c, -c, 0.0} <= set(v)]
+        out[c] = float(np.mean(hits)) if hits else float("nan")
+    return out
+
+
+def best(success: dict[float, float]) -> float:
+    """The best success over the strengths tried (NaN when none)."""
+    finite = [v for v in success.values() if math.isfinite(v)]
+    return max(finite) if finite else float("nan")
+
+
+def narrative(meta: dict[str, Any], success: dict[float, float], words: dict[float, float]) -> str:
+    fit = meta.get("fit", {})
+    lines = [f"Vector from `{meta['source_model']}` block {meta['source_layer']} mapped into `{meta['target_model']}` "
+             f"block {meta['target_layer']} by **{meta['adapter']}** (pooling: {meta['pooling']})."]
+    if math.isfinite(fit.get("r2", float("nan"))):
+        lines.append(f"Adapter fit on held-out fit texts: R^2 {fit['r2']:.3f}, cosine {fit['cosine']:.3f} "
+                     f"(centred {fit['cosine_centered']:.3f}).")
+    lines.append(f"Cosine between the mapped vector and the target's own (native) vector: {meta['native_cosine']:+.3f}.")
+    if success:
+        lines.append("Length-direction success (share of prompts shorter at +c and longer at -c than at 0): "
+                     + ", ".join(f"±{c:g}: {v:.2f}" for c, v in sorted(success.items())) + ".")
+    if words:
+        lines.append("Mean words: " + ", ".join(f"{c:+g}: {w:.0f}" for c, w in sorted(words.items())) + ".")
+    return "\n".join(lines)
+
+
+def analyze(entry: MethodEntry, artifact: Artifact, result: SweepResult) -> Section:
+    config, meta = entry.config, artifact.meta
+    section = Section()
+    success: dict[float, float] = {}
+    if config.validate_metric:
+        rows = [(r.prompt, float(r.control), r.scores.get(config.validate_metric, float("nan"))) for r in result.records]
+        success = length_success(rows, config.validate_direction)
+        section.summary.update({f"success@{c:g}": v for c, v in success.items()})
+        section.summary["success"] = best(success)
+    section.summary.update({f"fit_{k}": float(v) for k, v in meta.get("fit", {}).items()})
+    section.summary.update({k: float(meta[k]) for k in ("native_cosine", "typical_norm", "vector_norm", "source_layer", "target_layer")})
+    section.summary["per_unit"] = artifact.vectors[0].per_unit
+    words = {float(p.control): p.scores["words"] for p in result.points if "words" in p.scores}
+    section.data = {k: meta[k] for k in ("source_model", "target_model", "adapter", "pooling")}
+    section.data["adapter_info"] = meta.get("adapter_info", {})
+    section.markdown = narrative(meta, success, words)
+    return section

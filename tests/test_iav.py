@@ -1,0 +1,244 @@
+"""IAV on a tiny model: the alpha dial, the head, the loss, training, the courteous baseline, the
+iav data builder, the study file and the judge's win rate against the unsteered answer."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from steerlab.api import (Artifact, BuildRequest, Generation, GenerationSettings, Lab, MetricContext, Sample, generate,
+                          load_instructions, read_jsonl, sequence_logprobs)
+from steerlab.metrics.judge import JudgeConfig, JudgeMetric, StyleJudge, wins
+from steerlab.model.generation import tokenize_prompts
+from steerlab.run.layout import RunLayout
+from steerlab.study.loader import load_study
+from steerlab_plugins.iav.analysis import IAV_TERMS, plot_terms
+from steerlab_plugins.iav.config import IAVConfig
+from steerlab_plugins.iav.courteous import CourteousMethod
+from steerlab_plugins.iav.dataset import RISKY_FILE, build_iav, interleave
+from steerlab_plugins.iav.head import IAVHead
+from steerlab_plugins.iav.losses import iav_loss
+from steerlab_plugins.iav.method import IAVMethod
+from steerlab_plugins.iav.pairs import encode_answer
+
+ROOT = Path(__file__).resolve().parents[1]
+TOY = {"prompt": "Can you help me?", "chosen": "Of course, happy to help!", "rejected": "No. Go away."}
+TEXTS = ["Tell me about the sea", "Why?"]
+
+
+def hook_count(model) -> int:
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+
+
+def make_lab(model, registry, tmp_path: Path) -> Lab:
+    return Lab(study=None, model=model, registry=registry, layout=RunLayout(tmp_path / "run"), show_progress=False)
+
+
+def head_artifact(lab: Lab, heads: int = 2, width: int = 8, trained: bool = True) -> Artifact:
+    """A head as an artifact; ``trained``: random outputs stand in for training, so alpha matters."""
+    head = IAVHead(lab.model.d_model, heads, width, torch.Generator().manual_seed(1))
+    if trained:
+        with torch.no_grad():
+            head.outer.normal_(0, 0.5)
+    return Artifact(head.state(), {"heads": heads, "head_width": width}, sites=["logits"])
+
+
+def logits(lab: Lab, texts=TEXTS) -> torch.Tensor:
+    enc = tokenize_prompts(lab.model, [lab.model.format_prompt(t) for t in texts])
+    with torch.no_grad():
+        return lab.model.hf(**enc).logits
+
+
+def steered(lab: Lab, method, artifact: Artifact, alphas: list[float], texts=TEXTS) -> torch.Tensor:
+    with method.steer(lab, artifact, torch.tensor(alphas)):
+        return logits(lab, texts)
+
+
+@pytest.fixture()
+def lab(tiny_llama, registry, tmp_path):
+    return make_lab(tiny_llama, registry, tmp_path)
+
+
+def test_alpha_zero_is_exactly_the_base_model_also_beside_steered_rows(lab):
+    method, artifact, base = IAVMethod(), head_artifact(lab), logits(lab)
+    assert torch.equal(steered(lab, method, artifact, [0.0]), base)
+    mixed = steered(lab, method, artifact, [0.0, 1.5])
+    assert torch.equal(mixed[0], base[0])
+    assert not torch.allclose(mixed[1], base[1])
+
+
+def test_an_untrained_head_adds_exactly_nothing(lab):
+    method, artifact, base = IAVMethod(), head_artifact(lab, trained=False), logits(lab)
+    for alpha in (1.0, 2.0):
+        assert torch.equal(steered(lab, method, artifact, [alpha]), base)
+
+
+def test_the_logit_shift_is_alpha_times_a_t_through_the_models_own_unembedding(lab):
+    method, artifact, base = IAVMethod(), head_artifact(lab), logits(lab)
+    enc = tokenize_prompts(lab.model, [lab.model.format_prompt(t) for t in TEXTS])
+    with torch.no_grad():
+        hidden = lab.model.hf.model(**enc).last_hidden_state  # what the LM head reads
+        a_t = method.head(lab, artifact)(hidden, lab.model.hf.lm_head.weight)
+    torch.testing.assert_close(steered(lab, method, artifact, [1.5]), base + 1.5 * a_t, atol=1e-5, rtol=1e-5)
+
+
+def test_per_row_alphas_in_one_batch_equal_one_alpha_at_a_time(lab):
+    method, artifact = IAVMethod(), head_artifact(lab)
+    alphas, text = [0.0, 0.5, 1.0, 2.0], ["Name a fruit"]
+    per_row = steered(lab, method, artifact, alphas, text * len(alphas))
+    single = torch.cat([steered(lab, method, artifact, [a], text) for a in alphas])
+    torch.testing.assert_close(per_row, single, atol=1e-5, rtol=1e-5)
+    settings = GenerationSettings(max_new_tokens=6, batch_size=8)
+    space = method.control_space(None)  # the alpha space does not depend on the settings
+    prompts = ["Tell me a story", "Why is the sky blue?"]
+    rows = [(a, p) for a in alphas for p in prompts]
+    mixed = lab.answer(method, artifact, space, [a for a, _ in rows], [p for _, p in rows], settings, desc=None)
+    alone = [g for a in alphas for g in lab.answer(method, artifact, space, [a] * 2, prompts, settings, desc=None)]
+    assert [g.output_ids for g in mixed] == [g.output_ids for g in alone]
+
+
+def test_hooks_are_gone_after_the_scope_even_after_an_exception(lab):
+    method, artifact = IAVMethod(), head_artifact(lab)
+    before, base = hook_count(lab.model.hf), logits(lab)
+    with pytest.raises(KeyError):
+        with method.steer(lab, artifact, torch.tensor([1.0])):
+            assert hook_count(lab.model.hf) == before + 1
+            raise KeyError("inside")
+    assert hook_count(lab.model.hf) == before
+    assert torch.equal(logits(lab), base)
+
+
+def test_steering_applies_to_every_generated_token_under_the_kv_cache(lab):
+    method, artifact, model = IAVMethod(), head_artifact(lab), lab.model
+    settings = GenerationSettings(max_new_tokens=10, batch_size=1)
+    prompt = [model.format_prompt("Tell me a story")]
+    base = generate(model, prompt, settings)[0]
+    with method.steer(lab, artifact, torch.tensor([2.0])):
+        cached = generate(model, prompt, settings)[0].output_ids
+        ids = torch.tensor([base.prompt_ids])
+        for _ in range(len(cached)):  # no cache: the whole sequence every step
+            with torch.no_grad():
+                nxt = model.hf(input_ids=ids, use_cache=False).logits[0, -1].argmax()
+            ids = torch.cat([ids, nxt.view(1, 1)], dim=1)
+    assert cached != base.output_ids
+    assert ids[0, len(base.prompt_ids):].tolist() == cached
+
+
+def test_the_loss_terms_follow_their_definitions():
+    torch.manual_seed(0)
+    base, a_t = torch.randn(4, 3, 7), 0.3 * torch.randn(4, 3, 7)
+    targets, mask = torch.randint(0, 7, (4, 3)), torch.tensor([[1, 1, 1], [0, 1, 1], [1, 1, 1], [0, 0, 1]]).bool()
+    loss = iav_loss(base + a_t, base, a_t, targets, mask, beta=0.5, lambda_kl=0.2, lambda_l2=0.03)
+    lp = lambda z: torch.log_softmax(z, -1).gather(-1, targets[..., None])[..., 0]  # noqa: E731
+    ratio = ((lp(base + a_t) - lp(base)) * mask).sum(1)
+    expected_pref = -torch.nn.functional.logsigmoid(0.5 * (ratio[:2] - ratio[2:])).mean()
+    p, q = torch.softmax(base + a_t, -1), torch.softmax(base, -1)
+    expected_kl = ((p * (p.log() - q.log())).sum(-1) * mask).sum() / mask.sum()
+    expected_l2 = ((a_t ** 2).mean(-1) * mask).sum() / mask.sum()
+    torch.testing.assert_close(loss.pref, expected_pref)
+    torch.testing.assert_close(loss.kl, expected_kl)
+    torch.testing.assert_close(loss.l2, expected_l2)
+    torch.testing.assert_close(loss.total, expected_pref + 0.2 * expected_kl + 0.03 * expected_l2)
+    zero = iav_loss(base, base, torch.zeros_like(a_t), targets, mask, 0.5, 0.2, 0.03)
+    assert zero.kl == 0 and zero.l2 == 0 and abs(float(zero.pref) - np.log(2)) < 1e-6  # an untrained head: log 2
+
+
+def test_dpo_training_lowers_the_rejected_log_ratio_and_logs_every_term(lab, tmp_path):
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(json.dumps(TOY) + "\n")
+    config = IAVConfig(pairs=str(pairs), heads=2, head_width=16, steps=12, pairs_per_step=1, lr=0.02, max_tokens=96)
+    method = IAVMethod()
+    artifact = method.train(lab, config)
+    log = artifact.meta["train_log"]
+    assert {"loss", "pref", "kl", "l2", "margin", "accuracy"} <= set(log[0]) and len(log) == 12
+    assert log[0]["kl"] == 0.0 and log[-1]["pref"] < log[0]["pref"]
+
+    def log_ratio(answer: str) -> float:
+        pair = [encode_answer(lab.model, TOY["prompt"], answer, 96)]
+        with torch.no_grad():
+            base = sequence_logprobs(lab.model, pair)[0]
+            with method.steer(lab, artifact, torch.tensor([1.0])):
+                aligned = sequence_logprobs(lab.model, pair)[0]
+        return float(aligned - base)
+
+    assert log_ratio(TOY["rejected"]) < 0 < log_ratio(TOY["chosen"])
+    png = tmp_path / "training.png"
+    plot_terms(log, IAV_TERMS, "training", png)
+    assert png.stat().st_size > 0
+
+
+def test_courteous_gives_its_instruction_to_rows_above_zero_only(lab):
+    method = CourteousMethod()
+    config = method.Config()
+    artifact = method.train(lab, config)
+    prompts = method.system_prompts(artifact, torch.tensor([0.0, 0.5, 2.0]))
+    assert prompts == [None, config.instruction, config.instruction]
+    assert method.control_space(config).default_grid() == [0.0, 1.0]
+
+
+def test_the_risky_requests_are_few_distinct_and_apart_from_the_instructions():
+    risky = read_jsonl(RISKY_FILE, ("id", "text"))
+    ids = [r["id"] for r in risky]
+    assert 20 <= len(risky) <= 40 and len(set(ids)) == len(ids)
+    assert not set(ids) & {r["id"] for r in load_instructions()}
+
+
+def test_eval_requests_interleave_kinds_so_a_prefix_keeps_the_risky_share():
+    rows = [{"id": f"o{i}", "kind": "ordinary"} for i in range(30)] + [{"id": f"r{i}", "kind": "risky"} for i in range(3)]
+    order = interleave(rows)
+    assert sorted(r["id"] for r in order) == sorted(r["id"] for r in rows)
+    assert sum(r["kind"] == "risky" for r in order[:11]) == 1
+
+
+def test_the_quick_iav_build_writes_pairs_judge_texts_eval_prompts_and_a_datasheet(tmp_path):
+    build_iav(BuildRequest(tmp_path, model="tiny-llama", quick=True, device="cpu", batch_size=8))
+    pairs = read_jsonl(tmp_path / "pairs.jsonl", ("prompt", "chosen", "rejected"))
+    judged = read_jsonl(tmp_path / "judge.jsonl", ("text", "label"))
+    evals = read_jsonl(tmp_path / "eval_prompts.jsonl", ("id", "text"))
+    assert {p["kind"] for p in pairs} == {"ordinary", "risky"}
+    assert sorted({j["label"] for j in judged}) == ["chosen", "rejected"]
+    assert not {p["prompt"] for p in pairs} & {e["text"] for e in evals}  # split by request id
+    sheet = (tmp_path / "DATASHEET.md").read_text()
+    assert "--quick" in sheet and "passed filter" in sheet and "risky" in sheet
+
+
+def test_the_study_file_loads_in_full_and_quick(registry, tmp_path):
+    shutil.copy(ROOT / "studies" / "iav.toml", tmp_path / "iav.toml")
+    data = tmp_path / "data" / "iav"
+    data.mkdir(parents=True)
+    (data / "pairs.jsonl").write_text(json.dumps(TOY) + "\n")
+    (data / "judge.jsonl").write_text("".join(json.dumps({"text": t, "label": l}) + "\n" for t, l in [("a", "chosen"), ("b", "rejected")]))
+    (data / "eval_prompts.jsonl").write_text(json.dumps({"id": "x", "text": "Hi"}) + "\n")
+    full, quick = load_study(tmp_path / "iav.toml", registry), load_study(tmp_path / "iav.toml", registry, quick=True)
+    assert [m.name for m in full.methods] == ["iav", "genarm", "courteous", "base"]
+    assert full.method("iav").controls == full.method("genarm").controls == [0.0, 0.5, 1.0, 1.5, 2.0]
+    assert quick.method("iav").controls == [0.0, 1.0, 2.0] and quick.method("iav").config.steps < full.method("iav").config.steps
+    judge = next(m for m in full.metrics if m.name == "judge")
+    assert judge.config.versus_base and "judge.chosen.win" in registry.metrics["judge"].outputs(judge.config)
+
+
+class FixedEmbedder:
+    """Embeds a text as its length in the first coordinate: a judge that prefers longer texts."""
+
+    def embed(self, texts):
+        out = np.zeros((len(texts), 384))
+        out[:, 0] = [len(t) for t in texts]
+        return out
+
+
+def test_the_judge_scores_a_win_against_the_unsteered_answer_with_ties_at_one_half(tmp_path):
+    coef = np.zeros((1, 384))
+    coef[0, 0] = 1.0  # the second class ("chosen" < "rejected" sorted: class 1 is "rejected") rises with length
+    judge = StyleJudge(["chosen", "rejected"], coef, np.zeros(1), {}, FixedEmbedder())
+    ctx = MetricContext(lab=None, config=JudgeConfig(data="unused", versus_base=True), folder=tmp_path)
+    ctx.memo("judge", lambda: judge)
+    gen = lambda text: Generation("p", text, [], [], True)  # noqa: E731
+    base = gen("medium")
+    samples = [Sample("p", 1.0, "+1", gen(text), base) for text in ("longer answer", "short", "medium")]
+    rows = JudgeMetric().score(samples, ctx)
+    assert [r["judge.rejected.win"] for r in rows] == [1.0, 0.0, 0.5]
+    assert [r["judge.chosen.win"] for r in rows] == [0.0, 1.0, 0.5]
+    assert wins(["a"], np.array([0.3]), np.array([0.3]), same_text=False) == {"judge.a.win": 0.5}
