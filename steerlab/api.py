@@ -10,7 +10,7 @@ from __future__ import annotations
 from steerlab.analysis.pareto import corner_effects, hypervolume, lambda_alignment
 from steerlab.artifact import Artifact, ResidualVector
 from steerlab.controls import Control, ControlSpace, Fixed, Scalar, Simplex, finite_number
-from steerlab.data.builders import Style, answer_in_style, load_instructions, split_by_id
+from steerlab.data.builders import Style, answer_in_style, load_instructions, split_by_id, style_scores
 from steerlab.data.files import BuildRequest, DatasetSpec, file_digest, read_jsonl, read_labelled, read_prompts, write_jsonl
 from steerlab.errors import ConfigError
 from steerlab.figures import markdown_table, new_figure, save_figure
@@ -22,16 +22,17 @@ from steerlab.metrics.builtin import distinct_ngrams, word_count
 from steerlab.model.activations import Activations, collect
 from steerlab.model.engine import Delta, Edit, HookEngine, add_vector
 from steerlab.model.generation import Generation, GenerationSettings, generate
-from steerlab.model.scoring import kl_per_token, mean_logprobs, sequence_logprobs, target_logits, token_logprobs
+from steerlab.model.scoring import kl_per_token, mean_logprobs, row_logprobs, sequence_logprobs, target_logits, token_logprobs
 from steerlab.model.sites import Site, match_sites, resolve
 from steerlab.model.zoo import LoadedModel, load_model
 from steerlab.plugin import build_registry
+from steerlab.preferences import PairSampler, PreferencePair, read_pairs
 from steerlab.run.lab import Lab, seed_everything
 from steerlab.run.results import Figure, Record, Section, SweepPoint, SweepResult
 from steerlab.storage import atomic_write_text, read_json, write_json
 from steerlab.study.config import as_dict, help_field, path_field
 from steerlab.study.schema import MethodEntry
-from steerlab.training import GroupSampler, SFTExample, group_losses, optimise, read_sft, sample_simplex
+from steerlab.training import GroupSampler, SFTExample, encode_answer, group_losses, lora_factors, optimise, read_sft, sample_simplex
 
 __all__ = [
     # plugin hooks and errors
@@ -47,12 +48,13 @@ __all__ = [
     # the model side
     "LoadedModel", "load_model", "HookEngine", "Edit", "Delta", "add_vector", "Site", "match_sites", "resolve",
     "Generation", "GenerationSettings", "generate", "Activations", "collect",
-    "target_logits", "token_logprobs", "sequence_logprobs", "mean_logprobs", "kl_per_token",
+    "target_logits", "token_logprobs", "row_logprobs", "sequence_logprobs", "mean_logprobs", "kl_per_token",
     # training
     "SFTExample", "read_sft", "GroupSampler", "group_losses", "optimise", "sample_simplex", "seed_everything",
+    "encode_answer", "lora_factors", "PreferencePair", "read_pairs", "PairSampler",
     # data and dataset builders
     "read_jsonl", "write_jsonl", "read_prompts", "read_labelled", "file_digest", "DatasetSpec", "BuildRequest",
-    "Style", "answer_in_style", "load_instructions", "split_by_id", "build_registry",
+    "Style", "answer_in_style", "style_scores", "load_instructions", "split_by_id", "build_registry",
     # files, figures, fronts
     "atomic_write_text", "write_json", "read_json", "new_figure", "save_figure", "markdown_table",
     "hypervolume", "lambda_alignment", "corner_effects",

@@ -67,8 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_gguf_parsers(sub: Any) -> None:
     """``steerlab export gguf`` and ``steerlab import gguf`` (llama.cpp control vectors)."""
-    export = sub.add_parser("export", help="write a run's trained vector in another tool's format").add_subparsers(dest="format", required=True)
-    out = export.add_parser("gguf", help="a llama.cpp control vector (.gguf) from a run's residual-stream vector")
+    exports = sub.add_parser("export", help="write a run's trained vector in another tool's format")
+    out = exports.add_subparsers(dest="format", required=True).add_parser("gguf", help="a llama.cpp control vector (.gguf) from a run's residual-stream vector")
     out.add_argument("run_dir")
     out.add_argument("--out", required=True, metavar="FILE.gguf")
     out.add_argument("--method", help="method entry in the run (default: the first that declares a vector)")
@@ -76,8 +76,8 @@ def _add_gguf_parsers(sub: Any) -> None:
                      "(default: the last control of the entry's sweep)")
     out.add_argument("--index", default="0", metavar="I|all", help="which declared vector (default 0); all: every one, summed per layer")
     _add_plugin_flag(out)
-    imports = sub.add_parser("import", help="turn another tool's file into a steerlab run").add_subparsers(dest="format", required=True)
-    into = imports.add_parser("gguf", help="a run folder with a 'vector' method from a llama.cpp control vector (.gguf)")
+    imports = sub.add_parser("import", help="turn another tool's file into a steerlab run")
+    into = imports.add_subparsers(dest="format", required=True).add_parser("gguf", help="a run folder with a 'vector' method from a llama.cpp control vector (.gguf)")
     into.add_argument("file", metavar="FILE.gguf")
     into.add_argument("--model", required=True, help="zoo name, local path or hub id of the model the vector is for")
     into.add_argument("--out", default="runs", help="parent folder of the run folder (default runs/)")

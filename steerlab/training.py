@@ -42,12 +42,29 @@ def read_sft(path: Path, groups: list[str]) -> dict[str, list[SFTExample]]:
     return by_group
 
 
-def encode(model: LoadedModel, example: SFTExample, max_tokens: int) -> Pair:
-    """(prompt ids, response ids) for one example; the response is cut so both fit ``max_tokens``."""
-    prompt_ids = model.tokenizer(model.format_prompt(example.prompt), add_special_tokens=False)["input_ids"]
+def encode_answer(model: LoadedModel, prompt: str, answer: str, max_tokens: int) -> Pair:
+    """(prompt ids, answer ids + end token): the chat-formatted prompt is the context, the
+    answer the target, cut so both fit ``max_tokens``."""
+    prompt_ids = model.tokenizer(model.format_prompt(prompt), add_special_tokens=False)["input_ids"]
     end = model.tokenizer.eos_token or ""
-    response_ids = model.tokenizer(example.response + end, add_special_tokens=False)["input_ids"]
-    return prompt_ids, response_ids[: max(0, max_tokens - len(prompt_ids))]
+    answer_ids = model.tokenizer(answer + end, add_special_tokens=False)["input_ids"]
+    return prompt_ids, answer_ids[: max(0, max_tokens - len(prompt_ids))]
+
+
+def lora_factors(peft_model: torch.nn.Module, module_to_site: dict[str, str]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Each adapted site's PEFT LoRA factors (A (r, in), B (out, r)), B already scaled by
+    lora_alpha / r, so the update is exactly B @ A. Module names as ``named_modules`` gives them."""
+    from peft.tuners.lora import LoraLayer
+
+    factors = {}
+    for name, module in peft_model.named_modules():
+        for prefix in ("base_model.model.", ""):
+            site = module_to_site.get(name.removeprefix(prefix))
+            if isinstance(module, LoraLayer) and site is not None:
+                factors[site] = (module.lora_A["default"].weight.detach().clone(),
+                                 (module.lora_B["default"].weight * module.scaling["default"]).detach().clone())
+                break
+    return factors
 
 
 def group_losses(model: LoadedModel, pairs: list[Pair], group_index: torch.Tensor, n_groups: int) -> torch.Tensor:
@@ -75,7 +92,7 @@ class GroupSampler:
 
     def __init__(self, model: LoadedModel, by_group: dict[str, list[SFTExample]], max_tokens: int, seed: int) -> None:
         self.groups = list(by_group)
-        self.encoded = {g: [encode(model, ex, max_tokens) for ex in rows] for g, rows in by_group.items()}
+        self.encoded = {g: [encode_answer(model, ex.prompt, ex.response, max_tokens) for ex in rows] for g, rows in by_group.items()}
         empty = [(len(c), g) for g, rows in self.encoded.items() for c, t in rows if not t]
         if empty:
             raise ConfigError(f"key 'max_tokens' = {max_tokens} leaves no response token in {len(empty)} examples "

@@ -14,10 +14,10 @@ import json
 import re
 import shutil
 import tempfile
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -27,7 +27,6 @@ from steerlab.controls import ControlSpace, Scalar
 from steerlab.data.files import file_digest, write_jsonl
 from steerlab.errors import ConfigError
 from steerlab.method import BaseMethod
-from steerlab.model.engine import add_vector
 from steerlab.storage import write_json
 from steerlab.study.config import help_field, path_field
 
@@ -67,9 +66,7 @@ class VectorMethod(BaseMethod):
         return Artifact(tensors, meta, sites=[d.site for d in decls], vectors=decls)
 
     def steer(self, lab: Lab, artifact: Artifact, controls: torch.Tensor) -> AbstractContextManager[None]:
-        if not bool(controls.any()):
-            return nullcontext()  # nothing attached: exactly the unsteered model
-        return lab.engine.edit({d.site: add_vector(d.per_unit * artifact.tensors[d.tensor], controls) for d in artifact.vectors})
+        return lab.engine.add_vectors(artifact.vectors, artifact.tensors, controls)
 
 
 def export_run(run_dir: Path, out: Path, method: str | None = None, strength: str | None = None,
@@ -77,14 +74,17 @@ def export_run(run_dir: Path, out: Path, method: str | None = None, strength: st
     """``steerlab export gguf``: a run's trained vector as a llama.cpp control vector. ``strength``
     is read by the method's control space (default: the last control of the entry's sweep, as
     ``steerlab generate`` does). Returns (file, entry name, strength)."""
+    from steerlab.model.zoo import describe
     from steerlab.run.tools import open_run
 
     run = open_run(run_dir, method, plugin_files, accept=lambda e, a: bool(a.vectors),
                    wanted=" that declares a residual-stream vector")
-    control = run.control(strength) if strength is not None else run.entry.controls[-1]
+    try:
+        control = run.entry.space.parse(strength) if strength is not None else run.entry.controls[-1]
+    except ValueError as exc:
+        raise ConfigError(f"--strength {strength!r} for method '{run.entry.name}': {exc}") from None
     if not isinstance(control, float):
-        raise ConfigError(f"--strength {strength!r}: method '{run.entry.name}' has no scalar strength")
-    from steerlab.model.zoo import describe
+        raise ConfigError(f"method '{run.entry.name}' has no scalar strength to bake into a control vector")
 
     cv.export_control_vector(run.artifact, describe(run.lab.model), out, control, index)
     return out, run.entry.name, control
@@ -128,9 +128,9 @@ def import_run(path: Path, model: str, out: Path) -> Path:
         layout = session.layout
         shutil.copyfile(Path(tmp) / "eval_prompts.jsonl", layout.root / "eval_prompts.jsonl")
     # From now on the run's own study.toml is its study: its relative paths resolve inside the run.
+    prompts = (layout.root / "eval_prompts.jsonl").resolve()
     request = dataclasses.replace(session.request, study_path=str(layout.study.resolve()),
-                                  data_sha256={str((layout.root / "eval_prompts.jsonl").resolve()): file_digest(layout.root / "eval_prompts.jsonl"),
-                                               str(path): file_digest(path)})
+                                  data_sha256={str(prompts): file_digest(prompts), str(path): file_digest(path)})
     write_json(layout.request, asdict(request))
     study, registry = runner.plan(request)
     lab = Lab(study=study, model=session.models[study.meta.model], registry=registry, layout=layout, show_progress=False)

@@ -101,8 +101,22 @@ def study_dir(tmp_path: Path) -> Path:
     write_jsonl(data / "sft.jsonl", [{"prompt": p, "style": s, "response": f"A {d} answer to {p.lower()}"}
                                      for p in ["Why?", "How so?", "What now?", "Who cares?"] for s, d in styles.items()])
     (data / "styles.json").write_text(json.dumps({s: {"describe": d} for s, d in styles.items()}))
+    write_jsonl(data / "prefs.jsonl", [{"prompt": p, "chosen": f"Happy to help: {p.lower()} Here is a kind answer.", "rejected": "No."}
+                                       for p in ["Why?", "How so?", "What now?", "Who cares?"]])
+    write_control_vector(data / "cv.gguf")
     (tmp_path / "tiny.toml").write_text(STUDY)
     return tmp_path
+
+
+def write_control_vector(path: Path) -> None:
+    """A llama.cpp control vector for tiny-llama (64-d, 4 blocks) with directions at blocks 1 and 2."""
+    from steerlab.artifact import Artifact, ResidualVector
+    from steerlab.gguf import export_control_vector
+
+    g = torch.Generator().manual_seed(7)
+    tensors = {f"v{i}": torch.randn(64, generator=g) for i in (1, 2)}
+    vectors = [ResidualVector(f"blocks.{i}.resid_post", f"v{i}") for i in (1, 2)]
+    export_control_vector(Artifact(tensors, vectors=vectors), {"d_model": 64, "n_layers": 4, "name": "tiny-llama"}, path, 1.0, index=None)
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from steerlab.artifact import Artifact
-from steerlab.model.generation import GenerationSettings, generate_batch, tokenize_prompts
+from steerlab.model.generation import GenerationSettings, tokenize_prompts
 from steerlab.run.lab import Lab
 from steerlab.run.layout import RunLayout
 from steerlab.study.loader import load_study
@@ -25,6 +25,16 @@ CASES = {
     "soups": {"table": SFT + "\nsteps = 2", "neutral": None, "active": "humorous=1", "other": "helpful=1"},
     "prompting": {"table": 'styles = "data/styles.json"\ncontrols = [[1.0, 0.0, 0.0], [0.0, 0.5, 0.5]]', "neutral": None,
                   "active": "humorous=1", "other": "helpful=1"},
+    "iav": {"table": 'pairs = "data/prefs.jsonl"\nheads = 2\nhead_width = 8\nsteps = 3\npairs_per_step = 2\nmax_tokens = 64\nlr = 0.05\ncontrols = [0.0, 1.0, 2.0]',
+            "neutral": "0", "active": "1", "other": "2"},
+    "genarm": {"table": 'pairs = "data/prefs.jsonl"\nrank = 2\ntargets = ["blocks.*.mlp.down_proj"]\nsteps = 2\npairs_per_step = 1\nmax_tokens = 64\nlr = 0.05\ncontrols = [0.0, 1.0]',
+               "neutral": "0", "active": "1", "other": "2"},
+    # courteous at 0 is the plain prompt, but its KL in a sweep batch that mixes in system-prompted rows is ~1e-8, not 0
+    # (the steered pass pads those rows differently from the base pass): so no neutral here, 0 as the other control.
+    "transfer": {"table": 'source_model = "tiny-llama-wide"\nsource_layer = 1\npairs = "data/pairs.jsonl"\nfit_texts = "data/judge.jsonl"\ncontrols = [-0.4, 0.0, 0.4]',
+                 "neutral": "0", "active": "0.4", "other": "-0.4"},
+    "vector": {"table": 'file = "data/cv.gguf"\ncontrols = [-1.0, 0.0, 1.0]', "neutral": "0", "active": "1", "other": "-1"},
+    "courteous": {"table": "controls = [0.0, 1.0]", "neutral": None, "active": "1", "other": "0"},
 }
 
 

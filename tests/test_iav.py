@@ -9,20 +9,19 @@ import numpy as np
 import pytest
 import torch
 
-from steerlab.api import (Artifact, BuildRequest, Generation, GenerationSettings, Lab, MetricContext, Sample, generate,
+from steerlab.api import (encode_answer, Artifact, BuildRequest, Generation, GenerationSettings, Lab, MetricContext, Sample, generate,
                           load_instructions, read_jsonl, sequence_logprobs)
 from steerlab.metrics.judge import JudgeConfig, JudgeMetric, StyleJudge, wins
 from steerlab.model.generation import tokenize_prompts
-from steerlab.run.layout import RunLayout
 from steerlab.study.loader import load_study
 from steerlab_plugins.iav.analysis import IAV_TERMS, plot_terms
 from steerlab_plugins.iav.config import IAVConfig
 from steerlab_plugins.iav.courteous import CourteousMethod
+from steerlab_plugins.iav import dataset
 from steerlab_plugins.iav.dataset import RISKY_FILE, build_iav, interleave
 from steerlab_plugins.iav.head import IAVHead
 from steerlab_plugins.iav.losses import iav_loss
 from steerlab_plugins.iav.method import IAVMethod
-from steerlab_plugins.iav.pairs import encode_answer
 
 ROOT = Path(__file__).resolve().parents[1]
 TOY = {"prompt": "Can you help me?", "chosen": "Of course, happy to help!", "rejected": "No. Go away."}
@@ -34,7 +33,7 @@ def hook_count(model) -> int:
 
 
 def make_lab(model, registry, tmp_path: Path) -> Lab:
-    return Lab(study=None, model=model, registry=registry, layout=RunLayout(tmp_path / "run"), show_progress=False)
+    return Lab.for_model(model, registry, tmp_path / "run")
 
 
 def head_artifact(lab: Lab, heads: int = 2, width: int = 8, trained: bool = True) -> Artifact:
@@ -91,7 +90,7 @@ def test_per_row_alphas_in_one_batch_equal_one_alpha_at_a_time(lab):
     per_row = steered(lab, method, artifact, alphas, text * len(alphas))
     single = torch.cat([steered(lab, method, artifact, [a], text) for a in alphas])
     torch.testing.assert_close(per_row, single, atol=1e-5, rtol=1e-5)
-    settings = GenerationSettings(max_new_tokens=6, batch_size=8)
+    settings, alphas = GenerationSettings(max_new_tokens=5, batch_size=8), [0.0, 2.0]
     space = method.control_space(None)  # the alpha space does not depend on the settings
     prompts = ["Tell me a story", "Why is the sky blue?"]
     rows = [(a, p) for a in alphas for p in prompts]
@@ -149,11 +148,11 @@ def test_the_loss_terms_follow_their_definitions():
 def test_dpo_training_lowers_the_rejected_log_ratio_and_logs_every_term(lab, tmp_path):
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text(json.dumps(TOY) + "\n")
-    config = IAVConfig(pairs=str(pairs), heads=2, head_width=16, steps=12, pairs_per_step=1, lr=0.02, max_tokens=96)
+    config = IAVConfig(pairs=str(pairs), heads=2, head_width=16, steps=8, pairs_per_step=1, lr=0.03, max_tokens=96)
     method = IAVMethod()
     artifact = method.train(lab, config)
     log = artifact.meta["train_log"]
-    assert {"loss", "pref", "kl", "l2", "margin", "accuracy"} <= set(log[0]) and len(log) == 12
+    assert {"loss", "pref", "kl", "l2", "margin", "accuracy"} <= set(log[0]) and len(log) == 8
     assert log[0]["kl"] == 0.0 and log[-1]["pref"] < log[0]["pref"]
 
     def log_ratio(answer: str) -> float:
@@ -193,7 +192,9 @@ def test_eval_requests_interleave_kinds_so_a_prefix_keeps_the_risky_share():
     assert sum(r["kind"] == "risky" for r in order[:11]) == 1
 
 
-def test_the_quick_iav_build_writes_pairs_judge_texts_eval_prompts_and_a_datasheet(tmp_path):
+def test_the_quick_iav_build_writes_pairs_judge_texts_eval_prompts_and_a_datasheet(tmp_path, monkeypatch):
+    monkeypatch.setattr(dataset, "QUICK_PER_SPLIT", {"ordinary": 1, "risky": 1})  # smaller still: seconds on a tiny model
+    monkeypatch.setattr(dataset, "QUICK_TOKENS", 8)
     build_iav(BuildRequest(tmp_path, model="tiny-llama", quick=True, device="cpu", batch_size=8))
     pairs = read_jsonl(tmp_path / "pairs.jsonl", ("prompt", "chosen", "rejected"))
     judged = read_jsonl(tmp_path / "judge.jsonl", ("text", "label"))

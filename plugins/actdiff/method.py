@@ -4,13 +4,13 @@ contrastive prompts, added back as ``c * v`` at one block during generation, one
 from __future__ import annotations
 
 import dataclasses
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import torch
 
 from steerlab.api import (Artifact, BaseMethod, ControlSpace, Lab, MethodEntry, ResidualVector, Scalar, Section,
-                          SweepResult, add_vector, collect, file_digest, read_jsonl)
+                          SweepResult, collect, file_digest, read_jsonl)
 
 from steerlab_plugins.actdiff import aggregators
 from steerlab_plugins.actdiff.analysis import analyze
@@ -71,10 +71,7 @@ class ActDiffMethod(BaseMethod):
         return control * artifact.vectors[0].per_unit
 
     def steer(self, lab: Lab, artifact: Artifact, controls: torch.Tensor) -> AbstractContextManager[None]:
-        if not bool(controls.any()):
-            return nullcontext()  # nothing attached: exactly the unsteered model
-        decl, vector = artifact.vector()
-        return lab.engine.edit({decl.site: add_vector(decl.per_unit * vector, controls)})
+        return lab.engine.add_vectors(artifact.vectors[:1], artifact.tensors, controls)
 
     def analyze(self, lab: Lab, entry: MethodEntry, artifact: Artifact, result: SweepResult, folder: Path) -> Section:
         return analyze(self, lab, entry, artifact, result, folder)

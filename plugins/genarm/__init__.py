@@ -1,7 +1,7 @@
 """genarm: GenARM (Xu et al.), an autoregressive reward model guiding decoding token by token.
 
 The reward model is a PEFT LoRA on a copy of the base, trained on the iav preference pairs
-(``steerlab data build iav``); it shares the pair reader and the alpha grid with ``iav``.
+(``steerlab data build iav``), on IAV's alpha grid so the two compare point for point.
 """
 
 from __future__ import annotations

@@ -12,22 +12,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from steerlab.api import (Artifact, BaseMethod, ControlSpace, Lab, LoadedModel, MethodEntry, Scalar, Section, SweepResult,
+from steerlab.api import (PairSampler, lora_factors, read_pairs, row_logprobs, Artifact, BaseMethod, ControlSpace, Lab, LoadedModel, MethodEntry, Scalar, Section, SweepResult,
                           file_digest, match_sites, optimise, target_logits)
 
-from steerlab_plugins.genarm.config import GenARMConfig
-from steerlab_plugins.genarm.reward import RewardStream, combine, copy_of_base, lora_factors, merged_reward_model
-from steerlab_plugins.iav.config import ALPHA_GRID
-from steerlab_plugins.iav.pairs import PairSampler, read_pairs, row_sums
-
-GENARM_TERMS = {"loss": "-log sigmoid(beta * margin)", "margin": "sum log pi_r(y_w) - sum log pi_r(y_l)",
-                "accuracy": "pairs ranked right"}
+from steerlab_plugins.genarm.config import ALPHA_GRID, GenARMConfig
+from steerlab_plugins.genarm.reward import RewardStream, combine, copy_of_base, merged_reward_model
 
 
 def reward_loss(model: LoadedModel, batch: list, beta: float) -> tuple[torch.Tensor, dict[str, float]]:
     """-log sigmoid(beta * (sum log pi_r(y_w|x) - sum log pi_r(y_l|x))), mean over pairs."""
     logits, targets, mask = target_logits(model, batch)
-    chosen, rejected = row_sums(logits, targets, mask.float()).chunk(2)
+    chosen, rejected = row_logprobs(logits, targets, mask.float()).chunk(2)
     margin = chosen - rejected  # (pairs,)
     loss = -F.logsigmoid(beta * margin).mean()
     return loss, {"margin": float(margin.detach().mean()), "accuracy": float((margin.detach() > 0).float().mean())}
@@ -74,7 +69,8 @@ class GenARMMethod(BaseMethod):
                        config.steps, config.lr, lab.progress, "genarm train")
         meta = {"rank": config.rank, "lora_alpha": config.lora_alpha, "train_log": log,
                 "tokens_per_step": sampler.tokens_per_batch(config.pairs_per_step), "pairs_sha256": file_digest(Path(config.pairs))}
-        return Artifact(lora_factors(peft_model, module_to_site), meta, sites=[s.name for s in sites])
+        tensors = {f"{site}.{k}": t for site, ab in lora_factors(peft_model, module_to_site).items() for k, t in zip("AB", ab)}
+        return Artifact(tensors, meta, sites=[s.name for s in sites])
 
     def reward_model(self, lab: Lab, artifact: Artifact) -> nn.Module:
         """The artifact's reward model, rebuilt once and reused (steer is entered once per batch)."""
@@ -89,6 +85,6 @@ class GenARMMethod(BaseMethod):
         return in_step(lab, self.reward_model(lab, artifact), controls)
 
     def analyze(self, lab: Lab, entry: MethodEntry, artifact: Artifact, result: SweepResult, folder: Path) -> Section:
-        from steerlab_plugins.iav.analysis import training_section
+        from steerlab_plugins.genarm.analysis import analyze
 
-        return training_section(lab, artifact, result, folder, GENARM_TERMS, "GenARM reward-model training per step")
+        return analyze(lab, artifact, result, folder)

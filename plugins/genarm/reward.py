@@ -41,20 +41,6 @@ def copy_of_base(model: LoadedModel) -> nn.Module:
     return clone
 
 
-def lora_factors(peft_model: nn.Module, module_to_site: dict[str, str]) -> dict[str, torch.Tensor]:
-    """Each adapted site's LoRA factors: ``{site}.A`` (r, in) and ``{site}.B`` (out, r), B already
-    scaled by lora_alpha / r, so the update is exactly B @ A."""
-    from peft.tuners.lora import LoraLayer
-
-    tensors = {}
-    for name, module in peft_model.base_model.model.named_modules():
-        if isinstance(module, LoraLayer) and name in module_to_site:
-            site = module_to_site[name]
-            tensors[f"{site}.A"] = module.lora_A["default"].weight.detach().clone()
-            tensors[f"{site}.B"] = (module.lora_B["default"].weight * module.scaling["default"]).detach().clone()
-    return tensors
-
-
 @torch.no_grad()
 def merged_reward_model(model: LoadedModel, artifact: Artifact) -> nn.Module:
     """The reward model rebuilt from the artifact: a copy of the base with B @ A merged into each

@@ -25,4 +25,5 @@ def steerlab_methods(register: Callable[[Any], None]) -> None:
 def steerlab_datasets(register: Callable[[Any], None]) -> None:
     from steerlab_plugins.iav.dataset import build_iav
 
-    register(DatasetSpec("iav", build_iav, "courteous-vs-careless preference pairs (with mildly risky requests), judge texts, eval prompts"))
+    register(DatasetSpec("iav", build_iav,
+                         "courteous-vs-careless preference pairs (with mildly risky requests), judge texts, eval prompts"))

@@ -64,5 +64,6 @@ def analyze(lab: Lab, artifact: Artifact, result: SweepResult, folder: Path) -> 
     norms = artifact.meta.get("head_norms", [])
     if norms:
         section.data["head_norms"] = norms
-        section.markdown += "\n||In_k|| x ||Out_k|| per intervention head: " + ", ".join(f"{n:.3g}" for n in norms) + "\n"
+        section.markdown += ("\n||Out_k|| per intervention head (zero before training): "
+                             + ", ".join(f"{n:.3g}" for n in norms) + "\n")
     return section

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from steerlab.api import (BuildRequest, Generation, GenerationSettings, LoadedModel, Style, answer_in_style, build_registry,
-                          distinct_ngrams, load_instructions, load_model, mean_logprobs, read_jsonl, seed_everything,
+from steerlab.api import (style_scores, BuildRequest, Generation, GenerationSettings, LoadedModel, Style, answer_in_style, build_registry,
+                          distinct_ngrams, load_instructions, load_model, read_jsonl, seed_everything,
                           split_by_id, word_count, write_jsonl)
 
 from steerlab_plugins.iav.styles import STYLES
@@ -71,17 +71,6 @@ def passes(gen: Generation, side: str, quick: bool) -> bool:
         return bool(gen.output.strip())
     low, high = WORDS[side]
     return gen.stopped and low <= word_count(gen.output) <= high and distinct_ngrams(gen.output) >= MIN_DISTINCT
-
-
-def style_scores(model: LoadedModel, style: Style, gens: list[Generation], batch_size: int) -> list[float]:
-    """Mean log-likelihood ratio of each answer: style context against the default prompt."""
-    tokens = lambda text: model.tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
-    answers = [tokens(g.output) or [model.tokenizer.eos_token_id] for g in gens]
-    styled = [tokens(model.format_chat(style.messages(g.prompt))) for g in gens]
-    neutral = [tokens(model.format_prompt(g.prompt)) for g in gens]
-    with_style = mean_logprobs(model, list(zip(styled, answers)), batch_size)
-    without = mean_logprobs(model, list(zip(neutral, answers)), batch_size)
-    return [a - b for a, b in zip(with_style, without)]
 
 
 def best_answers(model: LoadedModel, style: Style, side: str, prompts: list[str], settings: GenerationSettings,

@@ -42,8 +42,8 @@ class IAVHead(nn.Module):
         return F.linear(self.residual(hidden).to(unembed.dtype), unembed).to(hidden.dtype)
 
     def head_norms(self) -> list[float]:
-        """||In_k|| * ||Out_k|| per head: a bound on how much each head can move a_t (which heads carry weight)."""
-        return [float(self.inner[k].detach().norm() * self.outer[k].detach().norm()) for k in range(self.inner.shape[0])]
+        """||Out_k|| per head: zero at initialisation, so this is what training wrote into each head."""
+        return [float(norm) for norm in self.outer.detach().flatten(1).norm(dim=1)]
 
     def state(self) -> dict[str, torch.Tensor]:
         return {name: getattr(self, name).detach() for name in TENSORS}

@@ -18,9 +18,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from steerlab.api import kl_per_token
+from steerlab.api import kl_per_token, row_logprobs
 
-from steerlab_plugins.iav.pairs import row_sums
 
 
 @dataclass(frozen=True)
@@ -53,7 +52,7 @@ def iav_loss(steered: torch.Tensor, base: torch.Tensor, a_t: torch.Tensor, targe
              beta: float, lambda_kl: float, lambda_l2: float) -> IAVLoss:
     """steered = base + a_t (rows, T, vocab), float32; ``base`` carries no gradient."""
     maskf = mask.float()
-    log_ratio = row_sums(steered, targets, maskf) - row_sums(base, targets, maskf)  # (rows,)
+    log_ratio = row_logprobs(steered, targets, maskf) - row_logprobs(base, targets, maskf)  # (rows,)
     pref, margin = dpo(log_ratio, beta)
     kl = masked_mean(kl_per_token(steered, base), maskf)
     l2 = masked_mean(a_t.pow(2).mean(-1), maskf)

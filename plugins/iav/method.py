@@ -9,13 +9,12 @@ from pathlib import Path
 
 import torch
 
-from steerlab.api import (Artifact, BaseMethod, ControlSpace, Lab, MethodEntry, Scalar, Section, SweepResult, file_digest,
+from steerlab.api import (PairSampler, read_pairs, Artifact, BaseMethod, ControlSpace, Lab, MethodEntry, Scalar, Section, SweepResult, file_digest,
                           optimise, target_logits)
 
 from steerlab_plugins.iav.config import ALPHA_GRID, IAVConfig
 from steerlab_plugins.iav.head import IAVHead, scaled_delta
 from steerlab_plugins.iav.losses import iav_loss
-from steerlab_plugins.iav.pairs import PairSampler, read_pairs
 
 
 def unembedding(lab: Lab) -> torch.Tensor:

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from steerlab.api import (BuildRequest, Generation, GenerationSettings, LoadedModel, Style, answer_in_style, build_registry,
-                          distinct_ngrams, load_instructions, load_model, mean_logprobs, seed_everything, split_by_id,
+from steerlab.api import (style_scores, BuildRequest, Generation, GenerationSettings, LoadedModel, Style, answer_in_style, build_registry,
+                          distinct_ngrams, load_instructions, load_model, seed_everything, split_by_id,
                           word_count, write_jsonl)
 
 SPLITS = {"train": 0.55, "judge": 0.25, "eval": 0.20}
@@ -37,16 +37,6 @@ def load_styles(path: Path = STYLES_FILE) -> list[Style]:
 def passes(gen: Generation) -> bool:
     words = word_count(gen.output)
     return gen.stopped and MIN_WORDS <= words <= MAX_WORDS and distinct_ngrams(gen.output) >= MIN_DISTINCT
-
-
-def style_scores(model: LoadedModel, style: Style, gens: list[Generation], batch_size: int) -> list[float]:
-    tokens = lambda text: model.tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
-    answers = [tokens(g.output) or [model.tokenizer.eos_token_id] for g in gens]
-    styled = [tokens(model.format_chat(style.messages(g.prompt))) for g in gens]
-    neutral = [tokens(model.format_prompt(g.prompt)) for g in gens]
-    with_style = mean_logprobs(model, list(zip(styled, answers)), batch_size)
-    without = mean_logprobs(model, list(zip(neutral, answers)), batch_size)
-    return [a - b for a, b in zip(with_style, without)]
 
 
 def best_per_prompt(model: LoadedModel, style: Style, prompts: list[str], settings: GenerationSettings, n: int) -> tuple[list[tuple[Generation, float] | None], dict]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from steerlab.api import (Artifact, BaseMethod, ControlSpace, Delta, GroupSampler, Lab, Simplex, file_digest, group_losses,
+from steerlab.api import (lora_factors, Artifact, BaseMethod, ControlSpace, Delta, GroupSampler, Lab, Simplex, file_digest, group_losses,
                           help_field, match_sites, optimise, path_field, read_sft)
 
 
@@ -41,7 +41,6 @@ class SoupsConfig:
 def train_lora(lab: Lab, config: SoupsConfig, sampler: GroupSampler, dimension: str, module_to_site: dict[str, str]) -> dict[str, torch.Tensor]:
     """Train one PEFT LoRA on one dimension's examples; return its (A, B) per site, model restored."""
     from peft import LoraConfig, get_peft_model
-    from peft.tuners.lora import LoraLayer
 
     lora = LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=0.0, target_modules=list(module_to_site))
     peft_model = get_peft_model(lab.model.hf, lora)
@@ -55,13 +54,7 @@ def train_lora(lab: Lab, config: SoupsConfig, sampler: GroupSampler, dimension: 
             return loss, {f"loss.{dimension}": float(loss.detach())}
 
         optimise(params, step_loss, config.steps, config.lr, lab.progress, f"soups LoRA {dimension}")
-        tensors = {}
-        for name, module in lab.model.hf.named_modules():
-            if isinstance(module, LoraLayer) and name in module_to_site:
-                site = module_to_site[name]
-                tensors[f"{dimension}.{site}.A"] = module.lora_A["default"].weight.detach().clone()
-                tensors[f"{dimension}.{site}.B"] = (module.lora_B["default"].weight * module.scaling["default"]).detach().clone()
-        return tensors
+        return {f"{dimension}.{site}.{k}": t for site, ab in lora_factors(lab.model.hf, module_to_site).items() for k, t in zip("AB", ab)}
     finally:
         peft_model.unload()  # puts the original Linear modules back, unmerged
 

@@ -5,8 +5,10 @@ Pure functions on tensors (no model): each takes paired rows ``x`` (n, d_source)
 Widths may differ. A vector (a difference of activations) maps through the linear part only,
 ``v @ W``: the bias cancels in a difference.
 
-* ``ridge``: RidgeCV on standardised inputs and outputs (alpha by leave-one-out cross-validation,
-  one alpha for all outputs, so no output dimension dominates the choice by its scale).
+* ``ridge``: RidgeCV on standardised inputs and outputs, one alpha for all outputs (so no output
+  dimension dominates the choice by its scale), chosen by cross-validation: grouped k-fold when
+  rows come in groups (the many word-end rows of one text are alike, so leave-one-out would pick
+  too little regularisation), leave-one-out otherwise.
 * ``affine``: least squares with a bias and no regularisation (minimum-norm when underdetermined).
 * ``procrustes``: both sides centred and reduced to the same k principal components, then the
   orthogonal map between the two k-d spaces that fits best (scipy's ``orthogonal_procrustes``) and
@@ -26,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(-3, 6, 19))
+RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(-3, 6, 10))
 
 
 @dataclass
@@ -59,12 +61,20 @@ def _standardise(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return (a - mean) / scale, mean, scale
 
 
-def fit_ridge(x: torch.Tensor, y: torch.Tensor, alphas: tuple[float, ...] = RIDGE_ALPHAS) -> LinearMap:
+def fit_ridge(x: torch.Tensor, y: torch.Tensor, alphas: tuple[float, ...] = RIDGE_ALPHAS,
+              groups: torch.Tensor | None = None) -> LinearMap:
+    """``groups`` (n,): which text each row came from; when some group has several rows, alpha is
+    chosen by grouped 5-fold CV (mean squared error on the standardised outputs)."""
     from sklearn.linear_model import RidgeCV
+    from sklearn.model_selection import GroupKFold
 
     zx, mx, sx = _standardise(_numpy(x))
     zy, my, sy = _standardise(_numpy(y))
-    model = RidgeCV(alphas=alphas, fit_intercept=False).fit(zx, zy)  # both centred already
+    n_groups = len(set(groups.tolist())) if groups is not None else 0
+    grouped = 3 <= n_groups < len(zx)  # one row per group: leave-one-out is already leave-one-group-out
+    folds = list(GroupKFold(n_splits=min(5, n_groups)).split(zx, zy, groups.numpy())) if grouped else None
+    model = RidgeCV(alphas=alphas, fit_intercept=False, cv=folds,  # both sides centred already
+                    scoring="neg_mean_squared_error" if grouped else None).fit(zx, zy)
     coef = np.atleast_2d(model.coef_)  # (d_target, d_source) in standard units
     weight = (coef / sx[None, :]).T * sy[None, :]  # (d_source, d_target)
     return _map(weight, my - mx @ weight, alpha=float(model.alpha_))
@@ -112,12 +122,14 @@ def random_direction(d_target: int, norm: float, generator: torch.Generator | No
 FITS: dict[str, Callable[..., LinearMap]] = {"ridge": fit_ridge, "affine": fit_affine, "procrustes": fit_procrustes}
 
 
-def fit(name: str, x: torch.Tensor, y: torch.Tensor, components: int = 0) -> LinearMap:
+def fit(name: str, x: torch.Tensor, y: torch.Tensor, components: int = 0, groups: torch.Tensor | None = None) -> LinearMap:
     """A learned adapter by name, or the ``direct`` identity."""
     if name == "direct":
         return direct_map(x.shape[1], y.shape[1])
     if name == "procrustes":
         return fit_procrustes(x, y, components)
+    if name == "ridge":
+        return fit_ridge(x, y, groups=groups)
     return FITS[name](x, y)
 
 

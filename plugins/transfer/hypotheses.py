@@ -95,7 +95,8 @@ def _pct(value: float) -> str:
 
 def verdicts(views: list[EntryView], source: str, target: str) -> list[list[str]]:
     """[hypothesis, measured, threshold, verdict] rows for one direction."""
-    own, direct, rand = row_for(views, source, source, "native"), row_for(views, source, target, "direct"), row_for(views, source, target, "random")
+    own = row_for(views, source, source, "native")
+    direct, rand = row_for(views, source, target, "direct"), row_for(views, source, target, "random")
     rows = []
     if own is None:
         rows.append(["H1 vector works on its own model", "no actdiff entry on the source", f"> {_pct(H1_MIN)}", "not measured"])

@@ -17,7 +17,7 @@ report their cosine.
 from __future__ import annotations
 
 import gc
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from steerlab.api import (Artifact, BaseMethod, ConfigError, ControlSpace, HookEngine, Lab, LoadedModel, MethodEntry,
-                          ResidualVector, Scalar, Section, SweepResult, add_vector, collect, file_digest, load_model,
+                          ResidualVector, Scalar, Section, SweepResult, file_digest, load_model,
                           read_jsonl)
 
 from steerlab_plugins.transfer import adapters, pairing
@@ -37,12 +37,14 @@ def _site(layer: int) -> str:
     return f"blocks.{layer}.resid_post"
 
 
-def _mean_difference(model: LoadedModel, pairs: list[dict[str, str]], site: str, lab: Lab) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mean of positive - negative at the last prompt token, every prompt token's norm)."""
-    acts = {side: collect(model, [model.format_prompt(p[side]) for p in pairs], [site], "last",
-                          lab.settings.batch_size, lab.progress) for side in ("positive", "negative")}
-    vector = (acts["positive"].vectors[site] - acts["negative"].vectors[site]).mean(0)  # (d,)
-    return vector, torch.cat([acts[s].token_norms[site] for s in acts])
+def _mean_difference(model: LoadedModel, engine: HookEngine, pairs: list[dict[str, str]], site: str,
+                     lab: Lab) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean of positive - negative at the last prompt token, every prompt token's norm): actdiff's
+    mean vector and the norms its relative strength is measured against."""
+    reads = {side: pairing.read_prompts(model, engine, [model.format_prompt(p[side]) for p in pairs], site,
+                                        lab.settings.batch_size, lab.progress) for side in ("positive", "negative")}
+    vector = (reads["positive"][0] - reads["negative"][0]).mean(0)  # (d,)
+    return vector, torch.cat([reads[s][1] for s in reads])
 
 
 def _limited(rows: list[Any], limit: int) -> list[Any]:
@@ -64,7 +66,8 @@ class TransferMethod(BaseMethod):
     """A vector from another model, through a learned (or no) map between residual spaces."""
 
     name = "transfer"
-    description = "a source model's activation-difference vector mapped into the target model (ridge, procrustes, affine, direct, random)"
+    description = ("a source model's activation-difference vector mapped into the target model "
+                   "(ridge, procrustes, affine, direct, random)")
     Config = TransferConfig
 
     def control_space(self, config: TransferConfig) -> ControlSpace:
@@ -84,18 +87,19 @@ class TransferMethod(BaseMethod):
         dtype = str(lab.model.hf.dtype).removeprefix("torch.")
         source = load_model(config.source_model, lab.registry.models, str(lab.model.device), dtype)
         if config.source_layer >= source.n_layers:
-            raise ConfigError(f"[methods] source_layer {config.source_layer} out of range (source model "
+            raise ConfigError(f"source_layer {config.source_layer} out of range (the source model "
                               f"'{source.name}' has {source.n_layers} blocks, 0..{source.n_layers - 1})")
         target_layer = config.target_layer if config.target_layer >= 0 else \
             matched_layer(config.source_layer, source.n_layers, lab.model.n_layers)
         pairs = _limited(read_jsonl(Path(config.pairs), ("positive", "negative")), config.pairs_limit)
         texts = [row["text"] for row in _limited(read_jsonl(Path(config.fit_texts), ("text",)), config.fit_limit)]
-        vector, _ = _mean_difference(source, pairs, _site(config.source_layer), lab)
+        engine = HookEngine(source.hf)
+        vector, _ = _mean_difference(source, engine, pairs, _site(config.source_layer), lab)
         batch = lab.settings.batch_size
-        src = pairing.read(source, HookEngine(source.hf), texts, _site(config.source_layer), config.pooling, batch, lab.progress)
+        src = pairing.read(source, engine, texts, _site(config.source_layer), config.pooling, batch, lab.progress)
         tgt = pairing.read(lab.model, lab.engine, texts, _site(target_layer), config.pooling, batch, lab.progress)
         readings = SourceReadings(vector, pairing.pair(src, tgt), source.n_layers, source.d_model, target_layer)
-        del source, src
+        del source, engine, src
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -105,7 +109,7 @@ class TransferMethod(BaseMethod):
         """The target's own vector from the same pairs, and the median token norm there."""
         def build() -> tuple[torch.Tensor, float]:
             pairs = _limited(read_jsonl(Path(config.pairs), ("positive", "negative")), config.pairs_limit)
-            vector, norms = _mean_difference(lab.model, pairs, _site(layer), lab)
+            vector, norms = _mean_difference(lab.model, lab.engine, pairs, _site(layer), lab)
             return vector, float(norms.median())
 
         return lab.resource(f"transfer:native:{config.pairs}:{config.pairs_limit}:{layer}", build)
@@ -124,11 +128,12 @@ class TransferMethod(BaseMethod):
         if int(held.sum()) == 0 or int((~held).sum()) < 2:
             raise ConfigError(f"{config.fit_texts}: too few fit texts to hold every {config.holdout_every}th out "
                               f"({int(paired.text.max()) + 1 if len(paired.text) else 0} texts)")
-        fitted = adapters.fit(config.adapter, paired.source[~held], paired.target[~held], config.components)
+        train = ~held
+        fitted = adapters.fit(config.adapter, paired.source[train], paired.target[train], config.components, paired.text[train])
         scores = adapters.fit_scores(fitted, paired.source[held], paired.target[held])
         mapped = fitted.linear(readings.vector)  # (d_target,)
         native, typical = self._native(lab, config, readings.target_layer)
-        meta = {"fit": scores, "adapter_info": fitted.info, "n_fit_rows": {"train": int((~held).sum()), "heldout": int(held.sum())},
+        meta = {"fit": scores, "adapter_info": fitted.info, "n_fit_rows": {"train": int(train.sum()), "heldout": int(held.sum())},
                 "source_vector_norm": float(readings.vector.norm()), "source_n_layers": readings.n_layers,
                 "source_d_model": readings.d_model}
         tensors = {"source_vector": readings.vector, "adapter.weight": fitted.weight, "adapter.bias": fitted.bias}
@@ -160,10 +165,7 @@ class TransferMethod(BaseMethod):
         return Artifact(tensors, meta, sites=[site], vectors=[ResidualVector(site, "vector", typical / float(vector.norm()))])
 
     def steer(self, lab: Lab, artifact: Artifact, controls: torch.Tensor) -> AbstractContextManager[None]:
-        if not bool(controls.any()):
-            return nullcontext()  # nothing attached: exactly the unsteered model
-        decl, vector = artifact.vector()
-        return lab.engine.edit({decl.site: add_vector(decl.per_unit * vector, controls)})
+        return lab.engine.add_vectors(artifact.vectors[:1], artifact.tensors, controls)
 
     def analyze(self, lab: Lab, entry: MethodEntry, artifact: Artifact, result: SweepResult, folder: Path) -> Section:
         return analyze(entry, artifact, result)

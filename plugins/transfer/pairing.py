@@ -1,7 +1,7 @@
-"""The same texts read in two models: paired residual activations to fit an adapter on.
+"""Residual activations read with a plain capture hook, and the same texts paired across models.
 
-Two models with different tokenizers have no common token positions, so rows are paired by
-*text*, in one of three ways (``pooling``):
+Two models with different tokenizers have no common token positions, so adapter rows are paired
+by *text*, in one of three ways (``pooling``):
 
 * ``words`` (default): every word end inside the text where both models have a token ending at
   that very character, plus the final prompt token. A causal model's state at a token has read
@@ -12,17 +12,21 @@ Two models with different tokenizers have no common token positions, so rows are
 
 Each model reads each text through its own ``format_prompt`` (the chat template for SmolLM2,
 ``Question: ...\\nAnswer:`` for the Gemma 3 base model): the frame each is steered in.
+
+Reads go through a ``HookEngine`` capture rather than ``collect``: ``collect`` keeps an nnsight
+wrapper of every model it has seen, which keeps that model alive, and the source model must be
+freed after training.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import torch
 
-from steerlab.api import ConfigError, HookEngine, LoadedModel, collect
+from steerlab.api import ConfigError, HookEngine, LoadedModel
 
 POOLINGS = ("words", "last", "mean")
 Progress = Callable[[Iterable, str, int], Iterable]
@@ -31,7 +35,7 @@ Progress = Callable[[Iterable, str, int], Iterable]
 @dataclass
 class Readings:
     """One model's rows: ``states`` (rows, d) and, per row, which text and which key
-    (a character offset inside the text, or -1 for the final prompt token)."""
+    (a character offset inside the text, or -1 for the final prompt token / the mean)."""
 
     states: torch.Tensor
     text: list[int]
@@ -57,14 +61,18 @@ def _token_keys(model: LoadedModel, text: str) -> tuple[list[int], dict[int, int
     each word end of ``text`` where a token ends exactly."""
     formatted = model.format_prompt(text)
     start = formatted.find(text)
-    enc = model.tokenizer(formatted, add_special_tokens=False, return_offsets_mapping=True)
+    try:
+        enc = model.tokenizer(formatted, add_special_tokens=False, return_offsets_mapping=True)
+    except NotImplementedError:
+        raise ConfigError(f"model '{model.name}': its tokenizer gives no character offsets; "
+                          "use pooling = 'last' or 'mean'") from None
     ends = {e: t for t, (_, e) in enumerate(enc["offset_mapping"])}  # the last token ending at each offset
     keys = {} if start < 0 else {w: ends[start + w] for w in word_ends(text) if start + w in ends}
     return list(enc["input_ids"]), keys
 
 
-def _states(model: LoadedModel, engine: HookEngine, rows: list[list[int]], site: str) -> torch.Tensor:
-    """The site's activation for a left-padded batch: (batch, width, d)."""
+def _states(model: LoadedModel, engine: HookEngine, rows: list[list[int]], site: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The site's activation for a left-padded batch, (batch, width, d), and its mask (batch, width)."""
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), int(model.tokenizer.pad_token_id), dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
@@ -79,42 +87,49 @@ def _states(model: LoadedModel, engine: HookEngine, rows: list[list[int]], site:
     with torch.no_grad(), engine.edit({site: capture}):
         model.hf(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
                  position_ids=positions.to(model.device), use_cache=False)
-    return seen[0]
+    return seen[0], mask.bool()
 
 
-def read_words(model: LoadedModel, engine: HookEngine, texts: list[str], site: str, batch_size: int,
-               progress: Progress | None = None) -> Readings:
-    """States at every shared-able word end and at the final prompt token of each text."""
-    try:
-        tokenized = [_token_keys(model, t) for t in texts]
-    except NotImplementedError:
-        raise ConfigError(f"model '{model.name}': its tokenizer gives no character offsets; use pooling = 'last' or 'mean'") from None
-    states, text_of, key_of = [], [], []
-    groups = [list(range(i, min(i + batch_size, len(texts)))) for i in range(0, len(texts), batch_size)]
-    for group in progress(groups, f"{model.name} activations", len(groups)) if progress else groups:
-        acts = _states(model, engine, [tokenized[i][0] for i in group], site)  # (batch, width, d)
-        width = acts.shape[1]
-        for row, i in enumerate(group):
-            ids, keys = tokenized[i]
-            offset = width - len(ids)
-            for key, token in [*keys.items(), (-1, len(ids) - 1)]:
-                states.append(acts[row, offset + token])
-                text_of.append(i)
-                key_of.append(key)
-    return Readings(torch.stack(states), text_of, key_of)
+def _batches(model: LoadedModel, engine: HookEngine, rows: list[list[int]], site: str, batch_size: int,
+             progress: Progress | None, desc: str) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor]]:
+    groups = [list(range(i, min(i + batch_size, len(rows)))) for i in range(0, len(rows), batch_size)]
+    for group in progress(groups, desc, len(groups)) if progress else groups:
+        yield group, *_states(model, engine, [rows[i] for i in group], site)
 
 
-def read_pooled(model: LoadedModel, texts: list[str], site: str, position: str, batch_size: int,
-                progress: Progress | None = None) -> Readings:
-    acts = collect(model, [model.format_prompt(t) for t in texts], [site], position, batch_size, progress)
-    return Readings(acts.vectors[site], list(range(len(texts))), [-1] * len(texts))
+def read_prompts(model: LoadedModel, engine: HookEngine, prompts: list[str], site: str, batch_size: int,
+                 progress: Progress | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """For already formatted prompts: the final token's state (n, d) and every real token's norm."""
+    rows = model.tokenizer(prompts, add_special_tokens=False)["input_ids"]
+    last, norms = [], []
+    for _, acts, mask in _batches(model, engine, rows, site, batch_size, progress, f"{model.name} prompts"):
+        last.append(acts[:, -1])  # left padding: the final token is the last column
+        norms.append(acts.norm(dim=-1)[mask])
+    return torch.cat(last), torch.cat(norms)
 
 
 def read(model: LoadedModel, engine: HookEngine, texts: list[str], site: str, pooling: str, batch_size: int,
          progress: Progress | None = None) -> Readings:
+    """Each text (formatted by the model) read at ``site``, pooled as ``pooling`` says."""
     if pooling == "words":
-        return read_words(model, engine, texts, site, batch_size, progress)
-    return read_pooled(model, texts, site, pooling, batch_size, progress)
+        tokenized = [_token_keys(model, t) for t in texts]
+    else:
+        tokenized = [(ids, {}) for ids in model.tokenizer([model.format_prompt(t) for t in texts], add_special_tokens=False)["input_ids"]]
+    states, text_of, key_of = [], [], []
+    for group, acts, mask in _batches(model, engine, [ids for ids, _ in tokenized], site, batch_size, progress,
+                                      f"{model.name} fit texts"):
+        width = acts.shape[1]
+        for row, i in enumerate(group):
+            ids, keys = tokenized[i]
+            if pooling == "mean":
+                found = [(-1, acts[row][mask[row]].mean(0))]
+            else:
+                found = [(key, acts[row, width - len(ids) + token]) for key, token in [*keys.items(), (-1, len(ids) - 1)]]
+            for key, state in found:
+                states.append(state)
+                text_of.append(i)
+                key_of.append(key)
+    return Readings(torch.stack(states), text_of, key_of)
 
 
 def pair(source: Readings, target: Readings) -> Paired:

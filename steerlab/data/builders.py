@@ -66,3 +66,19 @@ def answer_in_style(
     for gen, prompt in zip(gens, prompts):
         gen.prompt = prompt
     return gens
+
+
+def style_scores(model: LoadedModel, style: Style, gens: list[Generation], batch_size: int) -> list[float]:
+    """How much better ``style``'s context (system prompt + example turns) explains each answer
+    than the plain prompt does: mean log p(answer | style) - mean log p(answer | plain), computed
+    by the generating model itself. Builders keep the best-scoring candidate per prompt; it is
+    never the evaluation judge, so the judge's accuracy stays an independent check."""
+    from steerlab.model.scoring import mean_logprobs
+
+    tokens = lambda text: model.tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    answers = [tokens(g.output) or [model.tokenizer.eos_token_id] for g in gens]
+    styled = [tokens(model.format_chat(style.messages(g.prompt))) for g in gens]
+    neutral = [tokens(model.format_prompt(g.prompt)) for g in gens]
+    with_style = mean_logprobs(model, list(zip(styled, answers)), batch_size)
+    without = mean_logprobs(model, list(zip(neutral, answers)), batch_size)
+    return [a - b for a, b in zip(with_style, without)]

@@ -7,7 +7,6 @@ path plain hooks cost nothing (nnsight's generate measured ~3-6% slower; see DES
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -19,16 +18,11 @@ from steerlab.model.generation import batches, tokenize_prompts
 from steerlab.model.zoo import LoadedModel
 
 POSITIONS = ("last", "mean")
-_WRAPPERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # hf model -> its nnsight wrapper
 
 
 def nnsight_model(model: LoadedModel):
-    """The nnsight wrapper of a loaded model, built once per model (kept here, not on the model)."""
-    if model.hf not in _WRAPPERS:
-        from nnsight.modeling.transformers import TransformersModel
-
-        _WRAPPERS[model.hf] = TransformersModel(model.hf, tokenizer=model.tokenizer)
-    return _WRAPPERS[model.hf]
+    """The nnsight wrapper of a loaded model (``LoadedModel.nnsight``, built once, freed with it)."""
+    return model.nnsight
 
 
 def _envoy(root, module_path: str):

@@ -19,7 +19,7 @@ Two kinds of intervention:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,6 +142,13 @@ class HookEngine:
         """Context manager: apply ``fn`` to each named site's activation."""
         return self.attach([Attachment(name, fn) for name, fn in edits.items()])
 
+    def add_vectors(self, vectors: list[Any], tensors: Mapping[str, torch.Tensor], coefficients: torch.Tensor) -> Any:
+        """Context manager: each declared residual vector (``ResidualVector``) added times one
+        coefficient per batch row. All coefficients 0 attaches nothing: exactly the unsteered model."""
+        if not bool(torch.as_tensor(coefficients).any()):
+            return nullcontext()
+        return self.edit(vector_edits(vectors, tensors, coefficients))
+
     def add_deltas(self, deltas: Mapping[str, Delta]) -> Any:
         """Context manager: add ``fn(module input)`` to each named module's output."""
         return self.attach([Attachment(name, fn, delta=True) for name, fn in deltas.items()])
@@ -158,3 +165,13 @@ def add_vector(vector: torch.Tensor, coefficients: torch.Tensor | float = 1.0) -
         return activation + scaled.to(dtype=activation.dtype, device=activation.device)
 
     return edit
+
+
+def vector_edits(vectors: list[Any], tensors: Mapping[str, torch.Tensor], coefficients: torch.Tensor) -> dict[str, Edit]:
+    """Edits that add each declared residual vector (``ResidualVector``: site, tensor, per_unit)
+    times one coefficient per batch row; vectors on one site are summed."""
+    by_site: dict[str, torch.Tensor] = {}
+    for decl in vectors:
+        scaled = decl.per_unit * tensors[decl.tensor].float()
+        by_site[decl.site] = by_site[decl.site] + scaled if decl.site in by_site else scaled
+    return {site: add_vector(vector, coefficients) for site, vector in by_site.items()}

@@ -60,11 +60,15 @@ def token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return F.log_softmax(logits, dim=-1).gather(-1, targets[..., None])[..., 0]
 
 
+def row_logprobs(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Summed log p(target) of each row: (rows,). logits (rows, T, vocab); targets, mask (rows, T)."""
+    return (token_logprobs(logits, targets) * mask).sum(1)
+
+
 def sequence_logprobs(model: LoadedModel, pairs: Sequence[Pair]) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed log p(target | context) per row and the number of target tokens: (rows,), (rows,)."""
     logits, targets, mask = target_logits(model, pairs)
-    logp = token_logprobs(logits, targets) * mask
-    return logp.sum(1), mask.sum(1)
+    return row_logprobs(logits, targets, mask), mask.sum(1)
 
 
 @torch.no_grad()

@@ -55,6 +55,11 @@ class Lab:
     def __post_init__(self) -> None:
         self.engine = HookEngine(self.model.hf)
 
+    @classmethod
+    def for_model(cls, model: LoadedModel, registry: Registry, folder: Path, show_progress: bool = False) -> "Lab":
+        """A lab with no study (benchmarks, notebooks, tests): files it writes go under ``folder``."""
+        return cls(study=None, model=model, registry=registry, layout=RunLayout(Path(folder)), show_progress=show_progress)
+
     @property
     def seed(self) -> int:
         return self.study.meta.seed if self.study else 0

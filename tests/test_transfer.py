@@ -1,0 +1,253 @@
+"""Cross-model transfer: the adapters on synthetic activations, the method end to end between two
+tiny models of different widths and depths (both directions), and the study-level summary."""
+
+from __future__ import annotations
+
+import gc
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import transformers
+
+from conftest import write_jsonl
+from steerlab.errors import ConfigError
+from steerlab.model.zoo import LoadedModel, load_model
+from steerlab.plugin import Registry
+from steerlab.run.lab import Lab
+from steerlab.run.layout import RunLayout
+from steerlab_plugins.transfer import adapters, pairing
+from steerlab_plugins.transfer.analysis import length_success
+from steerlab_plugins.transfer.config import TransferConfig, matched_layer
+from steerlab_plugins.transfer.hypotheses import hypotheses_table, write_summary
+from steerlab_plugins.transfer.method import TransferMethod
+
+def synthetic(n: int, d_source: int, d_target: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d_source, generator=g) * torch.linspace(0.2, 5.0, d_source)  # uneven scales, like a residual stream
+    weight = torch.randn(d_source, d_target, generator=g) / d_source ** 0.5
+    bias = torch.randn(d_target, generator=g)
+    return x, x @ weight + bias, weight, bias
+
+
+@pytest.mark.parametrize("fit", [adapters.fit_ridge, adapters.fit_affine])
+@pytest.mark.parametrize("widths", [(12, 20), (20, 12)])
+def test_ridge_and_affine_recover_a_known_linear_map_between_unequal_widths(fit, widths):
+    x, y, weight, bias = synthetic(400, *widths)
+    mapped = fit(x[:300], y[:300])
+    scores = adapters.fit_scores(mapped, x[300:], y[300:])
+    assert scores["r2"] > 0.99 and scores["cosine"] > 0.99
+    assert mapped.weight.shape == widths
+    assert torch.allclose(mapped.weight, weight, atol=0.02) and torch.allclose(mapped.bias, bias, atol=0.05)
+
+
+def test_ridge_chooses_alpha_by_grouped_cross_validation_when_rows_come_in_groups():
+    x, y, weight, _ = synthetic(300, 12, 20)
+    noisy = y + 0.05 * torch.randn(y.shape, generator=torch.Generator().manual_seed(3))
+    mapped = adapters.fit("ridge", x, noisy, groups=torch.arange(300) // 10)  # 30 "texts" of 10 rows
+    assert mapped.info["alpha"] in adapters.RIDGE_ALPHAS and torch.allclose(mapped.weight, weight, atol=0.05)
+    assert adapters.fit_scores(mapped, x, y)["r2"] > 0.99
+
+
+def test_procrustes_recovers_a_known_orthogonal_map():
+    g = torch.Generator().manual_seed(1)
+    q, _ = torch.linalg.qr(torch.randn(10, 10, generator=g, dtype=torch.float64))
+    x = torch.randn(200, 10, generator=g, dtype=torch.float64) * torch.linspace(0.5, 3.0, 10, dtype=torch.float64) + 2.0
+    mapped = adapters.fit_procrustes(x, x @ q)
+    assert torch.allclose(mapped.weight.double(), q, atol=1e-4)
+    assert mapped.info["scale"] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_procrustes_maps_into_a_wider_space_through_the_shared_principal_subspace():
+    g = torch.Generator().manual_seed(2)
+    q, _ = torch.linalg.qr(torch.randn(8, 8, generator=g, dtype=torch.float64))
+    embed, _ = torch.linalg.qr(torch.randn(12, 8, generator=g, dtype=torch.float64))  # (12, 8) orthonormal columns
+    truth = 3.0 * q @ embed.T  # an orthogonal map into a 12-d space, scaled: (8, 12)
+    x = torch.randn(300, 8, generator=g, dtype=torch.float64) * torch.linspace(0.5, 3.0, 8, dtype=torch.float64)
+    mapped = adapters.fit_procrustes(x[:200], x[:200] @ truth)
+    assert mapped.info["components"] == 8 and mapped.info["scale"] == pytest.approx(3.0, rel=1e-4)
+    assert torch.allclose(mapped.weight.double(), truth, atol=1e-4)
+    assert adapters.fit_scores(mapped, x[200:], x[200:] @ truth)["r2"] > 0.999
+
+
+def test_a_vector_maps_through_the_linear_part_only():
+    x, y, weight, _ = synthetic(300, 6, 9)
+    mapped = adapters.fit_affine(x, y)
+    v = torch.randn(6)
+    assert torch.allclose(mapped.linear(v), v @ weight, atol=1e-3)
+
+
+def test_direct_map_zero_pads_into_a_wider_target_and_truncates_into_a_narrower_one():
+    v = torch.arange(1.0, 5.0)
+    assert adapters.direct_map(4, 6).linear(v).tolist() == [1, 2, 3, 4, 0, 0]
+    assert adapters.direct_map(4, 2).linear(v).tolist() == [1, 2]
+
+
+def test_fit_scores_tell_a_good_map_from_a_bad_one():
+    x, y, _, _ = synthetic(300, 10, 10)
+    assert adapters.fit_scores(adapters.direct_map(10, 10), x, y)["r2"] < 0.5
+    assert adapters.fit_scores(adapters.fit_ridge(x, y), x, y)["r2"] > 0.99
+
+
+def test_random_direction_has_the_asked_norm():
+    assert float(adapters.random_direction(32, 7.5).norm()) == pytest.approx(7.5)
+
+
+def test_layers_are_matched_by_relative_depth_first_to_first_and_last_to_last():
+    assert matched_layer(15, 30, 18) == 9 and matched_layer(9, 18, 30) == 15  # SmolLM2 <-> Gemma 3
+    assert matched_layer(0, 30, 18) == 0 and matched_layer(29, 30, 18) == 17
+    assert matched_layer(1, 3, 4) == 2  # 1.5 rounds up
+
+
+def test_length_success_needs_both_signs_to_move_the_right_way():
+    rows = [("a", 0.0, 50), ("a", 0.2, 40), ("a", -0.2, 60),  # shorter at +, longer at -: success
+            ("b", 0.0, 50), ("b", 0.2, 40), ("b", -0.2, 45),  # shorter under both signs: failure
+            ("c", 0.0, 50), ("c", 0.2, 50), ("c", -0.2, 70)]  # a tie is a failure
+    assert length_success(rows) == {0.2: pytest.approx(1 / 3)}
+    assert length_success(rows, "increase") == {0.2: 0.0}
+
+
+def test_word_ends_and_token_keys_line_up_inside_the_formatted_prompt(tiny_llama: LoadedModel):
+    assert pairing.word_ends("Cats  nap. Dogs") == [4, 10, 15]
+    text = "Cats nap in the sun."
+    ids, keys = pairing._token_keys(tiny_llama, text)
+    assert sorted(keys) == pairing.word_ends(text)
+    formatted = tiny_llama.format_prompt(text)
+    start = formatted.find(text)
+    for end, token in keys.items():  # the byte tokenizer: the token ending a word is that word's last character
+        assert tiny_llama.tokenizer.decode([ids[token]]) == text[end - 1] and formatted[start + end - 1] == text[end - 1]
+
+
+# ---- the method between tiny-llama (64-d, 4 blocks) and tiny-llama-wide (96-d, 3 blocks) ----
+
+FIT_TEXTS = [f"Note {i}: the {thing} was {how} today, and we wrote it down."
+             for i, (thing, how) in enumerate([("cat", "calm"), ("river", "high"), ("market", "busy"), ("sky", "grey"),
+                                                ("train", "late"), ("garden", "green"), ("oven", "hot"), ("road", "wet"),
+                                                ("choir", "loud"), ("shop", "shut")])]
+
+
+@pytest.fixture()
+def data(tmp_path: Path) -> dict[str, str]:
+    write_jsonl(tmp_path / "pairs.jsonl", [{"positive": f"{t} Be brief.", "negative": f"{t} Be detailed."}
+                                           for t in ["Why?", "How?", "What is rain?", "Tell me about cats."]])
+    write_jsonl(tmp_path / "fit.jsonl", [{"text": t} for t in FIT_TEXTS])
+    return {"pairs": str(tmp_path / "pairs.jsonl"), "fit_texts": str(tmp_path / "fit.jsonl")}
+
+
+def lab_for(model: LoadedModel, registry: Registry, tmp_path: Path) -> Lab:
+    return Lab(study=None, model=model, registry=registry, layout=RunLayout(tmp_path / "run"), show_progress=False)
+
+
+def logits(model: LoadedModel, text: str) -> torch.Tensor:
+    enc = model.tokenizer([model.format_prompt(text)] * 2, return_tensors="pt", add_special_tokens=False)
+    with torch.no_grad():
+        return model.hf(**enc).logits
+
+
+@pytest.mark.parametrize("source, target, source_layer, expected_layer", [
+    ("tiny-llama", "tiny-llama-wide", 2, 1),  # 2 * (3 - 1) / (4 - 1) = 1.33 -> 1
+    ("tiny-llama-wide", "tiny-llama", 1, 2),  # 1 * (4 - 1) / (3 - 1) = 1.5 -> 2
+])
+def test_transfer_trains_across_widths_and_depths_frees_the_source_and_steers_the_target_per_row(
+        registry, tmp_path, data, source, target, source_layer, expected_layer):
+    model = load_model(target, registry.models, device="cpu")
+    lab = lab_for(model, registry, tmp_path)
+    method = TransferMethod()
+    gc.collect()
+    widths = lambda: sorted(o.config.hidden_size for o in gc.get_objects() if issubclass(type(o), transformers.PreTrainedModel))  # noqa: E731
+    before = widths()  # other tests' models may still be alive: count, don't look for absence
+    artifact = method.train(lab, TransferConfig(source_model=source, source_layer=source_layer, adapter="ridge", **data))
+    decl, vector = artifact.vector()
+    assert decl.site == f"blocks.{expected_layer}.resid_post" and vector.shape == (model.d_model,)
+    assert decl.per_unit == pytest.approx(artifact.meta["typical_norm"] / float(vector.norm()))
+    assert artifact.meta["source_layer"] == source_layer and -1.0 <= artifact.meta["native_cosine"] <= 1.0
+    assert artifact.meta["fit"]["r2"] == artifact.meta["fit"]["r2"]  # a number, not NaN
+    gc.collect()
+    assert widths() == before  # the source model was freed
+    base = logits(model, "Tell me about rain.")
+    with method.steer(lab, artifact, torch.tensor([0.0, 0.0])):
+        assert torch.equal(logits(model, "Tell me about rain."), base)  # control 0 is the unsteered model, exactly
+    with method.steer(lab, artifact, torch.tensor([0.0, 0.4])):
+        steered = logits(model, "Tell me about rain.")
+        assert lab.engine.n_attached == 1
+    assert torch.equal(steered[0], base[0]) and not torch.allclose(steered[1], base[1])
+    assert lab.engine.n_attached == 0
+
+
+def test_adapters_share_the_source_readings_and_the_controls_get_their_own_vectors(registry, tmp_path, data):
+    lab = lab_for(load_model("tiny-llama-wide", registry.models, device="cpu"), registry, tmp_path)
+    method = TransferMethod()
+    made = {name: method.train(lab, TransferConfig(source_model="tiny-llama", source_layer=2, adapter=name, pooling=pooling, **data))
+            for name, pooling in (("procrustes", "words"), ("direct", "words"), ("random", "words"), ("ridge", "mean"))}
+    assert len([k for k in lab._resources if k.startswith("transfer:source:")]) == 2  # words once (3 adapters), mean once
+    direct = made["direct"]
+    assert torch.equal(direct.tensors["vector"][:64], direct.tensors["source_vector"]) and not direct.tensors["vector"][64:].any()
+    assert made["random"].meta["fit"]["r2"] != made["random"].meta["fit"]["r2"]  # NaN: nothing was fitted
+    assert made["random"].vectors[0].site == made["procrustes"].vectors[0].site == "blocks.1.resid_post"
+    assert not torch.allclose(made["random"].tensors["vector"], made["procrustes"].tensors["vector"])
+
+
+def test_bad_transfer_settings_are_config_errors(registry, tmp_path, data):
+    lab = lab_for(load_model("tiny-llama-wide", registry.models, device="cpu"), registry, tmp_path)
+    with pytest.raises(ValueError, match="adapter"):
+        TransferConfig(source_model="tiny-llama", adapter="magic", **data)
+    with pytest.raises(ValueError, match="target_layer 7 out of range"):
+        TransferMethod().check(lab, TransferConfig(source_model="tiny-llama", target_layer=7, **data))
+    with pytest.raises(ValueError, match="unknown model"):
+        TransferMethod().check(lab, TransferConfig(source_model="no-such-model", **data))
+    with pytest.raises(ConfigError, match="source_layer 9 out of range"):
+        TransferMethod().train(lab, TransferConfig(source_model="tiny-llama", source_layer=9, **data))
+
+
+# ---- the study-level summary, from a results.json written by hand ----
+
+def records(prompts: int, hits: int, controls=(0.2, 0.4)) -> list[dict]:
+    """``hits`` of ``prompts`` move the right way (shorter at +c, longer at -c) at every c."""
+    rows = []
+    for p in range(prompts):
+        rows.append({"prompt": f"p{p}", "control": 0.0, "label": "+0", "output": "", "scores": {"words": 50.0}})
+        for c in controls:
+            good = p < hits
+            rows += [{"prompt": f"p{p}", "control": c, "label": f"+{c:g}", "output": "", "scores": {"words": 40.0 if good else 55.0}},
+                     {"prompt": f"p{p}", "control": -c, "label": f"-{c:g}", "output": "", "scores": {"words": 60.0 if good else 45.0}}]
+    return rows
+
+
+def entry(method: str, hits: int, adapter: str = "", source: str = "") -> dict:
+    data = {"adapter": adapter, "source_model": source} if method == "transfer" else {}
+    return {"method": method, "summary": {"fit_r2": 0.5}, "records": records(10, hits), "analysis": {"data": data}}
+
+
+@pytest.fixture()
+def results_json(tmp_path: Path) -> Path:
+    s, g = "smollm2-135m-instruct", "gemma3-270m"
+    methods = {"native_s": entry("actdiff", 9), "native_g": entry("actdiff", 6),
+               "s2g_direct": entry("transfer", 2, "direct", s), "s2g_random": entry("transfer", 1, "random", s),
+               "s2g_ridge": entry("transfer", 5, "ridge", s), "s2g_affine": entry("transfer", 3, "affine", s),
+               "g2s_direct": entry("transfer", 0, "direct", g), "g2s_ridge": entry("transfer", 1, "ridge", g)}
+    models = {"native_s": s, "native_g": g, **{k: (g if k.startswith("s2g") else s) for k in methods if "2" in k}}
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"study": {"model": s, "models": models}, "methods": methods}))
+    return path
+
+
+def test_hypotheses_table_gives_measured_values_and_verdicts_per_direction(results_json):
+    text = hypotheses_table(results_json)
+    s2g, g2s = text.split("### gemma3-270m → smollm2-135m-instruct")
+    assert "### smollm2-135m-instruct → gemma3-270m" in s2g
+    assert "| H1 vector works on its own model | 90% (`native_s` on smollm2-135m-instruct) | > 70% | supported |" in s2g
+    assert "| H2 direct transfer works only sometimes | 20% (`s2g_direct`; random control 10%) | 10-30% | supported |" in s2g
+    assert "ridge 50%, affine 30%; best ridge - direct = +30 points | > +20 points | supported |" in s2g
+    assert "| native (actdiff on target) | `native_g` | 0.600 | 0.600 | 0.600 |" in s2g
+    assert "| H1 vector works on its own model | 60% (`native_g` on gemma3-270m) | > 70% | not supported |" in g2s
+    assert "not supported: fails (below 10%)" in g2s
+    assert "best ridge - direct = +10 points | > +20 points | not supported |" in g2s
+
+
+def test_write_summary_draws_the_transfer_matrix_and_the_curves(results_json):
+    out = write_summary(results_json)
+    assert out == results_json.parent / "hypotheses.md"
+    for name in ("transfer_matrix.png", "transfer_success.png"):
+        assert (results_json.parent / "figures" / name).stat().st_size > 1000
+        assert f"figures/{name}" in out.read_text()
