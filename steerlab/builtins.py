@@ -19,6 +19,7 @@ from steerlab.inspect.vector import VectorInspector
 from steerlab.method import BaseMethod
 from steerlab.metrics.builtin import FluencyMetric, KLMetric, LengthMetric, SimilarityMetric
 from steerlab.metrics.judge import JudgeMetric
+from steerlab.model.backends import HFGenerate
 from steerlab.model.zoo import builtin_models
 from steerlab.vectors import VectorMethod
 
@@ -57,6 +58,11 @@ def steerlab_metrics(register: Callable[[Any], None]) -> None:
 @hookimpl
 def steerlab_inspectors(register: Callable[[Any], None]) -> None:
     register(VectorInspector())
+
+
+@hookimpl
+def steerlab_backends(register: Callable[[Any], None]) -> None:
+    register(HFGenerate())
 
 
 @hookimpl

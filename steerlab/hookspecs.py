@@ -15,6 +15,7 @@ import pluggy
 if TYPE_CHECKING:  # imported for annotations only; avoids import cycles at runtime
     from steerlab.data.files import DatasetSpec
     from steerlab.inspect.base import Inspector
+    from steerlab.model.backends import GenerationBackend
     from steerlab.method import SteeringMethod
     from steerlab.metrics.base import Metric
     from steerlab.model.zoo import ModelSpec
@@ -37,6 +38,11 @@ def steerlab_metrics(register: Callable[[Metric], None]) -> None:
 @hookspec
 def steerlab_inspectors(register: Callable[[Inspector], None]) -> None:
     """Register views of a trained artifact for ``steerlab inspect NAME RUN_DIR`` (``steerlab.inspect.base.Inspector``)."""
+
+
+@hookspec
+def steerlab_backends(register: Callable[[GenerationBackend], None]) -> None:
+    """Register generation backends a study can choose with ``[generation] backend`` (``steerlab.model.backends.GenerationBackend``)."""
 
 
 @hookspec

@@ -22,7 +22,7 @@ import pluggy
 from steerlab import hookspecs
 from steerlab.errors import ConfigError
 
-KINDS = ("methods", "metrics", "inspectors", "datasets", "models")
+KINDS = ("methods", "metrics", "inspectors", "backends", "datasets", "models")
 
 
 @dataclass
@@ -32,6 +32,7 @@ class Registry:
     methods: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     inspectors: dict[str, Any] = field(default_factory=dict)
+    backends: dict[str, Any] = field(default_factory=dict)
     datasets: dict[str, Any] = field(default_factory=dict)
     models: dict[str, Any] = field(default_factory=dict)
     providers: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -71,8 +72,9 @@ def required_members(kind: str) -> tuple[str, ...]:
     from steerlab.inspect.base import INSPECTOR_MEMBERS
     from steerlab.method import MEMBERS
     from steerlab.metrics.base import METRIC_MEMBERS
+    from steerlab.model.backends import BACKEND_MEMBERS
 
-    return {"methods": MEMBERS, "metrics": METRIC_MEMBERS, "inspectors": INSPECTOR_MEMBERS,
+    return {"methods": MEMBERS, "metrics": METRIC_MEMBERS, "inspectors": INSPECTOR_MEMBERS, "backends": BACKEND_MEMBERS,
             "datasets": ("name", "build", "description"), "models": ("name", "load", "description")}[kind]
 
 

@@ -93,6 +93,10 @@ layer_sweep_tokens = 4
 @pytest.fixture()
 def study_dir(tmp_path: Path) -> Path:
     """A study folder with a tiny study and its data, on tiny-llama."""
+    return make_study(tmp_path)
+
+
+def make_study(tmp_path: Path) -> Path:
     data = tmp_path / "data"
     write_jsonl(data / "eval.jsonl", [{"text": t} for t in ["Why is the sky blue?", "Name a fruit.", "Hello!"]])
     write_jsonl(data / "pairs.jsonl", [{"positive": f"{t} Be brief.", "negative": f"{t} Be detailed."} for t in ["Why?", "How?", "What is rain?", "Tell me about cats."]])

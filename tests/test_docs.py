@@ -11,6 +11,7 @@ from steerlab.data.files import DatasetSpec
 from steerlab.inspect.base import INSPECTOR_MEMBERS
 from steerlab.method import MEMBERS
 from steerlab.metrics.base import METRIC_MEMBERS
+from steerlab.model.backends import BACKEND_MEMBERS
 from steerlab.model.zoo import ModelSpec
 
 DOC = (Path(__file__).parent.parent / "docs" / "plugin-api.md").read_text()
@@ -18,7 +19,7 @@ HOOKS = [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) 
 
 
 def test_every_hook_is_documented_with_a_docstring():
-    assert len(HOOKS) == 5
+    assert len(HOOKS) == 6
     for name in HOOKS:
         assert f"`{name}`" in DOC, name
         assert getattr(hookspecs, name).__doc__, name
@@ -26,7 +27,7 @@ def test_every_hook_is_documented_with_a_docstring():
 
 def test_every_protocol_member_is_documented():
     space_members = [n for n, v in vars(ControlSpace).items() if not n.startswith("_") and (callable(v) or isinstance(v, (str, property)))]
-    for member in (*MEMBERS, *METRIC_MEMBERS, *INSPECTOR_MEMBERS, *space_members):
+    for member in (*MEMBERS, *METRIC_MEMBERS, *INSPECTOR_MEMBERS, *BACKEND_MEMBERS, *space_members):
         assert f"`{member}" in DOC, member
     for spec in (ModelSpec, DatasetSpec):
         for f in fields(spec):

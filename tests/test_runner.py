@@ -121,3 +121,31 @@ def test_a_local_plugin_named_in_the_study_is_loaded(study_dir):
     path.write_text(text.replace('"similarity", "judge"]', '"similarity"]').replace('[metrics.judge]\ndata = "data/judge.jsonl"\n', "").split("[quick]")[0])
     finished = run(study_dir, "--quick")
     assert "mine" in json.loads((finished / "results.json").read_text())["methods"]
+
+
+def test_an_interrupted_sweep_resumes_to_exactly_the_uninterrupted_results(study_dir, monkeypatch, capsys):
+    """Ctrl-C in the middle of a sweep: finished batches are kept, --resume redoes only the rest,
+    and the results equal those of a run that was never interrupted (sampling on, so the
+    per-batch seeding is what makes them equal)."""
+    from steerlab.run import sweep as sweep_module
+
+    path = study_dir / "tiny.toml"
+    path.write_text(path.read_text().replace("batch_size = 2", "batch_size = 2\ndo_sample = true\ntemperature = 0.9"))
+    whole = run(study_dir, "--set", "methods.actdiff.layer_sweep=[]")
+    real, calls = sweep_module._answer_batch, []
+
+    def interrupting(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sweep_module, "_answer_batch", interrupting)
+    out = study_dir / "runs"
+    assert main(["run", str(path), "--out", str(out), "--no-progress", "--set", "methods.actdiff.layer_sweep=[]"]) == 130
+    broken = sorted(out.iterdir(), key=os.path.getmtime)[-1]
+    assert len(json.loads((broken / "methods/actdiff/sweep.partial.json").read_text())["batches"]) == 2
+    monkeypatch.setattr(sweep_module, "_answer_batch", real)
+    assert main(["run", "--resume", str(broken), "--no-progress"]) == 0
+    first, second = (json.loads((d / "results.json").read_text())["methods"] for d in (whole, broken))
+    assert first == second

@@ -88,7 +88,7 @@ class StyleJudge:
             "classes": list(clf.classes_),
             "confusion": confusion_matrix(y_te, predicted, labels=clf.classes_).tolist(),
         }
-        coef, intercept = _weights(clf)
+        coef, intercept = (w.astype(np.float64) for w in _weights(clf))  # as a reloaded judge has them
         return cls(list(clf.classes_), coef, intercept, report, embedder)
 
     def probabilities(self, texts: list[str]) -> np.ndarray:
@@ -101,7 +101,7 @@ class StyleJudge:
         return sigmoid
 
     def to_artifact(self) -> Artifact:
-        tensors = {"coef": torch.from_numpy(self.coef).float(), "intercept": torch.from_numpy(self.intercept).float()}
+        tensors = {"coef": torch.from_numpy(self.coef).double(), "intercept": torch.from_numpy(self.intercept).double()}  # float64: a reloaded judge scores exactly like the trained one
         return Artifact(tensors, {"method": "style-judge", "classes": self.classes, "report": self.report})
 
     @classmethod

@@ -8,9 +8,8 @@ at the right end of every row, and sorted by length to waste little compute on p
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-
 import math
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -22,16 +21,17 @@ class GenerationSettings:
     """How answers are generated (the study's ``[generation]`` table)."""
 
     max_new_tokens: int = 200
-    batch_size: int = 8
+    batch_size: int | None = None  # rows per generate call; None: AUTO_BATCH for the device
     repetition_penalty: float = 1.0
     do_sample: bool = False
     temperature: float = 1.0
     top_p: float = 1.0
+    backend: str = "hf"  # a registered generation backend (``steerlab_backends``)
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
             raise ValueError(f"key 'max_new_tokens' must be >= 1 (got {self.max_new_tokens})")
-        if self.batch_size < 1:
+        if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"key 'batch_size' must be >= 1 (got {self.batch_size})")
         for key in ("repetition_penalty", "temperature", "top_p"):
             value = getattr(self, key)
@@ -39,6 +39,20 @@ class GenerationSettings:
                 raise ValueError(f"key '{key}' must be a finite number > 0 (got {value})")
         if self.top_p > 1:
             raise ValueError(f"key 'top_p' must be in (0, 1] (got {self.top_p})")
+
+
+# Rows per generate call when a study does not say. Measured on 2 CPU cores, SmolLM2-135M, 48 new
+# tokens: 19 ms per row-step at 6 rows, 13 at 12, 8.2 at 24, 7.0 at 32, 5.5 at 64 (a single row:
+# 78 ms, overhead-bound). 32 keeps most of the gain without long rows holding many finished ones.
+# A GPU stays Python-bound far beyond that.
+AUTO_BATCH = {"cpu": 32, "cuda": 128}
+
+
+def for_device(settings: GenerationSettings, device: torch.device) -> GenerationSettings:
+    """``settings`` with an automatic batch size made concrete for ``device``."""
+    if settings.batch_size is not None:
+        return settings
+    return replace(settings, batch_size=AUTO_BATCH.get(device.type, 16))
 
 
 @dataclass
@@ -80,6 +94,7 @@ def generate(
     desc: str = "generate",
 ) -> list[Generation]:
     """Answer each prompt (already formatted) and return them in the input order."""
+    settings = for_device(settings, model.device)
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     groups = list(batches(order, settings.batch_size))
     if progress is not None:

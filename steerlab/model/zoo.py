@@ -80,7 +80,9 @@ class LoadedModel:
         with torch.no_grad():
             for name, param in self.hf.named_parameters():
                 flat = param.detach().reshape(-1)
-                sample = flat[torch.linspace(0, flat.numel() - 1, min(flat.numel(), 256), device=flat.device).long()]
+                k = min(flat.numel(), 256)
+                index = torch.arange(k, device=flat.device) * (flat.numel() - 1) // max(k - 1, 1)  # exact: no float rounding
+                sample = flat[index]
                 digest.update(name.encode() + str(tuple(param.shape)).encode())
                 digest.update(sample.to(torch.bfloat16).view(torch.int16).cpu().numpy().tobytes())
         return digest.hexdigest()[:16]

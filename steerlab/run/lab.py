@@ -24,7 +24,7 @@ from steerlab.data.files import read_prompts
 from steerlab.errors import ConfigError
 from steerlab.metrics.base import MetricContext
 from steerlab.model.engine import HookEngine
-from steerlab.model.generation import Generation, GenerationSettings, generate, generate_batch
+from steerlab.model.generation import Generation, GenerationSettings, for_device, generate
 from steerlab.model.zoo import LoadedModel
 from steerlab.plugin import Registry
 from steerlab.run.layout import RunLayout
@@ -66,7 +66,8 @@ class Lab:
 
     @property
     def settings(self) -> GenerationSettings:
-        return self.study.generation if self.study else GenerationSettings()
+        """The study's generation settings, an automatic batch size made concrete for the device."""
+        return for_device(self.study.generation if self.study else GenerationSettings(), self.model.device)
 
     def progress(self, iterable: Iterable, desc: str, total: int | None = None) -> Iterable:
         """A tqdm bar on stderr (silent when progress is off, e.g. in tests)."""
@@ -131,7 +132,8 @@ class Lab:
                prompts: Sequence[str], settings: GenerationSettings | None = None, desc: str | None = "answers") -> list[Generation]:
         """Steered answers, one (control, prompt) pair per row: rows are sorted by length and
         batched, each batch generated once with its per-row controls (and system prompts)."""
-        settings = settings or self.settings
+        settings = for_device(settings or self.settings, self.model.device)
+        backend = self.registry.get("backends", settings.backend, "[generation] key 'backend'")
         systems = self.system_prompts(method, artifact, space, controls)
         texts = [self.model.format_prompt(p, s) for p, s in zip(prompts, systems)]
         lengths = [len(ids) for ids in self.model.tokenizer(texts, add_special_tokens=False)["input_ids"]]
@@ -140,7 +142,7 @@ class Lab:
         groups = [order[i : i + settings.batch_size] for i in range(0, len(order), settings.batch_size)]
         for group in self.progress(groups, desc, len(groups)) if desc else groups:
             with self.steer(method, artifact, space, [controls[i] for i in group]):
-                for i, gen in zip(group, generate_batch(self.model, [texts[i] for i in group], settings)):
+                for i, gen in zip(group, backend.generate(self.model, [texts[i] for i in group], settings)):
                     gen.prompt = prompts[i]
                     out[i] = gen
         return [out[i] for i in range(len(texts))]

@@ -189,11 +189,12 @@ def _load(path: Path, what: str, parse: Any) -> Any:
         raise ConfigError(f"{path}: {exc} (delete it to redo this stage)") from None
 
 
-def study_record(study: Study, n_prompts: int, request: RunRequest) -> dict[str, Any]:
+def study_record(study: Study, lab: Lab, request: RunRequest) -> dict[str, Any]:
     return {
         "name": study.meta.name, "description": study.meta.description, "model": study.meta.model,
-        "seed": study.meta.seed, "quick": study.quick, "n_eval_prompts": n_prompts,
-        "max_new_tokens": study.generation.max_new_tokens, "batch_size": study.generation.batch_size,
+        "seed": study.meta.seed, "quick": study.quick, "n_eval_prompts": len(lab.eval_prompts()),
+        "max_new_tokens": study.generation.max_new_tokens, "batch_size": lab.settings.batch_size,
+        "backend": study.generation.backend, "device": str(lab.model.device),
         "data_sha256": request.data_sha256, "metrics": study.metric_names,
         "methods": {m.name: m.method for m in study.methods}, "models": {m.name: m.model for m in study.methods},
     }
@@ -211,7 +212,7 @@ def execute(session: Session, show_progress: bool = True) -> RunResults:
         section = session.registry.metrics[entry.name].section(lab.metric_context(entry.name))
         if section is not None:
             sections[entry.name] = section
-    results = RunResults(study_record(study, len(lab.eval_prompts()), session.request), methods, sections)
+    results = RunResults(study_record(study, lab, session.request), methods, sections)
     if study.pareto.axes:
         results.comparison = compare(results, study, session.layout)
     results.save(session.layout.results)

@@ -7,12 +7,18 @@ batches of 12 rather than 15 x 2 small ones. Each answer is then teacher-forced 
 model (perplexity, from the plain prompt) and, when a metric needs it, under steering (KL), in
 micro-batches sized so no more than a bounded number of logits is alive at once.
 
+Rows at the space's neutral control (``ControlSpace.neutral``: by the method contract, exactly the
+unsteered model; the contract test checks it for every built-in method) are not generated again
+when decoding is greedy: they reuse the run's unsteered answers, which every metric compares
+with anyway. They are still scored like every other row.
+
 Batches are checkpointed as they finish; the batch plan depends only on the study, so a resumed
 sweep seeds and runs the missing batches exactly as an uninterrupted one would.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import sys
@@ -44,14 +50,16 @@ def sweep(lab: Lab, method: SteeringMethod, entry: MethodEntry, artifact: Artifa
     systems = lab.system_prompts(method, artifact, space, [entry.controls[c] for c, _ in rows])
     texts = [lab.model.format_prompt(prompts[p], system) for (_, p), system in zip(rows, systems)]  # to plan batches
     lengths = [len(ids) for ids in lab.model.tokenizer(texts, add_special_tokens=False)["input_ids"]]
-    plan = list(batches(sorted(range(len(rows)), key=lambda r: (lengths[r], r)), lab.settings.batch_size))
+    reused = _reuses_base(lab, entry, rows)
+    fresh = sorted((r for r in range(len(rows)) if r not in reused), key=lambda r: (lengths[r], r))
+    plan = list(batches(fresh, lab.settings.batch_size)) + list(batches(sorted(reused), lab.settings.batch_size))
     checkpoint = lab.layout.sweep_partial(entry.name)
     done = _load_partial(checkpoint, _plan_key(entry, texts, plan))
     records: dict[int, Record] = {}
     for index, batch in enumerate(lab.progress(plan, f"{entry.name} sweep", len(plan))):
         if str(index) not in done:
             lab.seeded(f"{entry.name}:batch{index}")
-            answered = _answer_batch(lab, method, entry, artifact, [rows[r] for r in batch], prompts, bases)
+            answered = _answer_batch(lab, method, entry, artifact, [rows[r] for r in batch], prompts, bases, batch[0] in reused)
             done[str(index)] = [asdict(r) for r in answered]
             write_json(checkpoint, {"plan": _plan_key(entry, texts, plan), "batches": done}, indent=None)
         try:
@@ -65,10 +73,21 @@ def sweep(lab: Lab, method: SteeringMethod, entry: MethodEntry, artifact: Artifa
     return SweepResult(points, ordered)
 
 
+def _reuses_base(lab: Lab, entry: MethodEntry, rows: list[tuple[int, int]]) -> set[int]:
+    """Rows whose answer is the unsteered one by contract: the neutral control, greedy decoding."""
+    neutral = entry.space.neutral()
+    if neutral is None or lab.settings.do_sample:
+        return set()
+    return {r for r, (c, _) in enumerate(rows) if entry.space.key(entry.controls[c]) == entry.space.key(neutral)}
+
+
 def _answer_batch(lab: Lab, method: SteeringMethod, entry: MethodEntry, artifact: Artifact, rows: list[tuple[int, int]],
-                  prompts: list[str], bases: list[Generation]) -> list[Record]:
+                  prompts: list[str], bases: list[Generation], reuse: bool) -> list[Record]:
     controls = [entry.controls[c] for c, _ in rows]
-    gens = lab.answer(method, artifact, entry.space, controls, [prompts[p] for _, p in rows], desc=None)
+    if reuse:
+        gens = [dataclasses.replace(bases[p]) for _, p in rows]
+    else:
+        gens = lab.answer(method, artifact, entry.space, controls, [prompts[p] for _, p in rows], desc=None)
     wanted = {k for m in lab.study.metrics for k in lab.registry.metrics[m.name].needs}
     stats = token_stats(lab, method, artifact, entry, controls, gens, wanted) if wanted else [{} for _ in gens]
     samples = [Sample(prompts[p], entry.space.to_json(c), entry.space.key(c), gen, bases[p], st)

@@ -102,6 +102,7 @@ def _validate(path: Path, raw: dict[str, Any], registry: Registry, quick: bool) 
     if quick and (data.eval_limit is None or data.eval_limit > QUICK_EVAL_LIMIT):
         data = DataSettings(eval=data.eval, eval_limit=QUICK_EVAL_LIMIT)
     generation = cfg.build(GenerationSettings, raw.get("generation", {}), f"{path}: [generation]", base)
+    registry.get("backends", generation.backend, f"{path}: [generation] key 'backend'")
     metrics = _metric_entries(path, raw.get("metrics", {}), registry)
     methods = [_method_entry(path, name, table, registry, quick, meta.model) for name, table in _method_tables(path, raw)]
     if not methods:
