@@ -23,7 +23,6 @@ Subclass ``BaseMethod`` for the defaults of the optional members.
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -32,15 +31,11 @@ import torch
 from steerlab.artifact import Artifact
 from steerlab.controls import ControlSpace, Scalar
 from steerlab.run.results import Section, SweepResult
+from steerlab.study.config import NoConfig
 
 if TYPE_CHECKING:
     from steerlab.run.lab import Lab
     from steerlab.study.schema import MethodEntry
-
-
-@dataclass(frozen=True)
-class NoConfig:
-    """For methods without settings."""
 
 
 @runtime_checkable
@@ -64,11 +59,6 @@ class SteeringMethod(Protocol):
     def check(self, lab: Lab, config: Any) -> None: ...
 
 
-# Members every method must have (the rest have defaults in BaseMethod): checked at registration.
-REQUIRED = ("name", "description", "Config", "control_space", "train", "steer")
-MEMBERS = REQUIRED + ("system_prompts", "evaluate", "analyze", "check")
-
-
 class BaseMethod:
     """Defaults for the optional parts of the contract."""
 
@@ -83,7 +73,9 @@ class BaseMethod:
         return [None] * len(controls)
 
     def evaluate(self, lab: Lab, entry: MethodEntry, artifact: Artifact) -> SweepResult:
-        return lab.sweep(self, entry, artifact)
+        from steerlab.run.sweep import sweep
+
+        return sweep(lab, self, entry, artifact)
 
     def analyze(self, lab: Lab, entry: MethodEntry, artifact: Artifact, result: SweepResult, folder: Path) -> Section:
         return Section()

@@ -8,11 +8,9 @@ outside this module handles pluggy's ``list[Any]`` results.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -21,75 +19,7 @@ import pluggy
 
 from steerlab import hookspecs
 from steerlab.errors import ConfigError
-
-KINDS = ("methods", "metrics", "inspectors", "backends", "datasets", "models")
-
-
-@dataclass
-class Registry:
-    """Everything the plugins provide, by kind and name, with who provided it."""
-
-    methods: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, Any] = field(default_factory=dict)
-    inspectors: dict[str, Any] = field(default_factory=dict)
-    backends: dict[str, Any] = field(default_factory=dict)
-    datasets: dict[str, Any] = field(default_factory=dict)
-    models: dict[str, Any] = field(default_factory=dict)
-    providers: dict[tuple[str, str], str] = field(default_factory=dict)
-
-    def add(self, kind: str, item: Any, provider: str) -> None:
-        name = getattr(item, "name", None)
-        if not isinstance(name, str) or not name:
-            raise ConfigError(f"plugin '{provider}' registered a {kind[:-1]} without a string 'name'")
-        check_conformance(kind, item, provider)
-        table = getattr(self, kind)
-        if name in table:
-            first = self.providers[(kind, name)]
-            raise ConfigError(f"{kind[:-1]} '{name}' registered twice: by '{first}' and by '{provider}'")
-        table[name] = item
-        self.providers[(kind, name)] = provider
-
-    def get(self, kind: str, name: str, where: str = "") -> Any:
-        table = getattr(self, kind)
-        if name not in table:
-            known = ", ".join(sorted(table)) or "none"
-            prefix = f"{where}: " if where else ""
-            raise ConfigError(f"{prefix}unknown {kind[:-1]} '{name}' (expected one of: {known})")
-        return table[name]
-
-    def rows(self) -> list[tuple[str, str, str, str]]:
-        """(kind, name, provider, description) for every registered item, for ``steerlab plugins``."""
-        out = []
-        for kind in KINDS:
-            for name, item in sorted(getattr(self, kind).items()):
-                doc = getattr(item, "description", "") or (type(item).__doc__ or "").strip().split("\n")[0]
-                out.append((kind[:-1], name, self.providers[(kind, name)], doc))
-        return out
-
-
-def required_members(kind: str) -> tuple[str, ...]:
-    """What a registered item of ``kind`` must have (the protocols' members)."""
-    from steerlab.inspect.base import INSPECTOR_MEMBERS
-    from steerlab.method import MEMBERS
-    from steerlab.metrics.base import METRIC_MEMBERS
-    from steerlab.model.backends import BACKEND_MEMBERS
-
-    return {"methods": MEMBERS, "metrics": METRIC_MEMBERS, "inspectors": INSPECTOR_MEMBERS, "backends": BACKEND_MEMBERS,
-            "datasets": ("name", "build", "description"), "models": ("name", "load", "description")}[kind]
-
-
-def check_conformance(kind: str, item: Any, provider: str) -> None:
-    """Refuse, at registration, an item that lacks a member of its protocol: the error names the
-    plugin, the item and the member, instead of an AttributeError after minutes of training."""
-    name = getattr(item, "name", "?")
-    missing = [m for m in required_members(kind) if not hasattr(item, m)]
-    if missing:
-        hint = " (subclass steerlab.api.BaseMethod for the defaults)" if kind == "methods" else \
-            " (subclass steerlab.api.BaseMetric for the defaults)" if kind == "metrics" else ""
-        raise ConfigError(f"plugin '{provider}': {kind[:-1]} '{name}' lacks '{missing[0]}'{hint}")
-    config = getattr(item, "Config", None)
-    if kind in ("methods", "metrics", "inspectors") and not dataclasses.is_dataclass(config if kind != "inspectors" else item.Options):
-        raise ConfigError(f"plugin '{provider}': {kind[:-1]} '{name}': its {'Options' if kind == 'inspectors' else 'Config'} must be a dataclass")
+from steerlab.registry import KINDS, Registry
 
 
 def load_plugin_file(path: Path) -> ModuleType:

@@ -10,6 +10,7 @@ AdamW, transformers' warm-up + cosine schedule, a progress bar, a log per step.
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -87,12 +88,27 @@ def sample_simplex(m: int, generator: torch.Generator, concentration: float = 1.
     return draw / draw.sum()
 
 
-class GroupSampler:
-    """Draws, for each step, ``per_group`` examples of every group (without replacement per epoch)."""
+def held_out(prompt: str, share: float) -> bool:
+    """Whether a prompt belongs to the held-out share (a stable hash: the same prompts in every
+    group and every run, so no style ever trains on a held-out request)."""
+    return share > 0 and int(hashlib.sha256(prompt.encode()).hexdigest()[:8], 16) / 16**8 < share
 
-    def __init__(self, model: LoadedModel, by_group: dict[str, list[SFTExample]], max_tokens: int, seed: int) -> None:
+
+class GroupSampler:
+    """Draws, for each step, ``per_group`` examples of every group (without replacement per epoch).
+
+    ``holdout``: the share of prompts kept out of training; ``heldout_losses`` measures each
+    group's loss on them (for early stopping and the report).
+    """
+
+    def __init__(self, model: LoadedModel, by_group: dict[str, list[SFTExample]], max_tokens: int, seed: int,
+                 holdout: float = 0.0) -> None:
         self.groups = list(by_group)
-        self.encoded = {g: [encode_answer(model, ex.prompt, ex.response, max_tokens) for ex in rows] for g, rows in by_group.items()}
+        encode = lambda rows: [encode_answer(model, ex.prompt, ex.response, max_tokens) for ex in rows]  # noqa: E731
+        self.encoded = {g: encode([ex for ex in rows if not held_out(ex.prompt, holdout)]) for g, rows in by_group.items()}
+        self.heldout = {g: encode([ex for ex in rows if held_out(ex.prompt, holdout)]) for g, rows in by_group.items()}
+        if any(not rows for rows in self.encoded.values()) or (holdout > 0 and any(not rows for rows in self.heldout.values())):
+            raise ConfigError(f"holdout share {holdout} leaves a style with no training or no held-out example")
         empty = [(len(c), g) for g, rows in self.encoded.items() for c, t in rows if not t]
         if empty:
             raise ConfigError(f"key 'max_tokens' = {max_tokens} leaves no response token in {len(empty)} examples "
@@ -124,32 +140,78 @@ class GroupSampler:
         mean = sum(len(c) + len(t) for rows in self.encoded.values() for c, t in rows) / sum(len(r) for r in self.encoded.values())
         return mean * per_group * len(self.groups)
 
+    @torch.no_grad()
+    def heldout_losses(self, groups: list[str] | None = None, batch_size: int = 16) -> dict[str, float]:
+        """Mean token loss of each group (or of ``groups``) on its held-out examples (under
+        whatever is attached)."""
+        out = {}
+        for g in groups or self.groups:
+            rows = self.heldout[g]
+            total = count = 0.0
+            for start in range(0, len(rows), batch_size):
+                chunk = rows[start : start + batch_size]
+                logits, targets, mask = target_logits(self.model, chunk)
+                total += float(-(token_logprobs(logits, targets) * mask).sum())
+                count += float(mask.sum())
+            out[g] = total / max(count, 1.0)
+        return out
+
+
+@dataclass
+class Validation:
+    """Every ``every`` steps, ``measure()`` -> numbers (logged under ``heldout.*``); with
+    ``keep_best``, the parameters at the lowest ``score`` are restored at the end (early stopping
+    on held-out loss, without cutting the schedule short)."""
+
+    measure: Callable[[], dict[str, float]]
+    every: int
+    score: str = "mean"
+    keep_best: bool = True
+
 
 def optimise(
-    params: list[torch.nn.Parameter],
-    step_loss: Callable[[int], tuple[torch.Tensor, dict[str, float]]],
+    params: list[torch.nn.Parameter] | list[dict],
+    step_loss: Callable[[int], tuple[torch.Tensor, dict[str, float | torch.Tensor]]],
     steps: int,
     lr: float,
     progress: Callable[[Iterable, str, int], Iterable],
     desc: str,
     weight_decay: float = 0.0,
+    validation: Validation | None = None,
 ) -> list[dict[str, float]]:
     """AdamW with linear warm-up (5% of steps) and cosine decay (transformers' schedule);
-    returns a log per step."""
+    returns a log per step. ``params`` may be parameter groups with their own ``lr``.
+
+    Logged values may be tensors: they are read back once at the end (and every 10 steps for
+    the progress bar), so a GPU never waits for the host at every step.
+    """
     from transformers import get_cosine_schedule_with_warmup
 
     optimiser = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    trained = [p for group in optimiser.param_groups for p in group["params"]]
     schedule = get_cosine_schedule_with_warmup(optimiser, num_warmup_steps=max(1, steps // 20), num_training_steps=steps)
-    log = []
+    log: list[dict] = []
+    best: tuple[float, int, list[torch.Tensor]] | None = None
     bar = progress(range(steps), desc, steps)
     for step in bar:
         loss, info = step_loss(step)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        torch.nn.utils.clip_grad_norm_(trained, 1.0)
         optimiser.step()
         schedule.step()
-        log.append({"step": step, "loss": float(loss.detach()), **info})
-        if hasattr(bar, "set_postfix"):
-            bar.set_postfix(loss=f"{log[-1]['loss']:.3f}")
-    return log
+        log.append({"step": step, "loss": loss.detach(), **info})
+        if validation and ((step + 1) % validation.every == 0 or step + 1 == steps):
+            measured = validation.measure()
+            log[-1].update({f"heldout.{k}": v for k, v in measured.items()})
+            if validation.keep_best and (best is None or measured[validation.score] < best[0]):
+                best = (measured[validation.score], step, [p.detach().clone() for p in trained])
+        if hasattr(bar, "set_postfix") and step % 10 == 0:
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+    if best is not None:
+        with torch.no_grad():
+            for p, kept in zip(trained, best[2]):
+                p.copy_(kept)
+        log[-1]["best_step"] = best[1]
+    return [{k: (float(v) if isinstance(v, torch.Tensor) and v.numel() == 1 else v.tolist() if isinstance(v, torch.Tensor) else v)
+             for k, v in row.items()} for row in log]

@@ -8,10 +8,7 @@ from pathlib import Path
 from steerlab import api, hookspecs
 from steerlab.controls import ControlSpace
 from steerlab.data.files import DatasetSpec
-from steerlab.inspect.base import INSPECTOR_MEMBERS
-from steerlab.method import MEMBERS
-from steerlab.metrics.base import METRIC_MEMBERS
-from steerlab.model.backends import BACKEND_MEMBERS
+from steerlab.registry import MEMBERS
 from steerlab.model.zoo import ModelSpec
 
 DOC = (Path(__file__).parent.parent / "docs" / "plugin-api.md").read_text()
@@ -27,7 +24,7 @@ def test_every_hook_is_documented_with_a_docstring():
 
 def test_every_protocol_member_is_documented():
     space_members = [n for n, v in vars(ControlSpace).items() if not n.startswith("_") and (callable(v) or isinstance(v, (str, property)))]
-    for member in (*MEMBERS, *METRIC_MEMBERS, *INSPECTOR_MEMBERS, *BACKEND_MEMBERS, *space_members):
+    for member in (*(m for kind in ("methods", "metrics", "inspectors", "backends") for m in MEMBERS[kind]), *space_members):
         assert f"`{member}" in DOC, member
     for spec in (ModelSpec, DatasetSpec):
         for f in fields(spec):

@@ -154,3 +154,55 @@ def test_generate_with_pref_and_inspect_svd_on_a_finished_run(study_dir, capsys)
     for bad in ("0.5,0.6,0", "nan,0.5,0.5", "funny=1", "-0.5,1.5,0"):
         assert main(["generate", str(run_dir), "Why?", "--control", bad]) == 2
         assert "--control" in capsys.readouterr().err
+
+
+def test_update_norms_match_the_formed_matrices_and_corner_spread_cancels_the_shared_part(tiny_llama):
+    from steerlab_plugins.panacea.inspect import contribution_grid, update_norm
+
+    torch.manual_seed(1)
+    u, s, v = torch.randn(7, 3), torch.randn(3), torch.randn(5, 3)
+    assert update_norm(u, s, v) == pytest.approx(float((u * s @ v.T).norm()), rel=1e-5)
+    engine = HookEngine(tiny_llama.hf)
+    site = "blocks.1.mlp.down_proj"
+    adapter = PanaceaAdapter.for_engine(engine, [site], rank=2, n_prefs=3, seed=0, pref_rank=2)
+    with torch.no_grad():
+        adapter.layers[0].U.normal_(0, 0.3)
+    layer, w0 = adapter.layers[0], 2.0
+    _, _, grids = contribution_grid(adapter, [0.2, 0.3, 0.5], {site: w0})
+    def dw(pref):
+        adapter.set_preference(pref)
+        return (layer.U * layer.sigma_full()[0]) @ layer.V.T
+    pairs = [([1.0, 0, 0], [0, 1.0, 0]), ([1.0, 0, 0], [0, 0, 1.0]), ([0, 1.0, 0], [0, 0, 1.0])]
+    expected = sum(float((dw(a) - dw(b)).norm()) for a, b in pairs) / 3 / w0
+    assert float(grids["corners"][0, 0]) == pytest.approx(expected, rel=1e-4)
+    assert layer.U.shape[1] == 2 + 3 * 2  # k shared + m * r_p preference terms
+
+
+def test_a_frozen_adapter_precomputes_sigma_and_answers_exactly_as_before(tiny_llama, adapter_and_engine):
+    adapter, engine = adapter_and_engine
+    adapter.set_preference([0.1, 0.6, 0.3])
+    with adapter.attached(engine):
+        live = logits(tiny_llama)
+    adapter.requires_grad_(False)
+    adapter.set_preference([0.1, 0.6, 0.3])
+    assert all(layer._frozen_sigma is not None for layer in adapter.layers)
+    with adapter.attached(engine):
+        torch.testing.assert_close(logits(tiny_llama), live, atol=1e-6, rtol=1e-6)
+
+
+def test_held_out_prompts_never_train_and_the_best_held_out_parameters_are_kept(tiny_llama):
+    from steerlab.training import GroupSampler, SFTExample, Validation, held_out, optimise
+
+    examples = {g: [SFTExample(f"Question {i}?", f"{g} answer {i}", g) for i in range(40)] for g in ("a", "b")}
+    sampler = GroupSampler(tiny_llama, examples, 48, 0, holdout=0.3)
+    heldout_prompts = {p for p in (f"Question {i}?" for i in range(40)) if held_out(p, 0.3)}
+    assert 0 < len(heldout_prompts) < 40 and len(sampler.heldout["a"]) == len(heldout_prompts)
+    weight = torch.nn.Parameter(torch.tensor([3.0]))
+    scores = iter([5.0, 1.0, 4.0])  # the second measurement is the best
+
+    def measure():
+        return {"mean": next(scores), "at": float(weight)}
+
+    log = optimise([weight], lambda step: ((weight - 10) ** 2, {}), 3, 0.5, lambda it, d, n: it, "t",
+                   validation=Validation(measure, 1))
+    assert log[-1]["best_step"] == 1 and float(weight) == pytest.approx(log[1]["heldout.at"])

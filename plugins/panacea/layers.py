@@ -4,6 +4,9 @@ For each targeted Linear with weight W (out x in):
 
     y = W x + U diag(sigma_full) V^T x,   sigma_full = [sigma_1..sigma_k, s_l * lambda_1..lambda_m]
 
+With ``pref_rank`` r_p > 1, each lambda_i scales a block of r_p singular values (lambda written
+r_p times), so every preference dimension gets a rank-r_p update per layer instead of rank 1.
+
 U (out x (k+m)) starts at zero (so the adapter starts exactly at the base model, as LoRA's B
 does), V (in x (k+m)) is random, sigma_1..k and the per-layer scale s_l are learnable. All layers
 read one lambda tensor, (rows, m): one preference per batch row (a single row broadcasts), so a
@@ -34,29 +37,41 @@ class SharedPreference(nn.Module):
 
 
 class PanaceaLayer(nn.Module):
-    def __init__(self, in_features: int, out_features: int, rank: int, shared: SharedPreference, generator: torch.Generator | None = None) -> None:
+    def __init__(self, in_features: int, out_features: int, rank: int, shared: SharedPreference, generator: torch.Generator | None = None,
+                 pref_rank: int = 1, sigma_init: float = 1.0, scale_init: float = 1.0) -> None:
         super().__init__()
         m = shared.value.shape[-1]
-        self.rank = rank
+        self.rank, self.pref_rank = rank, pref_rank
         self._shared = [shared]  # a list, so the holder is not registered (and saved) once per layer
-        self.U = nn.Parameter(torch.zeros(out_features, rank + m))
-        self.V = nn.Parameter(torch.randn(in_features, rank + m, generator=generator) / math.sqrt(in_features))
-        self.sigma = nn.Parameter(torch.ones(rank))
-        self.scale = nn.Parameter(torch.ones(()))
+        width = rank + m * pref_rank
+        self.U = nn.Parameter(torch.zeros(out_features, width))
+        self.V = nn.Parameter(torch.randn(in_features, width, generator=generator) / math.sqrt(in_features))
+        self.sigma = nn.Parameter(torch.full((rank,), float(sigma_init)))
+        self.scale = nn.Parameter(torch.full((), float(scale_init)))
+        self._frozen_sigma: torch.Tensor | None = None  # sigma_full precomputed while the adapter is frozen
 
     @property
     def preference(self) -> torch.Tensor:  # (rows, m)
         return self._shared[0].value
 
-    def sigma_full(self) -> torch.Tensor:  # (rows, k + m)
-        pref = self.preference.to(self.sigma.dtype)
+    def sigma_full(self) -> torch.Tensor:  # (rows, k + m * r_p)
+        pref = self.preference.to(self.sigma.dtype).repeat_interleave(self.pref_rank, dim=-1)
         return torch.cat([self.sigma.expand(pref.shape[0], -1), self.scale * pref], dim=-1)
 
+    def freeze_preference(self) -> None:
+        """Precompute sigma_full for the current lambda (what depends only on lambda, once per
+        change): a frozen adapter's forward is then three small ops per module."""
+        with torch.no_grad():
+            self._frozen_sigma = self.sigma_full().to(self.U.dtype)[:, None, :]  # (rows, 1, width)
+
     def delta(self, x: torch.Tensor) -> torch.Tensor:  # x: (batch, pos, in) -> (batch, pos, out)
-        sigma = self.sigma_full().to(x.dtype)  # (rows, k + m), rows = batch or 1
-        if x.dim() == 3:
-            sigma = sigma[:, None, :]
-        return ((x @ self.V.to(x.dtype)) * sigma) @ self.U.to(x.dtype).T
+        if self._frozen_sigma is not None and not torch.is_grad_enabled():
+            sigma = self._frozen_sigma
+        else:
+            sigma = self.sigma_full()[:, None, :]  # (rows, 1, width), rows = batch or 1
+        if x.dtype != self.U.dtype:
+            return ((x @ self.V.to(x.dtype)) * sigma.to(x.dtype)) @ self.U.to(x.dtype).T
+        return ((x @ self.V) * sigma) @ self.U.T
 
     def delta_weight(self) -> torch.Tensor:  # (out, in), at a single preference
         return (self.U * self._single(self.sigma_full())) @ self.V.T
@@ -76,24 +91,26 @@ class PanaceaLayer(nn.Module):
 class PanaceaAdapter(nn.Module):
     """All Panacea layers of one model, keyed by site name, and the shared preference vector."""
 
-    def __init__(self, shapes: dict[str, tuple[int, int]], rank: int, n_prefs: int, seed: int = 0) -> None:
+    def __init__(self, shapes: dict[str, tuple[int, int]], rank: int, n_prefs: int, seed: int = 0, pref_rank: int = 1,
+                 sigma_init: float = 1.0, scale_init: float = 1.0) -> None:
         super().__init__()
         self.shared = SharedPreference(n_prefs)
         generator = torch.Generator().manual_seed(seed)
-        self.sites = list(shapes)
-        self.layers = nn.ModuleList(PanaceaLayer(i, o, rank, self.shared, generator) for i, o in shapes.values())
+        self.sites, self.rank, self.pref_rank = list(shapes), rank, pref_rank
+        self.layers = nn.ModuleList(PanaceaLayer(i, o, rank, self.shared, generator, pref_rank, sigma_init, scale_init)
+                                    for i, o in shapes.values())
 
     @property
     def preference(self) -> torch.Tensor:
         return self.shared.value
 
     @classmethod
-    def for_engine(cls, engine: HookEngine, sites: list[str], rank: int, n_prefs: int, seed: int = 0) -> "PanaceaAdapter":
+    def for_engine(cls, engine: HookEngine, sites: list[str], rank: int, n_prefs: int, seed: int = 0, **init: Any) -> "PanaceaAdapter":
         shapes = {}
         for name in sites:
             module = engine.site(name).module
             shapes[name] = (module.in_features, module.out_features)
-        return cls(shapes, rank, n_prefs, seed)
+        return cls(shapes, rank, n_prefs, seed, **init)
 
     def set_preference(self, preference: torch.Tensor | list[float]) -> None:
         """Write lambda, (m,) or one row per batch row (rows, m): every layer sees it on its next
@@ -104,6 +121,9 @@ class PanaceaAdapter(nn.Module):
                 self.preference.copy_(value)  # on any device
             else:
                 self.shared.value = value.to(self.preference.device)
+        if not any(p.requires_grad for p in self.parameters()):
+            for layer in self.layers:
+                layer.freeze_preference()
 
     def attached(self, engine: HookEngine):
         """Context manager: the adapter's deltas added to their Linear modules' outputs."""
@@ -127,9 +147,9 @@ class PanaceaAdapter(nn.Module):
         return out
 
     @classmethod
-    def from_state(cls, tensors: dict[str, torch.Tensor], sites: list[str], rank: int, n_prefs: int) -> "PanaceaAdapter":
+    def from_state(cls, tensors: dict[str, torch.Tensor], sites: list[str], rank: int, n_prefs: int, pref_rank: int = 1) -> "PanaceaAdapter":
         shapes = {s: (tensors[f"{s}.V"].shape[0], tensors[f"{s}.U"].shape[0]) for s in sites}
-        adapter = cls(shapes, rank, n_prefs)
+        adapter = cls(shapes, rank, n_prefs, pref_rank=pref_rank)
         with torch.no_grad():
             for site, layer in zip(sites, adapter.layers):
                 for name in ("U", "V", "sigma", "scale"):
@@ -139,11 +159,11 @@ class PanaceaAdapter(nn.Module):
     @classmethod
     def from_artifact(cls, artifact: Any, engine: HookEngine) -> "PanaceaAdapter":
         """Rebuild a trained adapter, checking every tensor's shape against the model's modules."""
-        rank, m = int(artifact.meta["rank"]), len(artifact.meta["dimensions"])
+        rank, m, pref_rank = int(artifact.meta["rank"]), len(artifact.meta["dimensions"]), int(artifact.meta.get("pref_rank", 1))
         for site in artifact.sites:
             module = engine.site(site).module
-            artifact.expect(f"{site}.U", (module.out_features, rank + m), "panacea artifact")
-            artifact.expect(f"{site}.V", (module.in_features, rank + m), "panacea artifact")
+            artifact.expect(f"{site}.U", (module.out_features, rank + m * pref_rank), "panacea artifact")
+            artifact.expect(f"{site}.V", (module.in_features, rank + m * pref_rank), "panacea artifact")
             artifact.expect(f"{site}.sigma", (rank,), "panacea artifact")
             artifact.expect(f"{site}.scale", (), "panacea artifact")
-        return cls.from_state(artifact.tensors, artifact.sites, rank, m)
+        return cls.from_state(artifact.tensors, artifact.sites, rank, m, pref_rank)

@@ -30,3 +30,18 @@ def tchebycheff(ideal: float = 0.0) -> Scalarisation:
 
 def get(name: str, ideal: float = 0.0) -> Scalarisation:
     return {"ls": linear_scalarisation, "tche": tchebycheff(ideal)}[name]
+
+
+class RunningScale:
+    """Per-dimension loss normalisation: each loss divided by a running mean of its own value
+    (detached), so a dimension whose loss is naturally larger does not dominate the scalarisation
+    and lambda weighs relative progress."""
+
+    def __init__(self, m: int, momentum: float = 0.9) -> None:
+        self.mean: torch.Tensor | None = None
+        self.momentum = momentum
+
+    def __call__(self, losses: torch.Tensor) -> torch.Tensor:
+        current = losses.detach()
+        self.mean = current if self.mean is None else self.momentum * self.mean + (1 - self.momentum) * current
+        return losses / self.mean.clamp(min=1e-6)

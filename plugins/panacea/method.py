@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from steerlab.api import (Artifact, BaseMethod, ControlSpace, GroupSampler, Lab, MethodEntry, Section, Simplex, SweepResult,
-                          file_digest, group_losses, match_sites, optimise, read_sft, sample_simplex)
+                          Validation, file_digest, group_losses, match_sites, optimise, read_sft, sample_simplex)
 
 from steerlab_plugins.panacea import losses
 from steerlab_plugins.panacea.config import PanaceaConfig
@@ -37,31 +37,59 @@ class PanaceaMethod(BaseMethod):
     def train(self, lab: Lab, config: PanaceaConfig) -> Artifact:
         sites = [s.name for s in match_sites(lab.model.hf, config.targets)]
         seed = lab.seed + config.seed
-        adapter = PanaceaAdapter.for_engine(lab.engine, sites, config.rank, len(config.dimensions), seed).to(lab.model.device)
-        sampler = GroupSampler(lab.model, read_sft(Path(config.data), config.dimensions), config.max_tokens, seed)
+        init = {"pref_rank": config.pref_rank, "sigma_init": config.sigma_init, "scale_init": config.scale_init}
+        adapter = PanaceaAdapter.for_engine(lab.engine, sites, config.rank, len(config.dimensions), seed, **init).to(lab.model.device)
+        sampler = GroupSampler(lab.model, read_sft(Path(config.data), config.dimensions), config.max_tokens, seed, config.holdout)
         scalarise = losses.get(config.aggregation, config.ideal)
         generator = torch.Generator().manual_seed(seed)
         m = len(config.dimensions)
+        scale = losses.RunningScale(m) if config.normalise else None
 
-        def step_loss(step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        def step_loss(step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
             preference = sample_simplex(m, generator, config.concentration)
             adapter.set_preference(preference)
             pairs, index = sampler.batch(config.per_dimension)
             per_dim = group_losses(lab.model, pairs, index, m)
-            info = {f"loss.{d}": float(v) for d, v in zip(config.dimensions, per_dim.detach())}
-            return scalarise(per_dim, preference.to(per_dim.device)), {**info, "lambda": preference.tolist()}
+            info = {f"loss.{d}": v for d, v in zip(config.dimensions, per_dim.detach())}
+            scaled = scale(per_dim) if scale else per_dim
+            return scalarise(scaled, preference.to(per_dim.device)), {**info, "lambda": preference}
 
         with adapter.attached(lab.engine):
-            log = optimise(list(adapter.parameters()), step_loss, config.steps, config.lr, lab.progress, "panacea train")
-        meta = {"rank": config.rank, "dimensions": config.dimensions, "train_log": log,
-                "tokens_per_step": sampler.tokens_per_batch(config.per_dimension), "data_sha256": file_digest(Path(config.data))}
+            log = optimise(self.parameter_groups(adapter, config), step_loss, config.steps, config.lr, lab.progress,
+                           "panacea train", validation=self.validation(adapter, sampler, config))
+        meta = {"rank": config.rank, "pref_rank": config.pref_rank, "dimensions": config.dimensions, "train_log": log,
+                "tokens_per_step": sampler.tokens_per_batch(config.per_dimension), "data_sha256": file_digest(Path(config.data)),
+                "trainable_parameters": sum(p.numel() for p in adapter.parameters())}
         return Artifact(adapter.state(), meta, sites=sites)
+
+    @staticmethod
+    def parameter_groups(adapter: PanaceaAdapter, config: PanaceaConfig) -> list[dict]:
+        """U and V at ``lr``; the singular values and s_l at ``lr * svd_lr``."""
+        singular = [p for n, p in adapter.named_parameters() if n.endswith(("sigma", "scale"))]
+        vectors = [p for n, p in adapter.named_parameters() if n.endswith((".U", ".V"))]
+        return [{"params": vectors}, {"params": singular, "lr": config.lr * config.svd_lr}]
+
+    @staticmethod
+    def validation(adapter: PanaceaAdapter, sampler: GroupSampler, config: PanaceaConfig) -> Validation | None:
+        """Held-out loss of each style at its own corner (lambda = e_i): what the adapter is for."""
+        if not config.eval_every:
+            return None
+
+        def measure() -> dict[str, float]:
+            out = {}
+            for i, dim in enumerate(config.dimensions):
+                adapter.set_preference([1.0 if j == i else 0.0 for j in range(len(config.dimensions))])
+                out[dim] = sampler.heldout_losses([dim])[dim]
+            out["mean"] = sum(out[d] for d in config.dimensions) / len(config.dimensions)
+            return out
+
+        return Validation(measure, config.eval_every)
 
     def adapter(self, lab: Lab, artifact: Artifact) -> PanaceaAdapter:
         """The artifact's adapter, rebuilt once and reused (steer is entered many times)."""
         if self._cached is None or self._cached[0] is not artifact:
             adapter = PanaceaAdapter.from_artifact(artifact, lab.engine)
-            self._cached = (artifact, adapter.to(lab.model.device))
+            self._cached = (artifact, adapter.to(lab.model.device, next(lab.model.hf.parameters()).dtype))
         return self._cached[1]
 
     def steer(self, lab: Lab, artifact: Artifact, controls: torch.Tensor) -> AbstractContextManager[None]:

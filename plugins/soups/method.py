@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from steerlab.api import (lora_factors, Artifact, BaseMethod, ControlSpace, Delta, GroupSampler, Lab, Simplex, file_digest, group_losses,
+from steerlab.api import (Validation, lora_factors, Artifact, BaseMethod, ControlSpace, Delta, GroupSampler, Lab, Simplex, file_digest, group_losses,
                           help_field, match_sites, optimise, path_field, read_sft)
 
 
@@ -30,16 +30,22 @@ class SoupsConfig:
     lr: float = help_field(2e-3, "AdamW learning rate")
     max_tokens: int = help_field(192, "truncate prompt + response to this many tokens")
     grid_step: float = help_field(0.25, "simplex grid step of the default sweep")
+    holdout: float = help_field(0.0, "share of prompts held out of training to measure each LoRA's held-out loss (0: none)")
+    eval_every: int = help_field(0, "measure held-out loss every N steps and keep each LoRA's best parameters (0: never)")
 
     def __post_init__(self) -> None:
         if len(self.dimensions) < 2:
             raise ValueError("key 'dimensions' needs at least two names")
         if min(self.rank, self.steps, self.per_dimension, self.max_tokens) < 1 or self.lr <= 0:
             raise ValueError("rank, steps, per_dimension, max_tokens must be >= 1 and lr > 0")
+        if not 0 <= self.holdout < 0.5 or self.eval_every < 0 or (self.eval_every > 0) != (self.holdout > 0):
+            raise ValueError("keys 'holdout' (0 to 0.5) and 'eval_every' (>= 1) go together: both set or both 0")
 
 
-def train_lora(lab: Lab, config: SoupsConfig, sampler: GroupSampler, dimension: str, module_to_site: dict[str, str]) -> dict[str, torch.Tensor]:
-    """Train one PEFT LoRA on one dimension's examples; return its (A, B) per site, model restored."""
+def train_lora(lab: Lab, config: SoupsConfig, sampler: GroupSampler, dimension: str,
+               module_to_site: dict[str, str]) -> tuple[dict[str, torch.Tensor], list[dict[str, float]]]:
+    """Train one PEFT LoRA on one dimension's examples; return its (A, B) per site and its
+    training log, the model restored."""
     from peft import LoraConfig, get_peft_model
 
     lora = LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=0.0, target_modules=list(module_to_site))
@@ -48,13 +54,19 @@ def train_lora(lab: Lab, config: SoupsConfig, sampler: GroupSampler, dimension: 
         index = sampler.groups.index(dimension)
         params = [p for p in peft_model.parameters() if p.requires_grad]
 
-        def step_loss(step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        def step_loss(step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
             pairs, rows = sampler.batch(config.per_dimension, [dimension])
             loss = group_losses(lab.model, pairs, rows, len(sampler.groups))[index]
-            return loss, {f"loss.{dimension}": float(loss.detach())}
+            return loss, {f"loss.{dimension}": loss.detach()}
 
-        optimise(params, step_loss, config.steps, config.lr, lab.progress, f"soups LoRA {dimension}")
-        return {f"{dimension}.{site}.{k}": t for site, ab in lora_factors(lab.model.hf, module_to_site).items() for k, t in zip("AB", ab)}
+        def heldout() -> dict[str, float]:
+            loss = sampler.heldout_losses([dimension])[dimension]
+            return {dimension: loss, "mean": loss}
+
+        validation = Validation(heldout, config.eval_every) if config.eval_every else None
+        log = optimise(params, step_loss, config.steps, config.lr, lab.progress, f"soups LoRA {dimension}", validation=validation)
+        factors = lora_factors(lab.model.hf, module_to_site)
+        return {f"{dimension}.{site}.{k}": t for site, ab in factors.items() for k, t in zip("AB", ab)}, log
     finally:
         peft_model.unload()  # puts the original Linear modules back, unmerged
 
@@ -79,13 +91,16 @@ class SoupsMethod(BaseMethod):
     def train(self, lab: Lab, config: SoupsConfig) -> Artifact:
         sites = match_sites(lab.model.hf, config.targets)
         module_to_site = {s.module_path: s.name for s in sites}
-        sampler = GroupSampler(lab.model, read_sft(Path(config.data), config.dimensions), config.max_tokens, lab.seed)
+        sampler = GroupSampler(lab.model, read_sft(Path(config.data), config.dimensions), config.max_tokens, lab.seed, config.holdout)
         tensors: dict[str, torch.Tensor] = {}
+        logs = {}
         for dimension in config.dimensions:
             lab.seeded(f"soups:{dimension}")
-            tensors.update(train_lora(lab, config, sampler, dimension, module_to_site))
-        meta = {"dimensions": config.dimensions, "data_sha256": file_digest(Path(config.data)),
-                "tokens_per_step": sampler.tokens_per_batch(config.per_dimension) / len(config.dimensions)}
+            lora, logs[dimension] = train_lora(lab, config, sampler, dimension, module_to_site)
+            tensors.update(lora)
+        meta = {"dimensions": config.dimensions, "data_sha256": file_digest(Path(config.data)), "train_logs": logs,
+                "tokens_per_step": sampler.tokens_per_batch(config.per_dimension) / len(config.dimensions),
+                "trainable_parameters": sum(t.numel() for t in tensors.values())}
         return Artifact(tensors, meta, sites=[s.name for s in sites])
 
     def stacked(self, lab: Lab, artifact: Artifact) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:

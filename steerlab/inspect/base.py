@@ -10,14 +10,32 @@ the run's ``inspect/`` folder and returns a ``Section`` (text and figures) that 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 from steerlab.artifact import Artifact
+from steerlab.controls import Control
+from steerlab.errors import ConfigError
+from steerlab.run.lab import Lab
 from steerlab.run.results import Section
+from steerlab.study.schema import MethodEntry
 
-if TYPE_CHECKING:
-    from steerlab.run.tools import OpenRun
-    from steerlab.study.schema import MethodEntry
+
+@dataclass
+class OpenRun:
+    """A finished run's method entry, reopened: what an inspector (or ``generate``) works on."""
+
+    lab: Lab
+    entry: MethodEntry
+    method: Any
+    artifact: Artifact
+
+    def control(self, text: str) -> Control:
+        """A control typed on the command line, read by this method's control space."""
+        try:
+            return self.entry.space.parse(text)
+        except ValueError as exc:
+            raise ConfigError(f"--control {text!r} for method '{self.entry.name}' ({self.entry.method}): {exc}") from None
 
 
 @runtime_checkable
@@ -31,4 +49,3 @@ class Inspector(Protocol):
     def inspect(self, run: OpenRun, options: Any) -> Section: ...
 
 
-INSPECTOR_MEMBERS = ("name", "description", "Options", "applies_to", "inspect")

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from steerlab.method import NoConfig
 from steerlab.run.results import Section
+from steerlab.study.config import NoConfig
 
 if TYPE_CHECKING:
     from steerlab.model.generation import Generation
@@ -83,4 +83,12 @@ class BaseMetric:
         return None
 
 
-METRIC_MEMBERS = ("name", "description", "Config", "needs", "outputs", "score", "section")
+def context(lab: Lab, name: str) -> MetricContext:
+    """The context metric ``name`` scores in for this lab's run: its settings from the study,
+    its own folder, and a memo that lives as long as the lab."""
+    def build() -> MetricContext:
+        entry = next((m for m in lab.study.metrics if m.name == name), None) if lab.study else None
+        config = entry.config if entry else lab.registry.metrics[name].Config()
+        return MetricContext(lab, config, lab.layout.metric(name))
+
+    return lab.resource(f"metric:{name}", build)

@@ -23,9 +23,6 @@ class GenerationBackend(Protocol):
     def generate(self, model: LoadedModel, texts: list[str], settings: GenerationSettings) -> list[Generation]: ...
 
 
-BACKEND_MEMBERS = ("name", "description", "generate")
-
-
 class HFGenerate:
     """Hugging Face ``generate`` on the loaded model (dynamic KV cache, left padding)."""
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
@@ -22,18 +22,23 @@ from steerlab.artifact import Artifact
 from steerlab.controls import Control, ControlSpace
 from steerlab.data.files import read_prompts
 from steerlab.errors import ConfigError
-from steerlab.metrics.base import MetricContext
 from steerlab.model.engine import HookEngine
 from steerlab.model.generation import Generation, GenerationSettings, for_device, generate
 from steerlab.model.zoo import LoadedModel
-from steerlab.plugin import Registry
 from steerlab.run.layout import RunLayout
 from steerlab.storage import read_json, write_json
 
 if TYPE_CHECKING:
-    from steerlab.method import SteeringMethod
-    from steerlab.run.results import SweepResult
-    from steerlab.study.schema import MethodEntry, Study
+    from steerlab.registry import Registry
+    from steerlab.study.schema import Study
+
+
+class Steers(Protocol):
+    """What the lab needs of a method to answer with it (the steering half of Steers)."""
+
+    def steer(self, lab: Lab, artifact: Artifact, controls: torch.Tensor) -> AbstractContextManager[None]: ...
+
+    def system_prompts(self, artifact: Artifact, controls: torch.Tensor) -> list[str | None]: ...
 
 
 def seed_everything(seed: int) -> None:
@@ -119,16 +124,16 @@ class Lab:
 
         return self.resource("base_generations", build)
 
-    def steer(self, method: SteeringMethod, artifact: Artifact, space: ControlSpace,
+    def steer(self, method: Steers, artifact: Artifact, space: ControlSpace,
               controls: Sequence[Control]) -> AbstractContextManager[None]:
         """``method`` steering with one control per batch row (a single control broadcasts)."""
         return method.steer(self, artifact, space.tensor(controls, self.model.device))
 
-    def system_prompts(self, method: SteeringMethod, artifact: Artifact, space: ControlSpace,
+    def system_prompts(self, method: Steers, artifact: Artifact, space: ControlSpace,
                        controls: Sequence[Control]) -> list[str | None]:
         return method.system_prompts(artifact, space.tensor(controls))
 
-    def answer(self, method: SteeringMethod, artifact: Artifact, space: ControlSpace, controls: Sequence[Control],
+    def answer(self, method: Steers, artifact: Artifact, space: ControlSpace, controls: Sequence[Control],
                prompts: Sequence[str], settings: GenerationSettings | None = None, desc: str | None = "answers") -> list[Generation]:
         """Steered answers, one (control, prompt) pair per row: rows are sorted by length and
         batched, each batch generated once with its per-row controls (and system prompts)."""
@@ -146,18 +151,3 @@ class Lab:
                     gen.prompt = prompts[i]
                     out[i] = gen
         return [out[i] for i in range(len(texts))]
-
-    def metric_context(self, name: str) -> MetricContext:
-        """The context a metric scores in for this run (settings, own folder, memo)."""
-        def build() -> MetricContext:
-            entry = next((m for m in self.study.metrics if m.name == name), None) if self.study else None
-            config = entry.config if entry else self.registry.metrics[name].Config()
-            return MetricContext(self, config, self.layout.metric(name))
-
-        return self.resource(f"metric:{name}", build)
-
-    def sweep(self, method: SteeringMethod, entry: MethodEntry, artifact: Artifact) -> SweepResult:
-        """Core's batched sweep (the default ``evaluate``)."""
-        from steerlab.run.sweep import sweep
-
-        return sweep(self, method, entry, artifact)

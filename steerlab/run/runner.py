@@ -21,7 +21,9 @@ from steerlab.artifact import Artifact, ArtifactHeader
 from steerlab.data.files import file_digest
 from steerlab.errors import ConfigError
 from steerlab.model.zoo import LoadedModel, describe, load_model
-from steerlab.plugin import Registry, build_registry
+from steerlab.metrics.base import context as metric_context
+from steerlab.plugin import build_registry
+from steerlab.registry import Registry
 from steerlab.run import report
 from steerlab.run.lab import Lab
 from steerlab.run.layout import RunLayout
@@ -209,7 +211,7 @@ def execute(session: Session, show_progress: bool = True) -> RunResults:
     methods = {entry.name: run_method(labs[entry.model], entry) for entry in study.methods}
     sections = {}
     for entry in study.metrics:
-        section = session.registry.metrics[entry.name].section(lab.metric_context(entry.name))
+        section = session.registry.metrics[entry.name].section(metric_context(lab, entry.name))
         if section is not None:
             sections[entry.name] = section
     results = RunResults(study_record(study, lab, session.request), methods, sections)

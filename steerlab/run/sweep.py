@@ -30,20 +30,20 @@ import torch
 from steerlab.artifact import Artifact
 from steerlab.errors import ConfigError
 from steerlab.metrics.base import Sample
+from steerlab.metrics.base import context as metric_context
 from steerlab.model.generation import Generation, batches
 from steerlab.model.scoring import kl_per_token, target_logits, token_logprobs
 from steerlab.run.results import Record, SchemaError, SweepPoint, SweepResult
 from steerlab.storage import read_json_object, write_json
 
 if TYPE_CHECKING:
-    from steerlab.method import SteeringMethod
-    from steerlab.run.lab import Lab
+    from steerlab.run.lab import Lab, Steers
     from steerlab.study.schema import MethodEntry
 
 LOGITS_BUDGET = 1 << 30  # bytes of float32 logits alive at once while teacher-forcing answers
 
 
-def sweep(lab: Lab, method: SteeringMethod, entry: MethodEntry, artifact: Artifact) -> SweepResult:
+def sweep(lab: Lab, method: Steers, entry: MethodEntry, artifact: Artifact) -> SweepResult:
     """Answer and score every eval prompt at every control of ``entry``."""
     prompts, bases, space = lab.eval_prompts(), lab.base_generations(), entry.space
     rows = [(c, p) for c in range(len(entry.controls)) for p in range(len(prompts))]
@@ -81,7 +81,7 @@ def _reuses_base(lab: Lab, entry: MethodEntry, rows: list[tuple[int, int]]) -> s
     return {r for r, (c, _) in enumerate(rows) if entry.space.key(entry.controls[c]) == entry.space.key(neutral)}
 
 
-def _answer_batch(lab: Lab, method: SteeringMethod, entry: MethodEntry, artifact: Artifact, rows: list[tuple[int, int]],
+def _answer_batch(lab: Lab, method: Steers, entry: MethodEntry, artifact: Artifact, rows: list[tuple[int, int]],
                   prompts: list[str], bases: list[Generation], reuse: bool) -> list[Record]:
     controls = [entry.controls[c] for c, _ in rows]
     if reuse:
@@ -96,7 +96,7 @@ def _answer_batch(lab: Lab, method: SteeringMethod, entry: MethodEntry, artifact
     return [Record(s.prompt, s.control, s.label, s.output, sc) for s, sc in zip(samples, scores)]
 
 
-def token_stats(lab: Lab, method: SteeringMethod, artifact: Artifact, entry: MethodEntry, controls: list[Any],
+def token_stats(lab: Lab, method: Steers, artifact: Artifact, entry: MethodEntry, controls: list[Any],
                 gens: list[Generation], wanted: set[str]) -> list[dict[str, float]]:
     """``base_nll`` (mean per answer token under the unsteered model, given the plain prompt) and,
     when wanted, ``kl`` (steered || unsteered; the steered pass sees the prompt as it was answered)."""
@@ -134,7 +134,7 @@ def score(lab: Lab, samples: list[Sample]) -> list[dict[str, float]]:
     scores: list[dict[str, float]] = [{} for _ in samples]
     for entry in lab.study.metrics:
         metric = lab.registry.metrics[entry.name]
-        results = metric.score(samples, lab.metric_context(entry.name))
+        results = metric.score(samples, metric_context(lab, entry.name))
         if len(results) != len(samples):
             raise ConfigError(f"metric '{entry.name}' returned {len(results)} scores for {len(samples)} answers")
         for row, extra in zip(scores, results):

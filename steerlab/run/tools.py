@@ -9,32 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from steerlab.artifact import Artifact
-from steerlab.controls import Control
 from steerlab.errors import ConfigError
+from steerlab.inspect.base import OpenRun
 from steerlab.model.zoo import describe
 from steerlab.run.lab import Lab
 from steerlab.run.runner import load_study_model, reopen
 from steerlab.study.schema import MethodEntry
-
-
-@dataclass
-class OpenRun:
-    lab: Lab
-    entry: MethodEntry
-    method: Any
-    artifact: Artifact
-
-    def control(self, text: str) -> Control:
-        """A control typed on the command line, read by this method's control space."""
-        try:
-            return self.entry.space.parse(text)
-        except ValueError as exc:
-            raise ConfigError(f"--control {text!r} for method '{self.entry.name}' ({self.entry.method}): {exc}") from None
 
 
 def open_run(run_dir: Path, method_name: str | None = None, plugin_files: list[str] = (),  # type: ignore[assignment]

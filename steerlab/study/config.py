@@ -18,6 +18,11 @@ from typing import Any, Union
 from steerlab.errors import ConfigError
 
 
+@dataclasses.dataclass(frozen=True)
+class NoConfig:
+    """For methods, metrics and inspectors without settings."""
+
+
 def path_field(default: Any = dataclasses.MISSING, help: str = "", jsonl: tuple[str, ...] | None = None) -> Any:
     """A config field holding a file path, resolved against the study file's folder.
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from steerlab.errors import ConfigError
 from steerlab.model.generation import GenerationSettings
-from steerlab.plugin import Registry
+from steerlab.registry import Registry
 from steerlab.study import config as cfg
 from steerlab.study.schema import DataSettings, MethodEntry, MetricEntry, ParetoSettings, Study, StudyMeta
 
