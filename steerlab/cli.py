@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--batch-size", type=int, default=16)
     _add_plugin_flag(build)
     _add_gguf_parsers(sub)
+    new = sub.add_parser("new-plugin", help="write an installable plugin package (method, config, contract test, README)")
+    new.add_argument("name", help="the method's name: a lower-case Python identifier")
+    new.add_argument("--dir", required=True, help="folder to create (must not exist)")
     return parser
 
 
@@ -162,6 +165,14 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_new_plugin(args: argparse.Namespace) -> int:
+    from steerlab.scaffold import scaffold
+
+    written = scaffold(args.name, Path(args.dir))
+    print(f"wrote plugin '{args.name}' to {args.dir} ({len(written)} files); next: pip install -e {args.dir} && steerlab plugins")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from steerlab.vectors import export_run
 
@@ -182,7 +193,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "plugins": cmd_plugins, "generate": cmd_generate, "data": cmd_data,
-            "export": cmd_export, "import": cmd_import}
+            "export": cmd_export, "import": cmd_import, "new-plugin": cmd_new_plugin}
 
 
 def glue_control_values(argv: list[str]) -> list[str]:
