@@ -54,6 +54,7 @@ class ArtifactHeader:
     model: dict[str, Any]  # steerlab.model.zoo.describe(): name, architecture, widths, fingerprint
     config: dict[str, Any]
     versions: dict[str, str] = field(default_factory=versions)
+    train_seconds: float = 0.0  # wall time of ``train`` (cost tables)
 
 
 @dataclass

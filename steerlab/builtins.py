@@ -17,7 +17,7 @@ from steerlab.controls import ControlSpace, Fixed
 from steerlab.hookspecs import hookimpl
 from steerlab.inspect.vector import VectorInspector
 from steerlab.method import BaseMethod
-from steerlab.metrics.builtin import FluencyMetric, KLMetric, LengthMetric, SimilarityMetric
+from steerlab.metrics.builtin import FluencyMetric, KLMetric, LengthMetric, RelevanceMetric, SimilarityMetric
 from steerlab.metrics.judge import JudgeMetric
 from steerlab.model.backends import HFGenerate
 from steerlab.model.zoo import builtin_models
@@ -51,7 +51,7 @@ def steerlab_methods(register: Callable[[Any], None]) -> None:
 
 @hookimpl
 def steerlab_metrics(register: Callable[[Any], None]) -> None:
-    for metric in (LengthMetric(), FluencyMetric(), KLMetric(), SimilarityMetric(), JudgeMetric()):
+    for metric in (LengthMetric(), FluencyMetric(), KLMetric(), SimilarityMetric(), RelevanceMetric(), JudgeMetric()):
         register(metric)
 
 

@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--batch-size", type=int, default=16)
     _add_plugin_flag(build)
     _add_gguf_parsers(sub)
+    comp = sub.add_parser("compare", help="recompute a finished run's comparisons (the [compare] concepts table, the [pareto] fronts) from its results")
+    comp.add_argument("run_dir")
+    _add_plugin_flag(comp)
     new = sub.add_parser("new-plugin", help="write an installable plugin package (method, config, contract test, README)")
     new.add_argument("name", help="the method's name: a lower-case Python identifier")
     new.add_argument("--dir", required=True, help="folder to create (must not exist)")
@@ -165,6 +168,16 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from steerlab.run.runner import recompare
+
+    block = recompare(Path(args.run_dir), args.plugin)
+    from steerlab.analysis.concepts import concepts_section
+
+    print("\n".join(concepts_section(block)) if block else "no [compare] concepts in this study: the Pareto comparison was redone")
+    return 0
+
+
 def cmd_new_plugin(args: argparse.Namespace) -> int:
     from steerlab.scaffold import scaffold
 
@@ -193,7 +206,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "plugins": cmd_plugins, "generate": cmd_generate, "data": cmd_data,
-            "export": cmd_export, "import": cmd_import, "new-plugin": cmd_new_plugin}
+            "export": cmd_export, "import": cmd_import, "new-plugin": cmd_new_plugin, "compare": cmd_compare}
 
 
 def glue_control_values(argv: list[str]) -> list[str]:

@@ -68,7 +68,10 @@ class GenARMMethod(BaseMethod):
         log = optimise(params, lambda step: reward_loss(reward, sampler.batch(config.pairs_per_step), config.beta),
                        config.steps, config.lr, lab.progress, "genarm train")
         meta = {"rank": config.rank, "lora_alpha": config.lora_alpha, "train_log": log,
-                "tokens_per_step": sampler.tokens_per_batch(config.pairs_per_step), "pairs_sha256": file_digest(Path(config.pairs))}
+                "tokens_per_step": sampler.tokens_per_batch(config.pairs_per_step), "pairs_sha256": file_digest(Path(config.pairs)),
+                "train_tokens": sampler.tokens_per_batch(config.pairs_per_step) * config.steps,
+                # decoding holds a whole second model (the reward model, a merged copy of the base)
+                "inference_extra_bytes": sum(p.numel() * p.element_size() for p in lab.model.hf.parameters())}
         tensors = {f"{site}.{k}": t for site, ab in lora_factors(peft_model, module_to_site).items() for k, t in zip("AB", ab)}
         return Artifact(tensors, meta, sites=[s.name for s in sites])
 

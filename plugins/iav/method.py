@@ -76,7 +76,8 @@ class IAVMethod(BaseMethod):
 
             log = optimise(list(head.parameters()), step_loss, config.steps, config.lr, lab.progress, "iav train")
         meta = {"heads": config.heads, "head_width": config.head_width, "train_log": log, "head_norms": head.head_norms(),
-                "tokens_per_step": sampler.tokens_per_batch(config.pairs_per_step), "pairs_sha256": file_digest(Path(config.pairs))}
+                "tokens_per_step": sampler.tokens_per_batch(config.pairs_per_step), "pairs_sha256": file_digest(Path(config.pairs)),
+                "train_tokens": sampler.tokens_per_batch(config.pairs_per_step) * config.steps}
         return Artifact(head.state(), meta, sites=["logits"])
 
     def head(self, lab: Lab, artifact: Artifact) -> IAVHead:

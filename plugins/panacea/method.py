@@ -59,6 +59,7 @@ class PanaceaMethod(BaseMethod):
                            "panacea train", validation=self.validation(adapter, sampler, config))
         meta = {"rank": config.rank, "pref_rank": config.pref_rank, "dimensions": config.dimensions, "train_log": log,
                 "tokens_per_step": sampler.tokens_per_batch(config.per_dimension), "data_sha256": file_digest(Path(config.data)),
+                "train_tokens": sampler.tokens_per_batch(config.per_dimension) * config.steps,
                 "trainable_parameters": sum(p.numel() for p in adapter.parameters())}
         return Artifact(adapter.state(), meta, sites=sites)
 

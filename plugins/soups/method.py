@@ -100,6 +100,7 @@ class SoupsMethod(BaseMethod):
             tensors.update(lora)
         meta = {"dimensions": config.dimensions, "data_sha256": file_digest(Path(config.data)), "train_logs": logs,
                 "tokens_per_step": sampler.tokens_per_batch(config.per_dimension) / len(config.dimensions),
+                "train_tokens": sampler.tokens_per_batch(config.per_dimension) / len(config.dimensions) * config.steps * len(config.dimensions),
                 "trainable_parameters": sum(t.numel() for t in tensors.values())}
         return Artifact(tensors, meta, sites=[s.name for s in sites])
 

@@ -87,3 +87,17 @@ class SimilarityMetric(BaseMetric):
         steered = emb.embed([s.output for s in samples])
         base = emb.embed([s.base.output for s in samples])
         return [{"similarity": float(v)} for v in np.sum(steered * base, axis=1)]
+
+
+class RelevanceMetric(BaseMetric):
+    name = "relevance"
+    description = "does the answer still address the request: MiniLM cosine similarity of answer and request"
+
+    def outputs(self, config: Any) -> list[str]:
+        return ["relevance"]
+
+    def score(self, samples: list[Sample], ctx: MetricContext) -> list[dict[str, float]]:
+        emb = embedder(ctx)
+        answers = emb.embed([s.output for s in samples])
+        requests = emb.embed([s.prompt for s in samples])
+        return [{"relevance": float(v)} for v in np.sum(answers * requests, axis=1)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from steerlab.analysis.concepts import concepts_section
 from steerlab.figures import fmt, markdown_table, score_columns
 from steerlab.run.layout import RunLayout
 from steerlab.run.results import Figure, MethodResult, Record, RunResults, Section
@@ -56,6 +57,8 @@ def write_report(layout: RunLayout, results: RunResults) -> None:
         out += section_markdown(f"## Metric `{name}`", section)
     if results.comparison:
         out += comparison_section(results, results.comparison)
+    if results.concepts:
+        out += concepts_section(results.concepts)
     for name, method in results.methods.items():
         out += [f"## Method `{name}` ({method.method})", ""]
         if method.analysis.markdown:

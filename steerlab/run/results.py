@@ -108,20 +108,21 @@ class SweepResult:
 
     points: list[SweepPoint]
     records: list[Record]
+    timing: dict[str, float] = field(default_factory=dict)  # decode seconds, tokens, tokens/s of the generated rows
 
     def summary(self) -> dict[str, float]:
-        """``{score@label: mean}``: the flat per-control summary."""
-        return {f"{k}@{p.label}": v for p in self.points for k, v in p.scores.items()}
+        """``{score@label: mean}``: the flat per-control summary, and the decode timing."""
+        return {**{f"{k}@{p.label}": v for p in self.points for k, v in p.scores.items()}, **self.timing}
 
     def to_json(self) -> dict[str, Any]:
-        return {"points": [asdict(p) for p in self.points], "records": [asdict(r) for r in self.records]}
+        return {"points": [asdict(p) for p in self.points], "records": [asdict(r) for r in self.records], "timing": self.timing}
 
     @classmethod
     def from_json(cls, data: Any, where: str) -> "SweepResult":
         data = _dict(data, where)
         points = [SweepPoint.from_json(p, f"{where}.points[{i}]") for i, p in enumerate(_list(data.get("points"), f"{where}.points"))]
         records = [Record.from_json(r, f"{where}.records[{i}]") for i, r in enumerate(_list(data.get("records"), f"{where}.records"))]
-        return cls(points, records)
+        return cls(points, records, _numbers(data.get("timing", {}), f"{where}.timing"))
 
 
 @dataclass
@@ -181,13 +182,14 @@ class RunResults:
     study: dict[str, Any]
     methods: dict[str, MethodResult]
     metrics: dict[str, Section] = field(default_factory=dict)  # a metric's own report (the judge's accuracy...)
-    comparison: dict[str, Any] | None = None
+    comparison: dict[str, Any] | None = None  # the Pareto comparison (``[pareto]``)
+    concepts: dict[str, Any] | None = None  # the concept comparison (``[compare]``)
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> dict[str, Any]:
         return {"schema_version": self.schema_version, "study": self.study,
                 "methods": {n: m.to_json() for n, m in self.methods.items()},
-                "metrics": {n: asdict(s) for n, s in self.metrics.items()}, "comparison": self.comparison}
+                "metrics": {n: asdict(s) for n, s in self.metrics.items()}, "comparison": self.comparison, "concepts": self.concepts}
 
     def save(self, path: Path) -> None:
         write_json(path, self.to_json())
@@ -199,8 +201,9 @@ class RunResults:
             raise SchemaError(f"schema_version {version!r} (this steerlab reads {SCHEMA_VERSION})")
         methods = {n: MethodResult.from_json(n, m, f"methods.{n}") for n, m in _dict(data.get("methods"), "methods").items()}
         metrics = {n: Section.from_json(s, f"metrics.{n}") for n, s in _dict(data.get("metrics", {}), "metrics").items()}
-        comparison = data.get("comparison")
-        return cls(_dict(data.get("study"), "study"), methods, metrics, _dict(comparison, "comparison") if comparison is not None else None)
+        comparison, concepts = data.get("comparison"), data.get("concepts")
+        return cls(_dict(data.get("study"), "study"), methods, metrics, _dict(comparison, "comparison") if comparison is not None else None,
+                   _dict(concepts, "concepts") if concepts is not None else None)
 
     @classmethod
     def load(cls, path: Path) -> "RunResults":

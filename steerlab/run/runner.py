@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from steerlab.analysis.compare import compare
+from steerlab.analysis.concepts import compare_concepts
 from steerlab.artifact import Artifact, ArtifactHeader
 from steerlab.data.files import file_digest
 from steerlab.errors import ConfigError
@@ -148,8 +150,9 @@ def trained_artifact(lab: Lab, entry: MethodEntry) -> Artifact:
         artifact.check_made_for(entry.method, describe(lab.model), folder / "artifact.json")
         return artifact
     lab.seeded(f"train:{entry.name}")
+    start = time.perf_counter()
     artifact = method.train(lab, entry.config)
-    artifact.header = ArtifactHeader(entry.method, describe(lab.model), as_dict(entry.config))
+    artifact.header = ArtifactHeader(entry.method, describe(lab.model), as_dict(entry.config), train_seconds=time.perf_counter() - start)
     artifact.check_tensors(f"method '{entry.name}' after training")
     artifact.save(folder)
     return artifact
@@ -174,8 +177,17 @@ def run_method(lab: Lab, entry: MethodEntry) -> MethodResult:
     sweep_png = lab.layout.figure(f"{entry.name}_sweep")
     if entry.space.plot_sweep(f"{entry.name}: mean score per {entry.space.label}", _plot_points(entry, result), sweep_png):
         analysis.figures.insert(0, Figure(lab.layout.relative(sweep_png), f"{entry.name}: mean scores against {entry.space.label}"))
-    return MethodResult(entry.name, entry.method, entry.space.describe(), {**result.summary(), **analysis.summary},
+    return MethodResult(entry.name, entry.method, entry.space.describe(), {**result.summary(), **cost(artifact), **analysis.summary},
                         result.points, result.records, analysis)
+
+
+def cost(artifact: Artifact) -> dict[str, float]:
+    """What a method costs besides decoding: training time and tokens, and memory it adds at
+    inference (its tensors, plus what it declares it holds besides, e.g. GenARM's model copy)."""
+    stored = sum(t.numel() * t.element_size() for t in artifact.tensors.values())
+    return {"train_seconds": artifact.header.train_seconds if artifact.header else float("nan"),
+            "train_tokens": float(artifact.meta.get("train_tokens", float("nan"))),
+            "extra_memory_mb": (stored + float(artifact.meta.get("inference_extra_bytes", 0))) / 2**20}
 
 
 def _plot_points(entry: MethodEntry, result: SweepResult) -> list[tuple[Any, dict[str, float]]]:
@@ -202,6 +214,28 @@ def study_record(study: Study, lab: Lab, request: RunRequest) -> dict[str, Any]:
     }
 
 
+def compare_all(results: RunResults, study: Study, layout: RunLayout) -> None:
+    """The study-level comparisons (no model needed): Pareto fronts and the concept table."""
+    if study.pareto.axes:
+        results.comparison = compare(results, study, layout)
+    if study.compare.concepts:
+        results.concepts = compare_concepts(results, study, layout)
+
+
+def recompare(run_dir: Path, plugin_files: list[str] = ()) -> dict[str, Any] | None:  # type: ignore[assignment]
+    """``steerlab compare RUN``: redo the comparisons of a finished run from its results.json."""
+    study, _, layout, _ = reopen(run_dir, plugin_files, check_data=False)
+    if not layout.results.exists():
+        raise ConfigError(f"{run_dir}: the run has no results.json yet (finish it with steerlab run --resume {run_dir})")
+    results = RunResults.load(layout.results)
+    if not study.pareto.axes and not study.compare.concepts:
+        raise ConfigError(f"{study.path}: no [compare] concepts and no [pareto] axes: nothing to compare")
+    compare_all(results, study, layout)
+    results.save(layout.results)
+    report.write_report(layout, results)
+    return results.concepts
+
+
 def execute(session: Session, show_progress: bool = True) -> RunResults:
     """Run every stage not yet finished and write results.json + report.md."""
     study = session.study
@@ -215,8 +249,7 @@ def execute(session: Session, show_progress: bool = True) -> RunResults:
         if section is not None:
             sections[entry.name] = section
     results = RunResults(study_record(study, lab, session.request), methods, sections)
-    if study.pareto.axes:
-        results.comparison = compare(results, study, session.layout)
+    compare_all(results, study, session.layout)
     results.save(session.layout.results)
     report.write_report(session.layout, results)
     return results

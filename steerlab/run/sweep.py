@@ -22,6 +22,7 @@ import dataclasses
 import hashlib
 import json
 import sys
+import time
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
@@ -55,13 +56,16 @@ def sweep(lab: Lab, method: Steers, entry: MethodEntry, artifact: Artifact) -> S
     plan = list(batches(fresh, lab.settings.batch_size)) + list(batches(sorted(reused), lab.settings.batch_size))
     checkpoint = lab.layout.sweep_partial(entry.name)
     done = _load_partial(checkpoint, _plan_key(entry, texts, plan))
+    timing = done.pop("timing", {}) if isinstance(done.get("timing"), dict) else {}
     records: dict[int, Record] = {}
     for index, batch in enumerate(lab.progress(plan, f"{entry.name} sweep", len(plan))):
         if str(index) not in done:
             lab.seeded(f"{entry.name}:batch{index}")
-            answered = _answer_batch(lab, method, entry, artifact, [rows[r] for r in batch], prompts, bases, batch[0] in reused)
+            answered, seconds, tokens = _answer_batch(lab, method, entry, artifact, [rows[r] for r in batch], prompts, bases, batch[0] in reused)
             done[str(index)] = [asdict(r) for r in answered]
-            write_json(checkpoint, {"plan": _plan_key(entry, texts, plan), "batches": done}, indent=None)
+            if tokens:
+                timing[str(index)] = [seconds, tokens]
+            write_json(checkpoint, {"plan": _plan_key(entry, texts, plan), "batches": {**done, "timing": timing}}, indent=None)
         try:
             for r, data in zip(batch, done[str(index)], strict=True):
                 records[r] = Record.from_json(data, f"batch {index}")
@@ -70,7 +74,9 @@ def sweep(lab: Lab, method: Steers, entry: MethodEntry, artifact: Artifact) -> S
     ordered = [records[r] for r in range(len(rows))]
     points = [SweepPoint.from_records(space.to_json(c), space.key(c), [ordered[r] for r, (ci, _) in enumerate(rows) if ci == k])
               for k, c in enumerate(entry.controls)]
-    return SweepResult(points, ordered)
+    seconds, tokens = sum(t[0] for t in timing.values()), sum(t[1] for t in timing.values())
+    return SweepResult(points, ordered, {"decode_seconds": seconds, "decode_tokens": float(tokens),
+                                         "decode_tokens_per_s": tokens / seconds if seconds else float("nan")})
 
 
 def _reuses_base(lab: Lab, entry: MethodEntry, rows: list[tuple[int, int]]) -> set[int]:
@@ -82,18 +88,23 @@ def _reuses_base(lab: Lab, entry: MethodEntry, rows: list[tuple[int, int]]) -> s
 
 
 def _answer_batch(lab: Lab, method: Steers, entry: MethodEntry, artifact: Artifact, rows: list[tuple[int, int]],
-                  prompts: list[str], bases: list[Generation], reuse: bool) -> list[Record]:
+                  prompts: list[str], bases: list[Generation], reuse: bool) -> tuple[list[Record], float, int]:
+    """The batch's records, and the seconds and tokens its generation took (0 when reused)."""
     controls = [entry.controls[c] for c, _ in rows]
+    seconds = 0.0
     if reuse:
         gens = [dataclasses.replace(bases[p]) for _, p in rows]
     else:
+        start = time.perf_counter()
         gens = lab.answer(method, artifact, entry.space, controls, [prompts[p] for _, p in rows], desc=None)
+        seconds = time.perf_counter() - start
     wanted = {k for m in lab.study.metrics for k in lab.registry.metrics[m.name].needs}
     stats = token_stats(lab, method, artifact, entry, controls, gens, wanted) if wanted else [{} for _ in gens]
     samples = [Sample(prompts[p], entry.space.to_json(c), entry.space.key(c), gen, bases[p], st)
                for (ci, p), c, gen, st in zip(rows, controls, gens, stats)]
     scores = score(lab, samples)
-    return [Record(s.prompt, s.control, s.label, s.output, sc) for s, sc in zip(samples, scores)]
+    tokens = 0 if reuse else sum(len(g.output_ids) for g in gens)
+    return [Record(s.prompt, s.control, s.label, s.output, sc) for s, sc in zip(samples, scores)], seconds, tokens
 
 
 def token_stats(lab: Lab, method: Steers, artifact: Artifact, entry: MethodEntry, controls: list[Any],
@@ -152,7 +163,9 @@ def _load_partial(path: Any, key: str) -> dict[str, list[dict[str, Any]]]:
     if not path.exists():
         return {}
     data = read_json_object(path, "sweep checkpoint", ("plan", "batches"))
-    if data["plan"] != key or not isinstance(data["batches"], dict):
+    if not isinstance(data["batches"], dict):
+        raise ConfigError(f"{path}: corrupt sweep checkpoint ('batches' is not an object); delete it to redo the sweep")
+    if data["plan"] != key:
         print(f"steerlab: {path}: made for another sweep plan; the sweep restarts", file=sys.stderr)
         return {}
     return data["batches"]

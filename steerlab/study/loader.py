@@ -19,10 +19,10 @@ from steerlab.errors import ConfigError
 from steerlab.model.generation import GenerationSettings
 from steerlab.registry import Registry
 from steerlab.study import config as cfg
-from steerlab.study.schema import DataSettings, MethodEntry, MetricEntry, ParetoSettings, Study, StudyMeta
+from steerlab.study.schema import CompareSettings, DataSettings, MethodEntry, MetricEntry, ParetoSettings, Study, StudyMeta
 
 QUICK_EVAL_LIMIT = 6
-TOP_LEVEL = {"study", "data", "generation", "metrics", "methods", "quick", "pareto"}
+TOP_LEVEL = {"study", "data", "generation", "metrics", "methods", "quick", "pareto", "compare"}
 MOVED = {"judge": "the judge's settings live in [metrics.judge]"}
 
 
@@ -109,7 +109,9 @@ def _validate(path: Path, raw: dict[str, Any], registry: Registry, quick: bool) 
         raise ConfigError(f"{path}: no [methods.NAME] table (a study runs at least one method)")
     pareto = cfg.build(ParetoSettings, raw.get("pareto", {}), f"{path}: [pareto]", base)
     _check_pareto(path, pareto, metrics, methods, registry)
-    return Study(path, raw, meta, data, generation, metrics, methods, quick, pareto)
+    compare = cfg.build(CompareSettings, raw.get("compare", {}), f"{path}: [compare]", base)
+    _check_compare(path, compare, metrics, methods, registry)
+    return Study(path, raw, meta, data, generation, metrics, methods, quick, pareto, compare)
 
 
 def _check_device(path: Path, meta: StudyMeta) -> None:
@@ -158,6 +160,23 @@ def _check_pareto(path: Path, pareto: ParetoSettings, metrics: list[MetricEntry]
         raise ConfigError(f"{where} key 'axes': a front needs at least two axes, got {pareto.axes}")
 
 
+def _check_compare(path: Path, compare: CompareSettings, metrics: list[MetricEntry], methods: list[MethodEntry], registry: Registry) -> None:
+    where = f"{path}: [compare]"
+    unknown = sorted({m.concept for m in methods if m.concept} - set(compare.concepts))
+    if unknown:
+        raise ConfigError(f"{path}: a method table names concept '{unknown[0]}', which [compare] concepts does not list")
+    if not compare.concepts:
+        return
+    if compare.reference not in {m.name for m in methods}:
+        raise ConfigError(f"{where} key 'reference': no method entry '{compare.reference}' in this study")
+    produced = set(k for m in metrics for k in registry.metrics[m.name].outputs(m.config))
+    needed = {k.lstrip("-") for k in compare.concepts.values()} | {"relevance", "perplexity", "distinct3"}
+    missing = sorted(needed - produced)
+    if missing:
+        raise ConfigError(f"{where}: no metric in use produces '{missing[0]}' (the comparison needs the concepts' scores and "
+                          "relevance, perplexity, distinct3: metrics relevance and fluency)")
+
+
 def _method_tables(path: Path, raw: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     methods = raw.get("methods", {})
     if not isinstance(methods, dict) or not all(isinstance(t, dict) for t in methods.values()):
@@ -177,6 +196,9 @@ def _method_entry(path: Path, name: str, table: dict[str, Any], registry: Regist
     model = table.pop("model", study_model)
     if not isinstance(model, str) or not model:
         raise ConfigError(f"{where}: key 'model' expected a model name, path or hub id, got {model!r}")
+    concept = table.pop("concept", "")
+    if not isinstance(concept, str):
+        raise ConfigError(f"{where}: key 'concept' expected a concept name (one of [compare] concepts), got {concept!r}")
     controls = table.pop("controls", None)
     config = cfg.build(method.Config, table, where, path.parent)
     try:
@@ -189,4 +211,4 @@ def _method_entry(path: Path, name: str, table: dict[str, Any], registry: Regist
         checked = space.default_grid() if controls is None else space.check_all(controls)
     except ValueError as exc:
         raise ConfigError(f"{where}: key 'controls': method '{method_name}': {exc}") from None
-    return MethodEntry(name, method_name, config, space, space.quick(checked) if quick else checked, model)
+    return MethodEntry(name, method_name, config, space, space.quick(checked) if quick else checked, model, concept)

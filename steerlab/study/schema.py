@@ -47,6 +47,20 @@ class ParetoSettings:
 
 
 @dataclass(frozen=True)
+class CompareSettings:
+    concepts: dict[str, str] = cfg.help_field({}, "concept -> its score: a judge score (judge.humorous) or -SCORE for one that should fall (-words)")
+    reference: str = cfg.help_field("base", "the unsteered method entry: the references for instruction and fluency")
+    dev_share: float = cfg.help_field(0.5, "share of requests (by a stable hash) used to choose each method's control")
+
+    def __post_init__(self) -> None:
+        if not 0.1 <= self.dev_share <= 0.9:
+            raise ValueError(f"key 'dev_share' must be between 0.1 and 0.9 (got {self.dev_share})")
+        bad = [k for k, v in self.concepts.items() if not isinstance(v, str) or not v.lstrip("-")]
+        if bad:
+            raise ValueError(f"key 'concepts': concept {bad[0]!r} needs a score name, e.g. \"judge.{bad[0]}\" or \"-words\"")
+
+
+@dataclass(frozen=True)
 class MethodEntry:
     """One ``[methods.NAME]`` table: which plugin method, on which model (the study's unless the
     table says ``model = ...``), its config, its control space and sweep."""
@@ -57,6 +71,7 @@ class MethodEntry:
     space: ControlSpace
     controls: list[Control]
     model: str = ""
+    concept: str = ""  # the concept every control steers towards (``[compare]``); "" for none or per-dimension
 
 
 @dataclass(frozen=True)
@@ -78,6 +93,7 @@ class Study:
     methods: list[MethodEntry] = field(default_factory=list)
     quick: bool = False
     pareto: ParetoSettings = field(default_factory=ParetoSettings)
+    compare: CompareSettings = field(default_factory=CompareSettings)
 
     @property
     def base_dir(self) -> Path:
