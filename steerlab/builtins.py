@@ -61,6 +61,14 @@ def steerlab_inspectors(register: Callable[[Any], None]) -> None:
 
 
 @hookimpl
+def steerlab_datasets(register: Callable[[Any], None]) -> None:
+    from steerlab.data.contrast import build_compare
+    from steerlab.data.files import DatasetSpec
+
+    register(DatasetSpec("compare", build_compare, "contrastive pairs per concept from a style data set (--from), for every method family"))
+
+
+@hookimpl
 def steerlab_backends(register: Callable[[Any], None]) -> None:
     register(HFGenerate())
 

@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--device", default=None, help="auto (default), cpu, cuda")
     build.add_argument("--dtype", default=None, help="auto (default), float32, bfloat16")
     build.add_argument("--batch-size", type=int, default=16)
+    build.add_argument("--from", dest="source", default=None, metavar="FOLDER", help="data to reshape (for builders that derive from other data)")
     _add_plugin_flag(build)
     _add_gguf_parsers(sub)
     comp = sub.add_parser("compare", help="recompute a finished run's comparisons (the [compare] concepts table, the [pareto] fronts) from its results")
@@ -163,7 +164,8 @@ def cmd_data(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size {args.batch_size}: expected a whole number >= 1")
 
-    spec.build(BuildRequest(Path(args.out), args.model, args.quick, args.device, args.dtype, args.batch_size))
+    spec.build(BuildRequest(Path(args.out), args.model, args.quick, args.device, args.dtype, args.batch_size,
+                            Path(args.source) if args.source else None))
     print(f"wrote dataset '{args.name}' to {args.out}")
     return 0
 

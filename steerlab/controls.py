@@ -237,11 +237,12 @@ class Simplex(ControlSpace):
         return control.index(1.0) if max(control) == 1.0 else None
 
     def quick(self, grid: list[Control], keep: int = 3) -> list[Control]:
-        """The corners in the grid, then the centre (the corners are where styles differ most)."""
+        """The corners in the grid (where styles differ most), then the centre when the grid
+        goes beyond its corners (it stands for the interior)."""
         corners = [c for c in self.corners() if c in grid]
         if not corners:
             return super().quick(grid, keep)
-        return corners + [self.centre()]
+        return corners + ([self.centre()] if len(grid) > len(corners) else [])
 
     def plot_sweep(self, title: str, points: list[tuple[Control, dict[str, float]]], path: Path) -> bool:
         """Scores named after the dimensions (``judge.helpful`` for ``helpful``) along each

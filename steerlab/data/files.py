@@ -27,6 +27,7 @@ class BuildRequest:
     device: str | None = None
     dtype: str | None = None
     batch_size: int = 16
+    source: Path | None = None  # data an existing builder wrote, for builders that reshape it (--from)
 
 
 @dataclass(frozen=True)
