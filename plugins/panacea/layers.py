@@ -48,7 +48,7 @@ class PanaceaLayer(nn.Module):
         self.V = nn.Parameter(torch.randn(in_features, width, generator=generator) / math.sqrt(in_features))
         self.sigma = nn.Parameter(torch.full((rank,), float(sigma_init)))
         self.scale = nn.Parameter(torch.full((), float(scale_init)))
-        self._frozen_sigma: torch.Tensor | None = None  # sigma_full precomputed while the adapter is frozen
+        self._frozen_sigma: torch.Tensor | None = None  # sigma_full for the current lambda, set by a frozen adapter
 
     @property
     def preference(self) -> torch.Tensor:  # (rows, m)
@@ -57,12 +57,6 @@ class PanaceaLayer(nn.Module):
     def sigma_full(self) -> torch.Tensor:  # (rows, k + m * r_p)
         pref = self.preference.to(self.sigma.dtype).repeat_interleave(self.pref_rank, dim=-1)
         return torch.cat([self.sigma.expand(pref.shape[0], -1), self.scale * pref], dim=-1)
-
-    def freeze_preference(self) -> None:
-        """Precompute sigma_full for the current lambda (what depends only on lambda, once per
-        change): a frozen adapter's forward is then three small ops per module."""
-        with torch.no_grad():
-            self._frozen_sigma = self.sigma_full().to(self.U.dtype)[:, None, :]  # (rows, 1, width)
 
     def delta(self, x: torch.Tensor) -> torch.Tensor:  # x: (batch, pos, in) -> (batch, pos, out)
         if self._frozen_sigma is not None and not torch.is_grad_enabled():
@@ -97,6 +91,7 @@ class PanaceaAdapter(nn.Module):
         self.shared = SharedPreference(n_prefs)
         generator = torch.Generator().manual_seed(seed)
         self.sites, self.rank, self.pref_rank = list(shapes), rank, pref_rank
+        self._stacked: tuple[torch.Tensor, torch.Tensor] | None = None
         self.layers = nn.ModuleList(PanaceaLayer(i, o, rank, self.shared, generator, pref_rank, sigma_init, scale_init)
                                     for i, o in shapes.values())
 
@@ -122,8 +117,20 @@ class PanaceaAdapter(nn.Module):
             else:
                 self.shared.value = value.to(self.preference.device)
         if not any(p.requires_grad for p in self.parameters()):
-            for layer in self.layers:
-                layer.freeze_preference()
+            self._freeze_all()
+
+    def _freeze_all(self) -> None:
+        """sigma_full of every layer for the current lambda, computed in one batched op (a frozen
+        adapter's singular values never change, so they are stacked once and kept)."""
+        with torch.no_grad():
+            if getattr(self, "_stacked", None) is None or self._stacked[0].device != self.preference.device:
+                self._stacked = (torch.stack([layer.sigma for layer in self.layers]), torch.stack([layer.scale for layer in self.layers]))
+            sigma, scale = self._stacked  # (L, k), (L,)
+            pref = self.preference.to(sigma.dtype).repeat_interleave(self.pref_rank, dim=-1)  # (rows, m * r_p)
+            full = torch.cat([sigma[:, None, :].expand(-1, pref.shape[0], -1), scale[:, None, None] * pref[None]], dim=-1)
+            full = full.to(self.layers[0].U.dtype)[:, :, None, :]  # (L, rows, 1, width)
+            for layer, frozen in zip(self.layers, full):
+                layer._frozen_sigma = frozen
 
     def attached(self, engine: HookEngine):
         """Context manager: the adapter's deltas added to their Linear modules' outputs."""

@@ -1,0 +1,231 @@
+"""Steered generation, sweeps and training: speed as ratios against a baseline in the same process.
+
+Every measurement interleaves the variants (A, B, C, A, B, C, ...) so drift in machine load hits
+all of them alike; generation makes exactly N new tokens per row (``min_new_tokens``) so every
+variant does the same work. Figures go to benchmarks/RESULTS.md with the command and the device.
+
+    python benchmarks/speed.py generation [--batch 1 64] [--tokens 32] [--repeats 5]
+    python benchmarks/speed.py sweep      [--prompts 12] [--tokens 48]
+    python benchmarks/speed.py training   [--steps 5]
+    python benchmarks/speed.py switch
+
+``generation``: tokens/s of the unsteered model against actdiff (one residual edit), Panacea
+unmerged (210 adapted projections, per-row lambda), Panacea merged at one lambda, and a PEFT LoRA
+of the same rank unmerged (what a GPU user compares Panacea with).
+``sweep``: the chat3d grid (15 lambdas) over N prompts, packed into per-row batches (today's
+sweep) against one generate call per lambda (the sweep before per-row controls).
+``training``: Panacea against a PEFT LoRA of equal rank, tokens/s of forward + backward + step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+
+import torch
+
+from steerlab.api import (Artifact, GenerationSettings, Lab, ResidualVector, Simplex, build_registry, group_losses, load_model,
+                          match_sites)
+from steerlab.model.generation import tokenize_prompts  # benchmarks time core's own pieces
+from steerlab_plugins.panacea.config import DEFAULT_TARGETS
+from steerlab_plugins.panacea.layers import PanaceaAdapter
+
+PROMPTS = ["Why is the sky blue?", "How do bees make honey?", "What is a prime number?", "Why do we dream?",
+           "How does a bicycle stay upright?", "What causes the seasons?", "Why is the sea salty?", "How do magnets work?"]
+RANK, M = 4, 3  # Panacea k shared + m preference singular values; the LoRA gets rank k + m
+
+
+def device_name(model) -> str:
+    return torch.cuda.get_device_name() if model.device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+
+
+def timed(fn: Callable[[], int]) -> float:
+    """tokens/s of one call of ``fn`` (which returns the tokens it made)."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    tokens = fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return tokens / (time.perf_counter() - start)
+
+
+def generate_fixed(model, texts: list[str], tokens: int) -> int:
+    enc = tokenize_prompts(model, texts)
+    enc.pop("position_ids")
+    with torch.no_grad():
+        model.hf.generate(**enc, max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False, pad_token_id=model.tokenizer.pad_token_id)
+    return tokens * len(texts)
+
+
+def interleave(variants: dict[str, Callable[[], float]], repeats: int) -> dict[str, float]:
+    """Median tokens/s of each variant; each call of a variant returns its own tokens/s."""
+    runs: dict[str, list[float]] = {name: [] for name in variants}
+    for name, fn in variants.items():  # warm-up
+        fn()
+    for _ in range(repeats):
+        for name, fn in variants.items():
+            runs[name].append(fn())
+    return {name: statistics.median(values) for name, values in runs.items()}
+
+
+def trained_like(adapter: PanaceaAdapter) -> PanaceaAdapter:
+    with torch.no_grad():
+        for layer in adapter.layers:
+            layer.U.normal_(0, 1e-3)  # as after training: the adapter really computes
+    return adapter.requires_grad_(False)
+
+
+def generation(args: argparse.Namespace, model, lab: Lab) -> None:
+    from peft import LoraConfig, get_peft_model
+
+    sites = [s.name for s in match_sites(model.hf, DEFAULT_TARGETS)]
+    dtype = next(model.hf.parameters()).dtype
+    adapter = trained_like(PanaceaAdapter.for_engine(lab.engine, sites, RANK, M)).to(model.device, dtype)
+    site = f"blocks.{model.n_layers // 2}.resid_post"
+    vector = Artifact({"v": torch.randn(model.d_model) * 1e-3}, vectors=[ResidualVector(site, "v")])
+    for batch in args.batch:
+        texts = [model.format_prompt(PROMPTS[i % len(PROMPTS)]) for i in range(batch)]
+        prefs = torch.distributions.Dirichlet(torch.ones(M)).sample((batch,))  # a different lambda per row
+
+        def with_context(make: Callable[[], AbstractContextManager]) -> Callable[[], float]:
+            def run() -> float:  # entering the context (attach, merge) is not timed: decoding is
+                with make():
+                    return timed(lambda: generate_fixed(model, texts, args.tokens))
+            return run
+
+        def panacea_rows() -> AbstractContextManager:
+            adapter.set_preference(prefs)
+            return adapter.attached(lab.engine)
+
+        variants = {
+            "unsteered": with_context(nullcontext),
+            "actdiff": with_context(lambda: lab.engine.add_vectors(vector.vectors, vector.tensors, torch.full((batch,), 0.5))),
+            "panacea unmerged": with_context(panacea_rows),
+            "panacea merged": with_context(lambda: adapter.merged(lab.engine, [0.2, 0.3, 0.5])),
+        }
+        result = interleave(variants, args.repeats)
+        peft = get_peft_model(model.hf, LoraConfig(r=RANK + M, lora_alpha=8, target_modules=[lab.engine.site(s).module_path for s in sites]))
+        with torch.no_grad():
+            for name, p in peft.named_parameters():
+                if "lora_B" in name:
+                    p.normal_(0, 1e-3)
+        lora = interleave({"unsteered": with_context(lambda: peft.disable_adapter()), "peft lora": with_context(nullcontext)}, args.repeats)
+        peft.unload()
+        base = result["unsteered"]
+        print(f"\n{args.model} on {device_name(model)}, batch {batch}, {args.tokens} new tokens per row, median of {args.repeats} interleaved runs")
+        for name, value in result.items():
+            print(f"  {name:18s} {value:9.1f} tok/s   ratio to unsteered {value / base:.3f}   overhead {100 * (base / value - 1):+.1f}%")
+        print(f"  (separate pairing) unsteered {lora['unsteered']:.1f} tok/s, PEFT LoRA r{RANK + M} unmerged {lora['peft lora']:.1f} tok/s "
+              f"(overhead {100 * (lora['unsteered'] / lora['peft lora'] - 1):+.1f}%)")
+
+
+def sweep(args: argparse.Namespace, model, lab: Lab) -> None:
+    """The chat3d grid over N prompts: per-row packed batches against one call per lambda."""
+    sites = [s.name for s in match_sites(model.hf, DEFAULT_TARGETS)]
+    dtype = next(model.hf.parameters()).dtype
+    adapter = trained_like(PanaceaAdapter.for_engine(lab.engine, sites, RANK, M)).to(model.device, dtype)
+    grid = Simplex(["helpful", "humorous", "philosophical"], 0.25).default_grid()
+    prompts = [PROMPTS[i % len(PROMPTS)] for i in range(args.prompts)]
+    rows = [(c, p) for c in grid for p in prompts]
+
+    class Panacea:  # the two members Lab.answer needs
+        def steer(self, lab, artifact, controls):
+            adapter.set_preference(controls)
+            return adapter.attached(lab.engine)
+
+        def system_prompts(self, artifact, controls):
+            return [None] * len(controls)
+
+    method, space, artifact = Panacea(), Simplex(["helpful", "humorous", "philosophical"]), Artifact({})
+    packed = GenerationSettings(max_new_tokens=args.tokens, batch_size=args.batch_size)
+    per_control = GenerationSettings(max_new_tokens=args.tokens, batch_size=len(prompts))
+
+    def run_packed() -> float:
+        return timed(lambda: sum(len(g.output_ids) for g in lab.answer(method, artifact, space, [c for c, _ in rows], [p for _, p in rows], packed, desc=None)))
+
+    def run_per_control() -> float:
+        return timed(lambda: sum(len(g.output_ids) for c in grid for g in lab.answer(method, artifact, space, [c] * len(prompts), prompts, per_control, desc=None)))
+
+    result = interleave({"one call per lambda": run_per_control, "per-row packed": run_packed}, args.repeats)
+    before, after = result["one call per lambda"], result["per-row packed"]
+    print(f"\n{args.model} on {device_name(model)}: chat3d grid ({len(grid)} lambdas) x {len(prompts)} prompts, up to {args.tokens} tokens, "
+          f"median of {args.repeats}")
+    print(f"  one generate call per lambda ({len(prompts)} rows each): {before:.1f} generated tok/s")
+    print(f"  per-row lambdas packed into batches of {args.batch_size}: {after:.1f} generated tok/s   speed-up {after / before:.2f}x")
+
+
+def training(args: argparse.Namespace, model, lab: Lab) -> None:
+    from peft import LoraConfig, get_peft_model
+
+    sites = match_sites(model.hf, DEFAULT_TARGETS)
+    adapter = PanaceaAdapter.for_engine(lab.engine, [s.name for s in sites], RANK, M).to(model.device)
+    tok = model.tokenizer
+    answer = tok("Sunlight scatters off air molecules, and blue light scatters most. " * 6 + tok.eos_token, add_special_tokens=False)["input_ids"]
+    pairs = [(tok(model.format_prompt(p), add_special_tokens=False)["input_ids"], answer[:120]) for p in PROMPTS[:6]]
+    n_tokens = sum(len(c) + len(t) for c, t in pairs)
+    index = torch.tensor([0, 0, 1, 1, 2, 2], device=model.device)
+
+    def step(params: list[torch.nn.Parameter]) -> Callable[[], int]:
+        optimiser = torch.optim.AdamW(params, lr=1e-4)
+
+        def run() -> int:
+            group_losses(model, pairs, index, 3).sum().backward()
+            optimiser.step()
+            optimiser.zero_grad(set_to_none=True)
+            return n_tokens
+        return run
+
+    panacea_step = step(list(adapter.parameters()))
+    panacea, lora = [], []
+    peft = get_peft_model(model.hf, LoraConfig(r=RANK + M, lora_alpha=8, target_modules=[s.module_path for s in sites]))
+    lora_step = step([p for p in peft.parameters() if p.requires_grad])
+    for i in range(args.steps + 1):
+        with peft.disable_adapter(), adapter.attached(lab.engine):
+            value = timed(panacea_step)
+        (panacea.append(value) if i else None)
+        value = timed(lora_step)
+        (lora.append(value) if i else None)
+    peft.unload()
+    p, q = statistics.median(panacea), statistics.median(lora)
+    print(f"\n{args.model} on {device_name(model)}: training, {n_tokens} tokens/step, median of {args.steps} interleaved steps")
+    print(f"  Panacea k={RANK}+m={M}: {p:.0f} tok/s | PEFT LoRA r={RANK + M}: {q:.0f} tok/s | ratio {p / q:.3f}")
+
+
+def switch(args: argparse.Namespace, model, lab: Lab) -> None:
+    sites = [s.name for s in match_sites(model.hf, DEFAULT_TARGETS)]
+    adapter = trained_like(PanaceaAdapter.for_engine(lab.engine, sites, RANK, M)).to(model.device)
+    times = []
+    for i in range(2000):
+        start = time.perf_counter()
+        adapter.set_preference([1.0, 0.0, 0.0] if i % 2 else [0.0, 0.5, 0.5])
+        times.append(time.perf_counter() - start)
+    print(f"\nlambda switch (write + precompute sigma for {len(sites)} modules): median {1e6 * statistics.median(times):.1f} us")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("what", choices=["generation", "sweep", "training", "switch"])
+    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--batch", type=int, nargs="+", default=[1, 64])
+    parser.add_argument("--batch-size", type=int, default=32, help="sweep: rows per packed batch")
+    parser.add_argument("--tokens", type=int, default=32)
+    parser.add_argument("--prompts", type=int, default=12)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=5)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    registry = build_registry()
+    model = load_model(args.model, registry.models, args.device)
+    lab = Lab.for_model(model, registry, Path(tempfile.mkdtemp()))
+    {"generation": generation, "sweep": sweep, "training": training, "switch": switch}[args.what](args, model, lab)
+
+
+if __name__ == "__main__":
+    main()
