@@ -28,7 +28,7 @@ from steerlab.model.zoo import LoadedModel, load_model
 from steerlab.plugin import build_registry
 from steerlab.preferences import PairSampler, PreferencePair, read_pairs
 from steerlab.run.lab import Lab, seed_everything
-from steerlab.run.results import Figure, Record, Section, SweepPoint, SweepResult
+from steerlab.run.results import Figure, Record, Section, StudyReport, SweepPoint, SweepResult
 from steerlab.storage import atomic_write_text, read_json, write_json
 from steerlab.study.config import as_dict, help_field, path_field
 from steerlab.study.schema import MethodEntry
@@ -40,7 +40,7 @@ __all__ = [
     # the method contract
     "BaseMethod", "SteeringMethod", "NoConfig", "MethodEntry", "Lab", "Artifact", "ResidualVector",
     "Control", "ControlSpace", "Scalar", "Simplex", "Fixed", "finite_number",
-    "Section", "Figure", "SweepResult", "SweepPoint", "Record",
+    "Section", "Figure", "SweepResult", "SweepPoint", "Record", "StudyReport",
     # metrics and inspectors
     "BaseMetric", "Metric", "MetricContext", "Sample", "Inspector", "word_count", "distinct_ngrams",
     # config fields

@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # imported for annotations only; avoids import cycles at runt
     from steerlab.method import SteeringMethod
     from steerlab.metrics.base import Metric
     from steerlab.model.zoo import ModelSpec
+    from steerlab.run.results import StudyReport
 
 PROJECT = "steerlab"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -38,6 +39,11 @@ def steerlab_metrics(register: Callable[[Metric], None]) -> None:
 @hookspec
 def steerlab_inspectors(register: Callable[[Inspector], None]) -> None:
     """Register views of a trained artifact for ``steerlab inspect NAME RUN_DIR`` (``steerlab.inspect.base.Inspector``)."""
+
+
+@hookspec
+def steerlab_reports(register: Callable[[StudyReport], None]) -> None:
+    """Register study-level reports a study asks for with ``[study] reports`` (``steerlab.run.results.StudyReport``)."""
 
 
 @hookspec

@@ -15,12 +15,13 @@ from typing import Any
 
 from steerlab.errors import ConfigError
 
-KINDS = ("methods", "metrics", "inspectors", "backends", "datasets", "models")
+KINDS = ("methods", "metrics", "inspectors", "reports", "backends", "datasets", "models")
 METHOD_REQUIRED = ("name", "description", "Config", "control_space", "train", "steer")  # the rest: BaseMethod's defaults
 MEMBERS: dict[str, tuple[str, ...]] = {
     "methods": METHOD_REQUIRED + ("system_prompts", "evaluate", "analyze", "check"),
     "metrics": ("name", "description", "Config", "needs", "outputs", "score", "section"),
     "inspectors": ("name", "description", "Options", "applies_to", "inspect"),
+    "reports": ("name", "description", "section"),
     "backends": ("name", "description", "generate"),
     "datasets": ("name", "build", "description"),
     "models": ("name", "load", "description"),
@@ -34,6 +35,7 @@ class Registry:
     methods: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     inspectors: dict[str, Any] = field(default_factory=dict)
+    reports: dict[str, Any] = field(default_factory=dict)
     backends: dict[str, Any] = field(default_factory=dict)
     datasets: dict[str, Any] = field(default_factory=dict)
     models: dict[str, Any] = field(default_factory=dict)

@@ -16,7 +16,7 @@ HOOKS = [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) 
 
 
 def test_every_hook_is_documented_with_a_docstring():
-    assert len(HOOKS) == 6
+    assert len(HOOKS) == 7
     for name in HOOKS:
         assert f"`{name}`" in DOC, name
         assert getattr(hookspecs, name).__doc__, name
@@ -24,7 +24,7 @@ def test_every_hook_is_documented_with_a_docstring():
 
 def test_every_protocol_member_is_documented():
     space_members = [n for n, v in vars(ControlSpace).items() if not n.startswith("_") and (callable(v) or isinstance(v, (str, property)))]
-    for member in (*(m for kind in ("methods", "metrics", "inspectors", "backends") for m in MEMBERS[kind]), *space_members):
+    for member in (*(m for kind in ("methods", "metrics", "inspectors", "backends", "reports") for m in MEMBERS[kind]), *space_members):
         assert f"`{member}" in DOC, member
     for spec in (ModelSpec, DatasetSpec):
         for f in fields(spec):

@@ -251,3 +251,48 @@ def test_write_summary_draws_the_transfer_matrix_and_the_curves(results_json):
     for name in ("transfer_matrix.png", "transfer_success.png"):
         assert (results_json.parent / "figures" / name).stat().st_size > 1000
         assert f"figures/{name}" in out.read_text()
+
+
+def test_a_two_model_study_runs_each_entry_on_its_own_model_and_reports_the_hypotheses(study_dir, capsys):
+    """One run, two models: native vectors on each and a transfer between them; the study-level
+    'transfer' report states H1 / H2 / H3 per direction."""
+    import json
+    import os
+
+    from steerlab.cli import main
+
+    path = study_dir / "tiny.toml"
+    head = path.read_text().split("[methods.actdiff]")[0].replace("seed = 3", 'seed = 3\nreports = ["transfer"]')
+    head = head.replace(', "judge"]', "]").replace('[metrics.judge]\ndata = "data/judge.jsonl"\n', "")
+    entries = """
+[methods.native_small]
+method = "actdiff"
+pairs = "data/pairs.jsonl"
+layer = 2
+controls = [-0.4, 0.0, 0.4]
+
+[methods.native_wide]
+method = "actdiff"
+model = "tiny-llama-wide"
+pairs = "data/pairs.jsonl"
+layer = 1
+controls = [-0.4, 0.0, 0.4]
+
+[methods.wide_to_small]
+method = "transfer"
+source_model = "tiny-llama-wide"
+source_layer = 1
+pairs = "data/pairs.jsonl"
+fit_texts = "data/judge.jsonl"
+controls = [-0.4, 0.0, 0.4]
+"""
+    path.write_text(head + entries)
+    out = study_dir / "runs"
+    assert main(["run", str(path), "--out", str(out), "--no-progress"]) == 0
+    run_dir = sorted(out.iterdir(), key=os.path.getmtime)[-1]
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["study"]["models"] == {"native_small": "tiny-llama", "native_wide": "tiny-llama-wide", "wide_to_small": "tiny-llama"}
+    assert (run_dir / "base_generations.json").exists() and (run_dir / "base_generations.tiny-llama-wide.json").exists()
+    report = results["reports"]["transfer"]
+    assert "H1" in report["markdown"] and "H3" in report["markdown"]
+    assert "## Report `transfer`" in (run_dir / "report.md").read_text()

@@ -102,6 +102,10 @@ def usable_range(points: list[SweepPoint]) -> tuple[float, float] | None:
     return low, high
 
 
+def _change(value: float, reference: float) -> str:
+    return f"{100 * (value / reference - 1):+.0f}%" if reference > 0 else "unsteered answers are empty"
+
+
 def narrative(method: ActDiffMethod, artifact: Artifact, config: ActDiffConfig, points: list[SweepPoint], summary: dict[str, float]) -> str:
     """What the numbers say, written from the numbers."""
     rows = {float(p.control): p.scores for p in points}
@@ -114,7 +118,7 @@ def narrative(method: ActDiffMethod, artifact: Artifact, config: ActDiffConfig, 
         r = rows[c]
         lines.append(f"- strength {c:+g} (raw multiplier {method.raw_equivalent(artifact, c):+.2f}, towards "
                      f"{config.positive_label if c > 0 else config.negative_label}): {r['words']:.0f} words "
-                     f"({100 * (r['words'] / base['words'] - 1):+.0f}%), {100 * r.get('stopped', float('nan')):.0f}% ended before the cap, "
+                     f"({_change(r['words'], base['words'])}), {100 * r.get('stopped', float('nan')):.0f}% ended before the cap, "
                      f"perplexity {r.get('perplexity', float('nan')):.1f} (unsteered {base.get('perplexity', float('nan')):.1f}), "
                      f"distinct trigrams {r.get('distinct3', float('nan')):.2f} (unsteered {base.get('distinct3', float('nan')):.2f})")
     usable = usable_range(points)

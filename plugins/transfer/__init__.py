@@ -11,9 +11,15 @@ from typing import Any, Callable
 
 from steerlab.api import hookimpl
 
+from steerlab_plugins.transfer.hypotheses import TransferReport
 from steerlab_plugins.transfer.method import TransferMethod
 
 
 @hookimpl
 def steerlab_methods(register: Callable[[Any], None]) -> None:
     register(TransferMethod())
+
+
+@hookimpl
+def steerlab_reports(register: Callable[[Any], None]) -> None:
+    register(TransferReport())

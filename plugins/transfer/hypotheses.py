@@ -25,9 +25,9 @@ import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from steerlab.api import atomic_write_text, markdown_table, new_figure, read_json, save_figure
+from steerlab.api import Figure, Section, atomic_write_text, markdown_table, new_figure, read_json, save_figure
 
 from steerlab_plugins.transfer.analysis import best, length_success
 
@@ -220,6 +220,24 @@ def write_summary(results_json_path: Path | str, out_dir: Path | str | None = No
             text += f"\n![{caption}](figures/{stem}.png)\n"
     atomic_write_text(out / "hypotheses.md", text)
     return out / "hypotheses.md"
+
+
+class TransferReport:
+    """The transfer hypotheses as a study-level report (``[study] reports = ["transfer"]``)."""
+
+    name = "transfer"
+    description = "H1 / H2 / H3 per direction, the transfer matrix and success-vs-strength curves"
+
+    def section(self, results: Any, figures: Path, relative: Callable[[Path], str]) -> Section | None:
+        views = entry_views(results.to_json())
+        if not views:
+            return None
+        text, drawn = render(views), []
+        for stem, draw, caption in (("transfer_matrix", transfer_matrix, "Transfer matrix: best success per source -> target and method"),
+                                    ("transfer_success", success_curves, "Length-direction success against strength")):
+            if draw(views, figures / f"{stem}.png"):
+                drawn.append(Figure(relative(figures / f"{stem}.png"), caption))
+        return Section(markdown=text, figures=drawn)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -59,6 +59,8 @@ def write_report(layout: RunLayout, results: RunResults) -> None:
         out += comparison_section(results, results.comparison)
     if results.concepts:
         out += concepts_section(results.concepts)
+    for name, section in results.reports.items():
+        out += section_markdown(f"## Report `{name}`", section)
     for name, method in results.methods.items():
         out += [f"## Method `{name}` ({method.method})", ""]
         if method.analysis.markdown:

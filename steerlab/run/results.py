@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -175,6 +175,17 @@ class MethodResult:
         return out
 
 
+@runtime_checkable
+class StudyReport(Protocol):
+    """A study-level section computed from the finished results (no model): a plugin's own summary
+    across method entries (the transfer hypotheses). A study asks for it with ``[study] reports``."""
+
+    name: str
+    description: str
+
+    def section(self, results: "RunResults", figures: Path, relative: Any) -> Section | None: ...
+
+
 @dataclass
 class RunResults:
     """Everything ``results.json`` holds."""
@@ -184,12 +195,14 @@ class RunResults:
     metrics: dict[str, Section] = field(default_factory=dict)  # a metric's own report (the judge's accuracy...)
     comparison: dict[str, Any] | None = None  # the Pareto comparison (``[pareto]``)
     concepts: dict[str, Any] | None = None  # the concept comparison (``[compare]``)
+    reports: dict[str, Section] = field(default_factory=dict)  # study-level reports (``[study] reports``)
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> dict[str, Any]:
         return {"schema_version": self.schema_version, "study": self.study,
                 "methods": {n: m.to_json() for n, m in self.methods.items()},
-                "metrics": {n: asdict(s) for n, s in self.metrics.items()}, "comparison": self.comparison, "concepts": self.concepts}
+                "metrics": {n: asdict(s) for n, s in self.metrics.items()}, "comparison": self.comparison, "concepts": self.concepts,
+                "reports": {n: asdict(s) for n, s in self.reports.items()}}
 
     def save(self, path: Path) -> None:
         write_json(path, self.to_json())
@@ -202,8 +215,9 @@ class RunResults:
         methods = {n: MethodResult.from_json(n, m, f"methods.{n}") for n, m in _dict(data.get("methods"), "methods").items()}
         metrics = {n: Section.from_json(s, f"metrics.{n}") for n, s in _dict(data.get("metrics", {}), "metrics").items()}
         comparison, concepts = data.get("comparison"), data.get("concepts")
+        reports = {n: Section.from_json(s, f"reports.{n}") for n, s in _dict(data.get("reports", {}), "reports").items()}
         return cls(_dict(data.get("study"), "study"), methods, metrics, _dict(comparison, "comparison") if comparison is not None else None,
-                   _dict(concepts, "concepts") if concepts is not None else None)
+                   _dict(concepts, "concepts") if concepts is not None else None, reports)
 
     @classmethod
     def load(cls, path: Path) -> "RunResults":

@@ -214,23 +214,27 @@ def study_record(study: Study, lab: Lab, request: RunRequest) -> dict[str, Any]:
     }
 
 
-def compare_all(results: RunResults, study: Study, layout: RunLayout) -> None:
+def compare_all(results: RunResults, study: Study, layout: RunLayout, registry: Registry) -> None:
     """The study-level comparisons (no model needed): Pareto fronts and the concept table."""
     if study.pareto.axes:
         results.comparison = compare(results, study, layout)
     if study.compare.concepts:
         results.concepts = compare_concepts(results, study, layout)
+    for name in study.meta.reports:
+        section = registry.reports[name].section(results, layout.figures, layout.relative)
+        if section is not None:
+            results.reports[name] = section
 
 
 def recompare(run_dir: Path, plugin_files: list[str] = ()) -> dict[str, Any] | None:  # type: ignore[assignment]
     """``steerlab compare RUN``: redo the comparisons of a finished run from its results.json."""
-    study, _, layout, _ = reopen(run_dir, plugin_files, check_data=False)
+    study, registry, layout, _ = reopen(run_dir, plugin_files, check_data=False)
     if not layout.results.exists():
         raise ConfigError(f"{run_dir}: the run has no results.json yet (finish it with steerlab run --resume {run_dir})")
     results = RunResults.load(layout.results)
-    if not study.pareto.axes and not study.compare.concepts:
-        raise ConfigError(f"{study.path}: no [compare] concepts and no [pareto] axes: nothing to compare")
-    compare_all(results, study, layout)
+    if not study.pareto.axes and not study.compare.concepts and not study.meta.reports:
+        raise ConfigError(f"{study.path}: no [compare] concepts, [pareto] axes or [study] reports: nothing to compare")
+    compare_all(results, study, layout, registry)
     results.save(layout.results)
     report.write_report(layout, results)
     return results.concepts
@@ -249,7 +253,7 @@ def execute(session: Session, show_progress: bool = True) -> RunResults:
         if section is not None:
             sections[entry.name] = section
     results = RunResults(study_record(study, lab, session.request), methods, sections)
-    compare_all(results, study, session.layout)
+    compare_all(results, study, session.layout, session.registry)
     results.save(session.layout.results)
     report.write_report(session.layout, results)
     return results

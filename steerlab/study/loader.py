@@ -97,6 +97,8 @@ def _validate(path: Path, raw: dict[str, Any], registry: Registry, quick: bool) 
     if "study" not in raw:
         raise ConfigError(f"{path}: missing table [study] (with at least name = ...)")
     meta = cfg.build(StudyMeta, raw["study"], f"{path}: [study]", base)
+    for name in meta.reports:
+        registry.get("reports", name, f"{path}: [study] key 'reports'")
     _check_device(path, meta)
     data = cfg.build(DataSettings, raw.get("data", {}), f"{path}: [data]", base)
     if quick and (data.eval_limit is None or data.eval_limit > QUICK_EVAL_LIMIT):

@@ -22,6 +22,7 @@ class StudyMeta:
     device: str = cfg.help_field("auto", "auto (CUDA when present), cpu, cuda, cuda:1, ...")
     dtype: str = cfg.help_field("auto", "auto (fp32 on CPU, bf16 on GPU), float32, bfloat16, float16")
     plugins: list[str] = cfg.help_field([], "local plugin files, relative to the study file")
+    reports: list[str] = cfg.help_field([], "study-level reports to add (steerlab plugins lists them), e.g. transfer")
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():
