@@ -92,9 +92,10 @@ class Lab:
     def eval_prompts(self) -> list[str]:
         if self.study is None:
             raise ConfigError("this lab has no study: no eval prompts")
-        prompts = read_prompts(Path(self.study.data.eval))
-        limit = self.study.data.eval_limit
-        return prompts[:limit] if limit else prompts
+        prompts = self.study.data.select(read_prompts(Path(self.study.data.eval)))
+        if not prompts:
+            raise ConfigError(f"{self.study.data.eval}: no eval prompt falls in split '{self.study.data.split}'")
+        return prompts
 
     def generate(self, prompts: list[str], settings: GenerationSettings | None = None, desc: str = "generate",
                  system: str | None = None) -> list[Generation]:

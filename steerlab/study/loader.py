@@ -11,6 +11,7 @@ first quick run.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -102,7 +103,7 @@ def _validate(path: Path, raw: dict[str, Any], registry: Registry, quick: bool) 
     _check_device(path, meta)
     data = cfg.build(DataSettings, raw.get("data", {}), f"{path}: [data]", base)
     if quick and (data.eval_limit is None or data.eval_limit > QUICK_EVAL_LIMIT):
-        data = DataSettings(eval=data.eval, eval_limit=QUICK_EVAL_LIMIT)
+        data = dataclasses.replace(data, eval_limit=QUICK_EVAL_LIMIT)
     generation = cfg.build(GenerationSettings, raw.get("generation", {}), f"{path}: [generation]", base)
     registry.get("backends", generation.backend, f"{path}: [generation] key 'backend'")
     metrics = _metric_entries(path, raw.get("metrics", {}), registry)

@@ -34,11 +34,23 @@ class StudyMeta:
 @dataclass(frozen=True)
 class DataSettings:
     eval: str = cfg.path_field(help="JSONL of held-out prompts ({'text': ...} per line)", jsonl=("text",))
-    eval_limit: int | None = cfg.help_field(None, "use only the first N eval prompts")
+    eval_limit: int | None = cfg.help_field(None, "use only the first N eval prompts (after the split)")
+    split: str = cfg.help_field("all", "all, dev or test: a stable half of the eval prompts (by a hash of the text), so "
+                                       "settings tuned on dev are reported on test")
 
     def __post_init__(self) -> None:
         if self.eval_limit is not None and self.eval_limit < 1:
             raise ValueError(f"key 'eval_limit' must be >= 1 (got {self.eval_limit})")
+        if self.split not in ("all", "dev", "test"):
+            raise ValueError(f"key 'split' must be 'all', 'dev' or 'test' (got {self.split!r})")
+
+    def select(self, prompts: list[str]) -> list[str]:
+        """The prompts of this split, then the first ``eval_limit`` of them."""
+        import hashlib
+
+        dev = lambda text: int(hashlib.sha256(f"split:{text}".encode()).hexdigest()[:8], 16) < 2**31  # noqa: E731
+        chosen = [p for p in prompts if self.split == "all" or dev(p) == (self.split == "dev")]
+        return chosen[: self.eval_limit] if self.eval_limit else chosen
 
 
 @dataclass(frozen=True)
