@@ -35,7 +35,7 @@ from steerlab_plugins.iav.styles import STYLES
 RISKY_FILE = Path(__file__).with_name("risky_requests.jsonl")
 SPLITS = {"train": 0.6, "judge": 0.2, "eval": 0.2}
 SALT = "iav"
-CANDIDATES, TOKENS = 3, 256
+CANDIDATES, TOKENS = 2, 224  # 2 candidates a side: a CPU-sized build (each pass is ~20 min on 2 cores)
 QUICK_TOKENS, QUICK_PER_SPLIT = 24, {"ordinary": 2, "risky": 1}
 WORDS = {"chosen": (12, 200), "rejected": (2, 80)}  # careless answers are short by design
 MIN_DISTINCT = 0.7

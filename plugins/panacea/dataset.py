@@ -29,7 +29,7 @@ from steerlab.api import (mean_logprobs, BuildRequest, Generation, GenerationSet
 
 SPLITS = {"train": 0.55, "judge": 0.25, "eval": 0.20}
 STYLES_FILE = Path(__file__).with_name("styles.json")  # shipped with the plugin; copied into the data folder
-CANDIDATES = 6
+CANDIDATES = 4  # 4 candidates a style: a CPU-sized build
 MIN_WORDS, MAX_WORDS, MIN_DISTINCT = 12, 160, 0.7
 MIN_MARGIN = 0.05  # nats per token: the own style must explain the answer better than any other
 
