@@ -29,10 +29,9 @@ from pathlib import Path
 
 import torch
 
-from steerlab.api import (Artifact, GenerationSettings, Lab, ResidualVector, Simplex, build_registry, group_losses, load_model,
+from steerlab.api import (DEFAULT_TARGETS, Artifact, GenerationSettings, Lab, ResidualVector, Simplex, build_registry, group_losses, load_model,
                           match_sites)
 from steerlab.model.generation import tokenize_prompts  # benchmarks time core's own pieces
-from steerlab_plugins.panacea.config import DEFAULT_TARGETS
 from steerlab_plugins.panacea.layers import PanaceaAdapter
 
 PROMPTS = ["Why is the sky blue?", "How do bees make honey?", "What is a prime number?", "Why do we dream?",

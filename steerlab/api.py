@@ -32,7 +32,7 @@ from steerlab.run.results import Figure, Record, Section, StudyReport, SweepPoin
 from steerlab.storage import atomic_write_text, read_json, write_json
 from steerlab.study.config import as_dict, help_field, path_field
 from steerlab.study.schema import MethodEntry
-from steerlab.training import GroupSampler, SFTExample, Validation, encode_answer, group_losses, lora_factors, optimise, read_sft, sample_simplex
+from steerlab.training import DEFAULT_TARGETS, GroupSampler, SFTExample, StyleTraining, Validation, encode_answer, group_losses, lora_factors, optimise, read_sft, sample_simplex
 
 __all__ = [
     # plugin hooks and errors
@@ -50,7 +50,7 @@ __all__ = [
     "Generation", "GenerationSettings", "generate", "Activations", "collect",
     "target_logits", "token_logprobs", "row_logprobs", "sequence_logprobs", "mean_logprobs", "kl_per_token",
     # training
-    "SFTExample", "read_sft", "GroupSampler", "group_losses", "optimise", "Validation", "sample_simplex", "seed_everything",
+    "SFTExample", "read_sft", "GroupSampler", "group_losses", "optimise", "Validation", "StyleTraining", "DEFAULT_TARGETS", "sample_simplex", "seed_everything",
     "encode_answer", "lora_factors", "PreferencePair", "read_pairs", "PairSampler",
     # data and dataset builders
     "read_jsonl", "write_jsonl", "read_prompts", "read_labelled", "file_digest", "DatasetSpec", "BuildRequest",

@@ -22,6 +22,38 @@ from steerlab.data.files import read_jsonl
 from steerlab.errors import ConfigError
 from steerlab.model.scoring import Pair, target_logits, token_logprobs
 from steerlab.model.zoo import LoadedModel
+from steerlab.study.config import help_field, path_field
+
+
+DEFAULT_TARGETS = ["blocks.*.attn.*_proj", "blocks.*.mlp.*_proj"]
+
+
+@dataclass(frozen=True)
+class StyleTraining:
+    """Settings every method that fine-tunes on style SFT data shares (Panacea, rewarded soups):
+    a method's Config subclasses it and adds its own."""
+
+    data: str = path_field(help="SFT JSONL: {'prompt', 'style', 'response'} per line", jsonl=("prompt", "style", "response"))
+    dimensions: list[str] = help_field(["helpful", "humorous", "philosophical"], "preference dimensions = styles in the data, in lambda order")
+    targets: list[str] = help_field(DEFAULT_TARGETS, "site patterns of the Linear modules to adapt")
+    steps: int = help_field(120, "optimisation steps (per LoRA for soups: equal token budgets at equal steps)")
+    per_dimension: int = help_field(2, "examples of each dimension in every step")
+    lr: float = help_field(2e-3, "AdamW learning rate")
+    max_tokens: int = help_field(192, "truncate prompt + response to this many tokens")
+    grid_step: float = help_field(0.25, "simplex grid step of the default sweep (0.25: 15 points)")
+    holdout: float = help_field(0.0, "share of prompts held out of training to measure held-out loss per style (0: none)")
+    eval_every: int = help_field(0, "measure held-out loss every N steps and keep the best parameters (0: never)")
+
+    def __post_init__(self) -> None:
+        if len(self.dimensions) < 2 or len(set(self.dimensions)) != len(self.dimensions):
+            raise ValueError("key 'dimensions' needs at least two distinct names")
+        for key in ("steps", "per_dimension", "max_tokens"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"key '{key}' must be >= 1 (got {getattr(self, key)})")
+        if self.lr <= 0:
+            raise ValueError(f"key 'lr' must be > 0 (got {self.lr})")
+        if not 0 <= self.holdout < 0.5 or self.eval_every < 0 or (self.eval_every > 0) != (self.holdout > 0):
+            raise ValueError("keys 'holdout' (0 to 0.5) and 'eval_every' (>= 1) go together: both set or both 0")
 
 
 @dataclass(frozen=True)

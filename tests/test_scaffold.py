@@ -4,9 +4,7 @@ own, so the test venv is untouched), lists, runs in a study and passes its own c
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-import pytest
 
 from steerlab.cli import main
 

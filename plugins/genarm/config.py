@@ -5,9 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from steerlab.api import help_field, path_field
+from steerlab.api import DEFAULT_TARGETS, help_field, path_field
 
-DEFAULT_TARGETS = ["blocks.*.attn.*_proj", "blocks.*.mlp.*_proj"]
 ALPHA_GRID = [0.0, 0.5, 1.0, 1.5, 2.0]  # IAV's grid: 0 base, 0.5 light, 1 standard, 1.5 strong, 2 max
 
 

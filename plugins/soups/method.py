@@ -14,32 +14,21 @@ from pathlib import Path
 
 import torch
 
-from steerlab.api import (Validation, lora_factors, Artifact, BaseMethod, ControlSpace, Delta, GroupSampler, Lab, Simplex, file_digest, group_losses,
-                          help_field, match_sites, optimise, path_field, read_sft)
+from steerlab.api import (StyleTraining, Validation, lora_factors, Artifact, BaseMethod, ControlSpace, Delta, GroupSampler, Lab, Simplex, file_digest, group_losses,
+                          help_field, match_sites, optimise, read_sft)
 
 
 @dataclass(frozen=True)
-class SoupsConfig:
-    data: str = path_field(help="SFT JSONL: {'prompt', 'style', 'response'} per line", jsonl=("prompt", "style", "response"))
-    dimensions: list[str] = help_field(["helpful", "humorous", "philosophical"], "one LoRA per dimension, in lambda order")
+class SoupsConfig(StyleTraining):
+    """The shared style-training settings (one LoRA per dimension, ``steps`` each) and the LoRA's own."""
+
     rank: int = help_field(4, "LoRA rank r")
     alpha: float = help_field(8.0, "LoRA alpha (scaling alpha / r)")
-    targets: list[str] = help_field(["blocks.*.attn.*_proj", "blocks.*.mlp.*_proj"], "site patterns of the Linear modules to adapt")
-    steps: int = help_field(120, "steps per LoRA; with per_dimension this matches Panacea's token budget")
-    per_dimension: int = help_field(2, "examples per step")
-    lr: float = help_field(2e-3, "AdamW learning rate")
-    max_tokens: int = help_field(192, "truncate prompt + response to this many tokens")
-    grid_step: float = help_field(0.25, "simplex grid step of the default sweep")
-    holdout: float = help_field(0.0, "share of prompts held out of training to measure each LoRA's held-out loss (0: none)")
-    eval_every: int = help_field(0, "measure held-out loss every N steps and keep each LoRA's best parameters (0: never)")
 
     def __post_init__(self) -> None:
-        if len(self.dimensions) < 2:
-            raise ValueError("key 'dimensions' needs at least two names")
-        if min(self.rank, self.steps, self.per_dimension, self.max_tokens) < 1 or self.lr <= 0:
-            raise ValueError("rank, steps, per_dimension, max_tokens must be >= 1 and lr > 0")
-        if not 0 <= self.holdout < 0.5 or self.eval_every < 0 or (self.eval_every > 0) != (self.holdout > 0):
-            raise ValueError("keys 'holdout' (0 to 0.5) and 'eval_every' (>= 1) go together: both set or both 0")
+        super().__post_init__()
+        if self.rank < 1:
+            raise ValueError(f"key 'rank' must be >= 1 (got {self.rank})")
 
 
 def train_lora(lab: Lab, config: SoupsConfig, sampler: GroupSampler, dimension: str,

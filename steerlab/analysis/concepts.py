@@ -115,7 +115,7 @@ def compare_concepts(results: RunResults, study: Study, layout: RunLayout) -> di
                 continue
             row = {"method": entry.name, "kind": entry.method, "concept": concept, "control": chosen, "n_test": len(test),
                    **{k: float(np.mean([s[k] for _, s in test])) for k in ("concept_score", "instruction", "fluency", "harmonic")},
-                   **{k: method.summary.get(k, float("nan")) for k in ("train_seconds", "train_tokens", "decode_tokens_per_s", "extra_memory_mb")}}
+                   **{k: method.cost.get(k, float("nan")) for k in ("train_seconds", "train_tokens", "decode_tokens_per_s", "extra_memory_mb")}}
             rows.append(row)
             ordered = sorted(test, key=lambda rs: rs[1]["harmonic"])
             samples[f"{entry.name}:{concept}"] = {"best": _sample(ordered[-1]), "worst": _sample(ordered[0])}

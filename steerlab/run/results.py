@@ -111,8 +111,8 @@ class SweepResult:
     timing: dict[str, float] = field(default_factory=dict)  # decode seconds, tokens, tokens/s of the generated rows
 
     def summary(self) -> dict[str, float]:
-        """``{score@label: mean}``: the flat per-control summary, and the decode timing."""
-        return {**{f"{k}@{p.label}": v for p in self.points for k, v in p.scores.items()}, **self.timing}
+        """``{score@label: mean}``: the flat per-control summary."""
+        return {f"{k}@{p.label}": v for p in self.points for k, v in p.scores.items()}
 
     def to_json(self) -> dict[str, Any]:
         return {"points": [asdict(p) for p in self.points], "records": [asdict(r) for r in self.records], "timing": self.timing}
@@ -160,14 +160,16 @@ class MethodResult:
     points: list[SweepPoint]
     records: list[Record]
     analysis: Section = field(default_factory=Section)
+    cost: dict[str, float] = field(default_factory=dict)  # wall-clock and memory: not reproducible like the scores
 
     @classmethod
     def from_json(cls, name: str, data: Any, where: str) -> "MethodResult":
         data = _dict(data, where)
-        sweep = SweepResult.from_json(data, where)
+        points = [SweepPoint.from_json(p, f"{where}.points[{i}]") for i, p in enumerate(_list(data.get("points"), f"{where}.points"))]
+        records = [Record.from_json(r, f"{where}.records[{i}]") for i, r in enumerate(_list(data.get("records"), f"{where}.records"))]
         return cls(name, _str(data.get("method"), f"{where}.method"), _dict(data.get("controls"), f"{where}.controls"),
-                   _numbers(data.get("summary", {}), f"{where}.summary"), sweep.points, sweep.records,
-                   Section.from_json(data.get("analysis", {}), f"{where}.analysis"))
+                   _numbers(data.get("summary", {}), f"{where}.summary"), points, records,
+                   Section.from_json(data.get("analysis", {}), f"{where}.analysis"), _numbers(data.get("cost", {}), f"{where}.cost"))
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)

@@ -177,8 +177,8 @@ def run_method(lab: Lab, entry: MethodEntry) -> MethodResult:
     sweep_png = lab.layout.figure(f"{entry.name}_sweep")
     if entry.space.plot_sweep(f"{entry.name}: mean score per {entry.space.label}", _plot_points(entry, result), sweep_png):
         analysis.figures.insert(0, Figure(lab.layout.relative(sweep_png), f"{entry.name}: mean scores against {entry.space.label}"))
-    return MethodResult(entry.name, entry.method, entry.space.describe(), {**result.summary(), **cost(artifact), **analysis.summary},
-                        result.points, result.records, analysis)
+    return MethodResult(entry.name, entry.method, entry.space.describe(), {**result.summary(), **analysis.summary},
+                        result.points, result.records, analysis, {**cost(artifact), **result.timing})
 
 
 def cost(artifact: Artifact) -> dict[str, float]:

@@ -75,7 +75,7 @@ def sweep(lab: Lab, method: Steers, entry: MethodEntry, artifact: Artifact) -> S
     points = [SweepPoint.from_records(space.to_json(c), space.key(c), [ordered[r] for r, (ci, _) in enumerate(rows) if ci == k])
               for k, c in enumerate(entry.controls)]
     seconds, tokens = sum(t[0] for t in timing.values()), sum(t[1] for t in timing.values())
-    return SweepResult(points, ordered, {"decode_seconds": seconds, "decode_tokens": float(tokens),
+    return SweepResult(points, ordered, {"decode_seconds": float(seconds), "decode_tokens": float(tokens),
                                          "decode_tokens_per_s": tokens / seconds if seconds else float("nan")})
 
 
