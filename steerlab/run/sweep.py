@@ -55,8 +55,7 @@ def sweep(lab: Lab, method: Steers, entry: MethodEntry, artifact: Artifact) -> S
     fresh = sorted((r for r in range(len(rows)) if r not in reused), key=lambda r: (lengths[r], r))
     plan = list(batches(fresh, lab.settings.batch_size)) + list(batches(sorted(reused), lab.settings.batch_size))
     checkpoint = lab.layout.sweep_partial(entry.name)
-    done = _load_partial(checkpoint, _plan_key(entry, texts, plan))
-    timing = done.pop("timing", {}) if isinstance(done.get("timing"), dict) else {}
+    done, timing = _load_partial(checkpoint, _plan_key(entry, texts, plan))
     records: dict[int, Record] = {}
     for index, batch in enumerate(lab.progress(plan, f"{entry.name} sweep", len(plan))):
         if str(index) not in done:
@@ -65,7 +64,7 @@ def sweep(lab: Lab, method: Steers, entry: MethodEntry, artifact: Artifact) -> S
             done[str(index)] = [asdict(r) for r in answered]
             if tokens:
                 timing[str(index)] = [seconds, tokens]
-            write_json(checkpoint, {"plan": _plan_key(entry, texts, plan), "batches": {**done, "timing": timing}}, indent=None)
+            write_json(checkpoint, {"plan": _plan_key(entry, texts, plan), "batches": done, "timing": timing}, indent=None)
         try:
             for r, data in zip(batch, done[str(index)], strict=True):
                 records[r] = Record.from_json(data, f"batch {index}")
@@ -158,14 +157,15 @@ def _plan_key(entry: MethodEntry, texts: list[str], plan: list[list[int]]) -> st
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _load_partial(path: Any, key: str) -> dict[str, list[dict[str, Any]]]:
-    """Finished batches of an interrupted sweep, if they belong to this very plan."""
+def _load_partial(path: Any, key: str) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[float]]]:
+    """Finished batches of an interrupted sweep (and their decode timing), if they belong to this
+    very plan."""
     if not path.exists():
-        return {}
+        return {}, {}
     data = read_json_object(path, "sweep checkpoint", ("plan", "batches"))
-    if not isinstance(data["batches"], dict):
-        raise ConfigError(f"{path}: corrupt sweep checkpoint ('batches' is not an object); delete it to redo the sweep")
+    if not isinstance(data["batches"], dict) or not isinstance(data.get("timing", {}), dict):
+        raise ConfigError(f"{path}: corrupt sweep checkpoint ('batches' or 'timing' is not an object); delete it to redo the sweep")
     if data["plan"] != key:
         print(f"steerlab: {path}: made for another sweep plan; the sweep restarts", file=sys.stderr)
-        return {}
-    return data["batches"]
+        return {}, {}
+    return data["batches"], data.get("timing", {})
