@@ -27,7 +27,9 @@ from steerlab.model.sites import Site, match_sites, resolve
 from steerlab.model.zoo import LoadedModel, load_model
 from steerlab.plugin import build_registry
 from steerlab.preferences import PairSampler, PreferencePair, read_pairs
+from steerlab.gguf import export_control_vector
 from steerlab.run.lab import Lab, seed_everything
+from steerlab.run.layout import RunLayout
 from steerlab.run.results import Figure, Record, Section, StudyReport, SweepPoint, SweepResult
 from steerlab.storage import atomic_write_text, read_json, write_json
 from steerlab.study.config import as_dict, help_field, path_field
@@ -40,7 +42,7 @@ __all__ = [
     # the method contract
     "BaseMethod", "SteeringMethod", "NoConfig", "MethodEntry", "Lab", "Artifact", "ResidualVector",
     "Control", "ControlSpace", "Scalar", "Simplex", "Fixed", "finite_number",
-    "Section", "Figure", "SweepResult", "SweepPoint", "Record", "StudyReport",
+    "Section", "Figure", "SweepResult", "SweepPoint", "Record", "StudyReport", "RunLayout", "export_control_vector",
     # metrics and inspectors
     "BaseMetric", "Metric", "MetricContext", "Sample", "Inspector", "word_count", "distinct_ngrams",
     # config fields

@@ -93,3 +93,15 @@ def test_steering_acts_on_every_generated_token_under_the_kv_cache(tiny_llama):
     assert cached != base
     assert 1 in seen_lengths  # decode steps were steered
     assert ids[0, -len(cached):].tolist() == cached
+
+
+def test_a_static_kv_cache_gives_the_same_steered_greedy_tokens_as_the_dynamic_one(tiny_llama):
+    """The static cache (what a compiled GPU decode needs) keeps the hooks: same steered tokens."""
+    engine, v = HookEngine(tiny_llama.hf), 3 * torch.randn(64)
+    prompts = [tiny_llama.format_prompt(p) for p in ("Tell me a story", "Hi")]
+    with engine.edit({"blocks.1.resid_post": add_vector(v)}):
+        dynamic = generate(tiny_llama, prompts, GenerationSettings(max_new_tokens=10, batch_size=2))
+        static = generate(tiny_llama, prompts, GenerationSettings(max_new_tokens=10, batch_size=2, cache="static"))
+    unsteered = generate(tiny_llama, prompts, GenerationSettings(max_new_tokens=10, batch_size=2, cache="static"))
+    assert [g.output_ids for g in static] == [g.output_ids for g in dynamic]
+    assert [g.output_ids for g in static] != [g.output_ids for g in unsteered]

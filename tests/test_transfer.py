@@ -296,3 +296,5 @@ controls = [-0.4, 0.0, 0.4]
     report = results["reports"]["transfer"]
     assert "H1" in report["markdown"] and "H3" in report["markdown"]
     assert "## Report `transfer`" in (run_dir / "report.md").read_text()
+    assert sorted(report["data"]["exports"]) == ["exports/native_small.gguf", "exports/native_wide.gguf", "exports/wide_to_small.gguf"]
+    assert all((run_dir / p).stat().st_size > 0 for p in report["data"]["exports"])

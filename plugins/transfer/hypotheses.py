@@ -25,9 +25,9 @@ import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from steerlab.api import Figure, Section, atomic_write_text, markdown_table, new_figure, read_json, save_figure
+from steerlab.api import Artifact, ConfigError, Figure, RunLayout, Section, atomic_write_text, export_control_vector, markdown_table, new_figure, read_json, save_figure
 
 from steerlab_plugins.transfer.analysis import best, length_success
 
@@ -228,16 +228,42 @@ class TransferReport:
     name = "transfer"
     description = "H1 / H2 / H3 per direction, the transfer matrix and success-vs-strength curves"
 
-    def section(self, results: Any, figures: Path, relative: Callable[[Path], str]) -> Section | None:
+    def section(self, results: Any, layout: RunLayout) -> Section | None:
         views = entry_views(results.to_json())
         if not views:
             return None
         text, drawn = render(views), []
         for stem, draw, caption in (("transfer_matrix", transfer_matrix, "Transfer matrix: best success per source -> target and method"),
                                     ("transfer_success", success_curves, "Length-direction success against strength")):
-            if draw(views, figures / f"{stem}.png"):
-                drawn.append(Figure(relative(figures / f"{stem}.png"), caption))
-        return Section(markdown=text, figures=drawn)
+            if draw(views, layout.figure(stem)):
+                drawn.append(Figure(layout.relative(layout.figure(stem)), caption))
+        exported = export_vectors(results, layout)
+        if exported:
+            text += (f"\n\nEvery vector as a llama.cpp control vector (strength {EXPORT_STRENGTH} baked in; `--control-vector FILE` "
+                     "in llama.cpp, or `steerlab import gguf FILE --model NAME`): " + ", ".join(f"`{p}`" for p in exported) + "\n")
+        return Section(markdown=text, figures=drawn, data={"exports": exported})
+
+
+EXPORT_STRENGTH = 0.2
+
+
+def export_vectors(results: Any, layout: RunLayout) -> list[str]:
+    """``exports/NAME.gguf`` for every entry whose artifact declares a residual vector."""
+    out = []
+    for name in results.methods:
+        folder = layout.method(name)
+        if not Artifact.exists(folder):
+            continue
+        artifact = Artifact.load(folder)
+        if not artifact.vectors or artifact.header is None:
+            continue
+        path = layout.root / "exports" / f"{name}.gguf"
+        try:
+            export_control_vector(artifact, artifact.header.model, path, EXPORT_STRENGTH)
+        except ConfigError:
+            continue  # a site llama.cpp cannot steer (block 0's output): nothing to export
+        out.append(layout.relative(path))
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -185,7 +185,7 @@ class StudyReport(Protocol):
     name: str
     description: str
 
-    def section(self, results: "RunResults", figures: Path, relative: Any) -> Section | None: ...
+    def section(self, results: "RunResults", layout: Any) -> Section | None: ...  # layout: the run's RunLayout
 
 
 @dataclass

@@ -221,7 +221,7 @@ def compare_all(results: RunResults, study: Study, layout: RunLayout, registry: 
     if study.compare.concepts:
         results.concepts = compare_concepts(results, study, layout)
     for name in study.meta.reports:
-        section = registry.reports[name].section(results, layout.figures, layout.relative)
+        section = registry.reports[name].section(results, layout)
         if section is not None:
             results.reports[name] = section
 
