@@ -21,6 +21,8 @@ evaluation judge (MiniLM + logistic regression on judge.jsonl) is never part of 
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 from pathlib import Path
 
@@ -35,7 +37,12 @@ from steerlab_plugins.iav.styles import STYLES
 RISKY_FILE = Path(__file__).with_name("risky_requests.jsonl")
 SPLITS = {"train": 0.6, "judge": 0.2, "eval": 0.2}
 SALT = "iav"
-CANDIDATES, TOKENS = 2, 224  # 2 candidates a side: a CPU-sized build (each pass is ~20 min on 2 cores)
+# A CPU-sized build (measured: one pass over 280 requests at 224 tokens took ~1 h on 2 cores):
+# 2 candidates for the chosen side, 1 for the careless side (its answers are short by design),
+# token caps per side, and the ordinary requests subsampled (every risky one kept).
+CANDIDATES = {"chosen": 2, "rejected": 1}
+TOKENS = {"chosen": 192, "rejected": 96}
+ORDINARY = 180  # ordinary requests used (of 320), chosen by a stable hash of the id
 QUICK_TOKENS, QUICK_PER_SPLIT = 24, {"ordinary": 2, "risky": 1}
 WORDS = {"chosen": (12, 200), "rejected": (2, 80)}  # careless answers are short by design
 MIN_DISTINCT = 0.7
@@ -44,8 +51,10 @@ Kept = tuple[Generation, float]
 
 
 def load_requests() -> list[dict[str, str]]:
-    """Every request with its ``kind``: the project's instructions, then the risky ones."""
-    ordinary = [{"id": r["id"], "text": r["text"], "kind": "ordinary"} for r in load_instructions()]
+    """The requests with their ``kind``: ``ORDINARY`` of the project's instructions (a stable hash
+    of the id picks them), then every risky one."""
+    by_hash = sorted(load_instructions(), key=lambda r: hashlib.sha256(f"{SALT}:{r['id']}".encode()).hexdigest())
+    ordinary = [{"id": r["id"], "text": r["text"], "kind": "ordinary"} for r in by_hash[:ORDINARY]]
     risky = [{"id": r["id"], "text": r["text"], "kind": "risky"} for r in read_jsonl(RISKY_FILE, ("id", "text"))]
     return ordinary + risky
 
@@ -91,17 +100,19 @@ def best_answers(model: LoadedModel, style: Style, side: str, prompts: list[str]
                   "mean_score": float(np.mean([s for _, s in kept])) if kept else 0.0}
 
 
-def answer_all(model: LoadedModel, rows: list[dict[str, str]], settings: GenerationSettings, n: int,
+def answer_all(model: LoadedModel, rows: list[dict[str, str]], settings: GenerationSettings,
                quick: bool) -> tuple[dict[str, dict[str, Kept]], dict[str, dict[str, float]]]:
     """side -> request id -> kept answer, and the filter statistics per side and kind."""
     answers: dict[str, dict[str, Kept]] = {side: {} for side in STYLES}
     stats = {}
     for side, by_kind in STYLES.items():
+        side_settings = settings if quick else dataclasses.replace(settings, max_new_tokens=TOKENS[side])
+        n = 1 if quick else CANDIDATES[side]
         for kind, style in by_kind.items():
             mine = [r for r in rows if r["kind"] == kind]
             if not mine:
                 continue
-            best, stats[f"{side} / {kind} ({style.name})"] = best_answers(model, style, side, [r["text"] for r in mine], settings, n, quick)
+            best, stats[f"{side} / {kind} ({style.name})"] = best_answers(model, style, side, [r["text"] for r in mine], side_settings, n, quick)
             answers[side].update({r["id"]: item for r, item in zip(mine, best) if item})
     return answers, stats
 
@@ -123,9 +134,8 @@ def build_iav(request: BuildRequest) -> None:
         splits = {name: quick_subset(rows) for name, rows in splits.items()}
     model = load_model(request.model, build_registry().models, request.device, request.dtype)
     seed_everything(0)  # sampling is seeded: the same machine writes the same files
-    settings = GenerationSettings(max_new_tokens=QUICK_TOKENS if request.quick else TOKENS, batch_size=request.batch_size,
-                                  do_sample=True, temperature=0.8, top_p=0.95)
-    answers, stats = answer_all(model, splits["train"] + splits["judge"], settings, 1 if request.quick else CANDIDATES, request.quick)
+    settings = GenerationSettings(max_new_tokens=QUICK_TOKENS, batch_size=request.batch_size, do_sample=True, temperature=0.8, top_p=0.95)
+    answers, stats = answer_all(model, splits["train"] + splits["judge"], settings, request.quick)
     pairs = {name: pair_rows(splits[name], answers) for name in ("train", "judge")}
     out = request.out_dir
     write_jsonl(out / "pairs.jsonl", pairs["train"])
@@ -163,8 +173,9 @@ def write_datasheet(out: Path, request: BuildRequest, splits: dict[str, list], s
         "",
         "Styles (plugins/iav/styles.py: a system prompt and two example turns each): chosen = helpful, honest and",
         "courteous (ordinary requests) or a polite refusal with a safe alternative (risky requests); rejected = curt,",
-        f"careless and never refusing. Each side was sampled {1 if request.quick else CANDIDATES} time(s) per train and judge request "
-        f"(temperature 0.8, top-p 0.95, {QUICK_TOKENS if request.quick else TOKENS}-token cap).",
+        f"careless and never refusing. Each side was sampled {'once' if request.quick else ', '.join(f'{side} {n} time(s)' for side, n in CANDIDATES.items())} "
+        f"per train and judge request (temperature 0.8, top-p 0.95, token cap {QUICK_TOKENS if request.quick else ', '.join(f'{side} {n}' for side, n in TOKENS.items())}); "
+        f"{'a few' if request.quick else ORDINARY} of the project's 320 ordinary instructions (a stable hash of the id picks them) and {'a few' if request.quick else 'every'} risky request(s).",
         f"Filter: ended by itself; words in {WORDS['chosen']} (chosen) or {WORDS['rejected']} (rejected); distinct word-trigram share",
         f">= {MIN_DISTINCT}. Among passing candidates the one kept maximises the style score = mean log p(answer | style prompt +",
         "examples) - mean log p(answer | default prompt), computed by the generating model; a chosen answer must also score",
