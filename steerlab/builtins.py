@@ -19,6 +19,7 @@ from steerlab.inspect.vector import VectorInspector
 from steerlab.method import BaseMethod
 from steerlab.metrics.builtin import FluencyMetric, KLMetric, LengthMetric, RelevanceMetric, SimilarityMetric
 from steerlab.metrics.judge import JudgeMetric
+from steerlab.metrics.likelihood import LikelihoodJudgeMetric
 from steerlab.model.backends import HFGenerate
 from steerlab.model.zoo import builtin_models
 from steerlab.vectors import VectorMethod
@@ -51,7 +52,7 @@ def steerlab_methods(register: Callable[[Any], None]) -> None:
 
 @hookimpl
 def steerlab_metrics(register: Callable[[Any], None]) -> None:
-    for metric in (LengthMetric(), FluencyMetric(), KLMetric(), SimilarityMetric(), RelevanceMetric(), JudgeMetric()):
+    for metric in (LengthMetric(), FluencyMetric(), KLMetric(), SimilarityMetric(), RelevanceMetric(), JudgeMetric(), LikelihoodJudgeMetric()):
         register(metric)
 
 

@@ -57,3 +57,21 @@ def test_usable_range_stops_at_the_first_disfluent_control():
     rows = [SweepPoint(c, f"{c:+g}", 1, {"perplexity": p, "distinct3": d}) for c, p, d in
             [(-0.4, 9.0, 0.9), (-0.2, 2.0, 0.9), (0.0, 2.0, 0.9), (0.2, 3.0, 0.8), (0.4, 3.5, 0.2)]]
     assert usable_range(rows) == (-0.2, 0.2)
+
+
+def test_the_likelihood_judge_gives_a_posterior_over_styles_whatever_the_batching(tiny_llama, registry, tmp_path):
+    """p(style | request, answer) sums to 1 over the styles and does not depend on the batch size."""
+    import json
+    from pathlib import Path
+
+    from steerlab.metrics.likelihood import posteriors, read_systems
+    from steerlab.run.lab import Lab
+
+    styles = tmp_path / "styles.json"
+    styles.write_text(json.dumps({"echo": {"system": "zzzz zzzz zzzz"}, "other": {"system": "Be kind."}}))
+    systems = read_systems(Path(styles))
+    lab = Lab.for_model(tiny_llama, registry, tmp_path)
+    probs = posteriors(lab, systems, ["Why?", "Hi"], ["zzzz zzzz", "zzzz"], batch_size=1)
+    assert probs.shape == (2, 2) and np.allclose(probs.sum(1), 1.0)
+    batched = posteriors(lab, systems, ["Why?", "Hi"], ["zzzz zzzz", "zzzz"], batch_size=8)
+    np.testing.assert_allclose(batched, probs, atol=1e-4)

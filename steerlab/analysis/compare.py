@@ -39,30 +39,45 @@ def method_coordinates(results: RunResults, study: Study, axes: list[str]) -> di
 
 
 def compare(results: RunResults, study: Study, layout: RunLayout) -> dict[str, Any]:
-    """Fill each method's front summary; return the comparison block (figures relative to the run)."""
-    axes = study.pareto.axes
+    """The comparison block on ``[pareto] axes``, and on ``also`` (a second judge's axes) under
+    ``block["also"]``; front measures go into each method's summary (``hypervolume``, and
+    ``hypervolume[lm]`` for the second set)."""
+    block = compare_on(results, study, layout, study.pareto.axes, "")
+    if study.pareto.also:
+        block["also"] = compare_on(results, study, layout, study.pareto.also, _short_prefix(study.pareto.also))
+    return block
+
+
+def _short_prefix(axes: list[str]) -> str:
+    return axes[0].split(".")[0] if "." in axes[0] else "also"
+
+
+def compare_on(results: RunResults, study: Study, layout: RunLayout, axes: list[str], tag: str) -> dict[str, Any]:
+    """Fill each method's front summary on ``axes``; return the comparison block (figures relative to the run)."""
+    key = (lambda k: f"{k}[{tag}]") if tag else (lambda k: k)  # noqa: E731
+    stem = (lambda s: f"{s}_{tag}") if tag else (lambda s: s)  # noqa: E731
     coords = method_coordinates(results, study, axes)
     pts = {}
     for name, method in results.methods.items():
         scores = [p.scores for p in method.points]
-        method.summary.update(pareto.front_summary(coords[name], scores, axes))
+        method.summary.update({key(k): v for k, v in pareto.front_summary(coords[name], scores, axes).items()})
         pts[name] = pareto.points(scores, axes)
     anchor = study.pareto.anchor if study.pareto.anchor in pts else next(iter(pts))
-    block: dict[str, Any] = {"axes": axes, "anchor": anchor, "versus": {}, "figures": []}
+    block: dict[str, Any] = {"axes": axes, "anchor": anchor, "versus": {}, "figures": [], "tag": tag}
     for other in pts:
         if other != anchor:
             block["versus"][other] = {
                 "coverage_of_other": pareto.coverage(pts[anchor], pts[other]),
                 "coverage_by_other": pareto.coverage(pts[other], pts[anchor]),
-                "hypervolume_ratio": _ratio(results.methods[anchor].summary["hypervolume"], results.methods[other].summary["hypervolume"]),
+                "hypervolume_ratio": _ratio(results.methods[anchor].summary[key("hypervolume")], results.methods[other].summary[key("hypervolume")]),
             }
     corners = {n: pareto.corner_effects(coords[n], [p.scores for p in m.points], axes) for n, m in results.methods.items()}
     block["corners"] = {k: v for k, v in corners.items() if v}
-    figures = [_plot_projections(pts, axes, layout.figure("fronts_pairwise"))]
+    figures = [_plot_projections(pts, axes, layout.figure(stem("fronts_pairwise")))]
     if len(axes) == 3:
-        figures.append(_plot_ternary(results.methods, axes, layout.figure("fronts_ternary")))
-    figures.append(_plot_hypervolume(results.methods, layout.figure("hypervolume")))
-    figures.append(_plot_edges(results.methods, coords, axes, layout.figure("simplex_edges")))
+        figures.append(_plot_ternary(results.methods, axes, layout.figure(stem("fronts_ternary"))))
+    figures.append(_plot_hypervolume(results.methods, layout.figure(stem("hypervolume")), key("hypervolume")))
+    figures.append(_plot_edges(results.methods, coords, axes, layout.figure(stem("simplex_edges"))))
     block["figures"] = [{"path": layout.relative(path), "caption": caption} for path, caption in figures if path is not None]
     return block
 
@@ -115,9 +130,9 @@ def _plot_ternary(methods: dict[str, MethodResult], axes: list[str], path: Path)
     return path, "Ternary view: where each control lands in style space"
 
 
-def _plot_hypervolume(methods: dict[str, MethodResult], path: Path) -> tuple[Path, str]:
+def _plot_hypervolume(methods: dict[str, MethodResult], path: Path, key: str = "hypervolume") -> tuple[Path, str]:
     names = list(methods)
-    values = [methods[n].summary["hypervolume"] for n in names]
+    values = [methods[n].summary[key] for n in names]
     fig, ax = new_figure(width=5.0, height=3.5)
     ax.bar(names, values, color=[f"C{k}" for k in range(len(names))])
     ax.set_ylabel("hypervolume (reference 0)")

@@ -86,9 +86,12 @@ def _nan_note(results: RunResults) -> str:
 
 
 def comparison_section(results: RunResults, comparison: dict[str, Any]) -> list[str]:
+    tag = comparison.get("tag", "")
+    key = (lambda k: f"{k}[{tag}]") if tag else (lambda k: k)  # noqa: E731
     axes = ", ".join(f"`{a}`" for a in comparison["axes"])
-    rows = [[name, *[m.summary.get(k, float("nan")) for k in FRONT_KEYS]] for name, m in results.methods.items()]
-    out = ["## Comparison", "", f"Each control of each method is one point: its mean {axes} over the eval prompts.", "",
+    rows = [[name, *[m.summary.get(key(k), float("nan")) for k in FRONT_KEYS]] for name, m in results.methods.items()]
+    title = f"## Comparison on {axes}" if tag else "## Comparison"
+    out = [title, "", f"Each control of each method is one point: its mean {axes} over the eval prompts.", "",
            markdown_table(["method", *FRONT_KEYS], rows), ""]
     anchor = comparison["anchor"]
     versus = [[other, v["coverage_of_other"], v["coverage_by_other"], v["hypervolume_ratio"]] for other, v in comparison["versus"].items()]
@@ -103,6 +106,8 @@ def comparison_section(results: RunResults, comparison: dict[str, Any]) -> list[
                 for name, corner in comparison["corners"].items() for r in corner]
         out += [markdown_table(["method", "style", "own corner", "other corners", "gap"], rows), ""]
     out += figures_markdown([Figure(f["path"], f["caption"]) for f in comparison["figures"]])
+    if comparison.get("also"):
+        out += comparison_section(results, comparison["also"])
     return out
 
 

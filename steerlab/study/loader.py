@@ -156,11 +156,14 @@ def _check_pareto(path: Path, pareto: ParetoSettings, metrics: list[MetricEntry]
     if pareto.anchor and pareto.anchor not in {m.name for m in methods}:
         raise ConfigError(f"{where} key 'anchor': no method '{pareto.anchor}' in this study")
     produced = [k for m in metrics for k in registry.metrics[m.name].outputs(m.config)]
-    missing = [a for a in pareto.axes if a not in produced]
-    if missing:
-        raise ConfigError(f"{where} key 'axes': no metric in use produces '{missing[0]}' (produced: {', '.join(produced) or 'none'})")
-    if pareto.axes and len(pareto.axes) < 2:
-        raise ConfigError(f"{where} key 'axes': a front needs at least two axes, got {pareto.axes}")
+    for key, axes in (("axes", pareto.axes), ("also", pareto.also)):
+        missing = [a for a in axes if a not in produced]
+        if missing:
+            raise ConfigError(f"{where} key '{key}': no metric in use produces '{missing[0]}' (produced: {', '.join(produced) or 'none'})")
+        if axes and len(axes) < 2:
+            raise ConfigError(f"{where} key '{key}': a front needs at least two axes, got {axes}")
+    if pareto.also and not pareto.axes:
+        raise ConfigError(f"{where} key 'also': give 'axes' first")
 
 
 def _check_compare(path: Path, compare: CompareSettings, metrics: list[MetricEntry], methods: list[MethodEntry], registry: Registry) -> None:

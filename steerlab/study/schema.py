@@ -57,6 +57,7 @@ class DataSettings:
 class ParetoSettings:
     axes: list[str] = cfg.help_field([], "score names forming the front, e.g. judge.helpful (empty: no comparison)")
     anchor: str = cfg.help_field("", "method compared against every other (default: the first)")
+    also: list[str] = cfg.help_field([], "a second set of axes (a second judge's scores, e.g. lm.helpful) compared the same way")
 
 
 @dataclass(frozen=True)
