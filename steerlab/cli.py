@@ -1,4 +1,4 @@
-"""``steerlab run | plugins | generate | inspect | data | export | import`` — the command line.
+"""``steerlab run | plugins | generate | inspect | data | export | import | compare | new-plugin``.
 
 Bad input (``ConfigError``) prints one line naming the file, key and expectation, exit code 2.
 """
@@ -13,12 +13,21 @@ from typing import Any
 from steerlab.errors import ConfigError
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line and exit 2 like every other bad input (no usage dump;
+    ``-h`` still prints the full help)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"steerlab: error: {self.prog}: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def _add_plugin_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plugin", action="append", default=[], metavar="FILE", help="load a local plugin file (repeatable)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="steerlab", description="A plugin-based mechanistic steering lab.")
+    parser = OneLineParser(prog="steerlab", description="A plugin-based mechanistic steering lab.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run a TOML study")
@@ -227,7 +236,10 @@ def glue_control_values(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = glue_control_values(list(sys.argv[1:] if argv is None else argv))
-    args, rest = build_parser().parse_known_args(argv)
+    try:
+        args, rest = build_parser().parse_known_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
     try:
         if args.command == "inspect":
             return cmd_inspect(args, rest)

@@ -243,3 +243,10 @@ def test_generate_rejects_bad_flags(pristine, capsys, argv, words):
 
 def test_resume_of_something_that_is_not_a_run(tmp_path, capsys):
     assert "not a run folder" in one_error_line(capsys, ["run", "--resume", str(tmp_path)])
+
+
+@pytest.mark.parametrize("argv", [["generate", "x", "Why?", "--max-new-tokens", "abc"], ["run"], ["nonsense"], ["inspect"]])
+def test_a_malformed_command_line_is_one_line_and_exit_2(argv, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("steerlab: error:"), err

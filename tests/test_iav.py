@@ -243,3 +243,15 @@ def test_the_judge_scores_a_win_against_the_unsteered_answer_with_ties_at_one_ha
     assert [r["judge.rejected.win"] for r in rows] == [1.0, 0.0, 0.5]
     assert [r["judge.chosen.win"] for r in rows] == [0.0, 1.0, 0.5]
     assert wins(["a"], np.array([0.3]), np.array([0.3]), same_text=False) == {"judge.a.win": 0.5}
+
+
+def test_every_split_of_the_iav_requests_holds_ordinary_and_risky_requests():
+    """Regression: subsampling the ordinary requests by the split's own hash put all of them in train."""
+    from steerlab.api import split_by_id
+    from steerlab_plugins.iav.dataset import ORDINARY, SALT, SPLITS, load_requests
+
+    rows = load_requests()
+    assert sum(r["kind"] == "ordinary" for r in rows) == ORDINARY
+    for name, split in split_by_id(rows, SPLITS, salt=SALT).items():
+        kinds = [r["kind"] for r in split]
+        assert kinds.count("ordinary") > 0.1 * ORDINARY and kinds.count("risky") > 0, (name, kinds.count("ordinary"), kinds.count("risky"))

@@ -42,7 +42,7 @@ SALT = "iav"
 # token caps per side, and the ordinary requests subsampled (every risky one kept).
 CANDIDATES = {"chosen": 2, "rejected": 1}
 TOKENS = {"chosen": 192, "rejected": 96}
-ORDINARY = 180  # ordinary requests used (of 320), chosen by a stable hash of the id
+ORDINARY = 150  # ordinary requests used (of 320), chosen by a stable hash of the id (another salt than the split's)
 QUICK_TOKENS, QUICK_PER_SPLIT = 24, {"ordinary": 2, "risky": 1}
 WORDS = {"chosen": (12, 200), "rejected": (2, 80)}  # careless answers are short by design
 MIN_DISTINCT = 0.7
@@ -53,7 +53,8 @@ Kept = tuple[Generation, float]
 def load_requests() -> list[dict[str, str]]:
     """The requests with their ``kind``: ``ORDINARY`` of the project's instructions (a stable hash
     of the id picks them), then every risky one."""
-    by_hash = sorted(load_instructions(), key=lambda r: hashlib.sha256(f"{SALT}:{r['id']}".encode()).hexdigest())
+    # The subset's hash must not be the split's: the lowest split hashes would all fall in train.
+    by_hash = sorted(load_instructions(), key=lambda r: hashlib.sha256(f"{SALT}-subset:{r['id']}".encode()).hexdigest())
     ordinary = [{"id": r["id"], "text": r["text"], "kind": "ordinary"} for r in by_hash[:ORDINARY]]
     risky = [{"id": r["id"], "text": r["text"], "kind": "risky"} for r in read_jsonl(RISKY_FILE, ("id", "text"))]
     return ordinary + risky
