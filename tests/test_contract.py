@@ -104,3 +104,23 @@ def test_evaluate_returns_a_record_for_every_prompt_and_control(case):
     assert all(isinstance(v, float) for v in result.summary().values())
     neutral = [r for r in result.records if controls["neutral"] is not None and r.label == entry.space.key(controls["neutral"])]
     assert all(r.scores["kl"] == 0.0 for r in neutral)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_generate_takes_one_control_flag_for_every_builtin_method(name, study_dir, capsys):
+    """`steerlab generate RUN --control TEXT` for every method, read by the method's own control space."""
+    import os
+
+    from steerlab.cli import main
+
+    text = (study_dir / "tiny.toml").read_text().split("[methods.actdiff]")[0]
+    text = text.replace('use = ["length", "fluency", "kl", "similarity", "judge"]', 'use = ["length"]').replace("max_new_tokens = 6", "max_new_tokens = 2")
+    path = study_dir / f"gen_{name}.toml"
+    path.write_text(text + f"[methods.{name}]\n{CASES[name]['table']}\n")
+    out = study_dir / "runs"
+    assert main(["run", str(path), "--out", str(out), "--no-progress", "--set", "data.eval_limit=1"]) == 0
+    run_dir = sorted(out.iterdir(), key=os.path.getmtime)[-1]
+    capsys.readouterr()
+    control = CASES[name]["active"] or CASES[name]["neutral"]
+    assert main(["generate", str(run_dir), "Why?", "--control", control, "--max-new-tokens", "2"]) == 0
+    assert f"[{name} " in capsys.readouterr().out
