@@ -13,12 +13,18 @@ from steerlab.api import DatasetSpec, hookimpl
 
 from steerlab_plugins.iav.courteous import CourteousMethod
 from steerlab_plugins.iav.method import IAVMethod
+from steerlab_plugins.iav.verdict import IAVReport
 
 
 @hookimpl
 def steerlab_methods(register: Callable[[Any], None]) -> None:
     register(IAVMethod())
     register(CourteousMethod())
+
+
+@hookimpl
+def steerlab_reports(register: Callable[[Any], None]) -> None:
+    register(IAVReport())
 
 
 @hookimpl
