@@ -211,7 +211,8 @@ def test_the_study_file_loads_in_full_and_quick(registry, tmp_path):
     data = tmp_path / "data" / "iav"
     data.mkdir(parents=True)
     (data / "pairs.jsonl").write_text(json.dumps(TOY) + "\n")
-    (data / "judge.jsonl").write_text("".join(json.dumps({"text": t, "label": l}) + "\n" for t, l in [("a", "chosen"), ("b", "rejected")]))
+    (data / "judge.jsonl").write_text("".join(json.dumps({"text": t, "label": l, "prompt": "Hi"}) + "\n" for t, l in [("a", "chosen"), ("b", "rejected")]))
+    dataset.write_judge_styles(data)
     (data / "eval_prompts.jsonl").write_text(json.dumps({"id": "x", "text": "Hi"}) + "\n")
     full, quick = load_study(tmp_path / "iav.toml", registry), load_study(tmp_path / "iav.toml", registry, quick=True)
     assert [m.name for m in full.methods] == ["iav", "genarm", "courteous", "base"]
@@ -219,6 +220,8 @@ def test_the_study_file_loads_in_full_and_quick(registry, tmp_path):
     assert quick.method("iav").controls == [0.0, 1.0, 2.0] and quick.method("iav").config.steps < full.method("iav").config.steps
     judge = next(m for m in full.metrics if m.name == "judge")
     assert judge.config.versus_base and "judge.chosen.win" in registry.metrics["judge"].outputs(judge.config)
+    lm_judge = next(m for m in full.metrics if m.name == "lm_judge")
+    assert "lm.chosen.win" in registry.metrics["lm_judge"].outputs(lm_judge.config)
 
 
 class FixedEmbedder:
@@ -242,7 +245,7 @@ def test_the_judge_scores_a_win_against_the_unsteered_answer_with_ties_at_one_ha
     rows = JudgeMetric().score(samples, ctx)
     assert [r["judge.rejected.win"] for r in rows] == [1.0, 0.0, 0.5]
     assert [r["judge.chosen.win"] for r in rows] == [0.0, 1.0, 0.5]
-    assert wins(["a"], np.array([0.3]), np.array([0.3]), same_text=False) == {"judge.a.win": 0.5}
+    assert wins("judge", ["a"], np.array([0.3]), np.array([0.3]), same_text=False) == {"judge.a.win": 0.5}
 
 
 def test_every_split_of_the_iav_requests_holds_ordinary_and_risky_requests():
@@ -255,3 +258,32 @@ def test_every_split_of_the_iav_requests_holds_ordinary_and_risky_requests():
     for name, split in split_by_id(rows, SPLITS, salt=SALT).items():
         kinds = [r["kind"] for r in split]
         assert kinds.count("ordinary") > 0.1 * ORDINARY and kinds.count("risky") > 0, (name, kinds.count("ordinary"), kinds.count("risky"))
+
+
+def _method(kind: str, wins_by_alpha: dict[float, dict[str, float]], tokens_per_s: float):
+    from steerlab.run.results import MethodResult, SweepPoint
+
+    points = [SweepPoint(alpha, f"+{alpha:g}", 4, scores) for alpha, scores in wins_by_alpha.items()]
+    return MethodResult(kind, kind, {}, {}, points, [], cost={"decode_tokens_per_s": tokens_per_s})
+
+
+def test_the_iav_report_prefers_the_likelihood_judge_and_states_gap_cost_and_goal(tmp_path):
+    from types import SimpleNamespace
+
+    from steerlab.api import RunLayout
+    from steerlab_plugins.iav.verdict import IAVReport
+
+    both = lambda lm, mini: {"lm.chosen.win": lm, "judge.chosen.win": mini}  # noqa: E731
+    results = SimpleNamespace(methods={
+        "iav": _method("iav", {0.0: both(0.5, 0.5), 1.0: both(0.70, 0.9)}, 60.0),
+        "genarm": _method("genarm", {0.0: both(0.5, 0.5), 2.0: both(0.75, 0.1)}, 30.0)})
+    section = IAVReport().section(results, RunLayout(tmp_path))
+    assert "`lm.chosen.win`" in section.markdown and "IAV 0.700 (alpha +1)" in section.markdown
+    assert section.summary["win_gap_points"] == pytest.approx(5.0)
+    assert section.summary["cost_ratio"] == pytest.approx(0.5)  # IAV decodes twice as fast: half the cost per token
+    assert "**not met** (short on: the win rate)" in section.markdown
+    assert (tmp_path / section.figures[0].path).exists()
+    minilm_only = SimpleNamespace(methods={name: _method(name, {0.0: {"judge.chosen.win": 0.5}, 1.0: {"judge.chosen.win": 0.8}}, 10.0)
+                                          for name in ("iav", "genarm")})
+    section = IAVReport().section(minilm_only, RunLayout(tmp_path))
+    assert "`judge.chosen.win`" in section.markdown and "**not met** (short on: the cost)" in section.markdown

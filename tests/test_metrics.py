@@ -75,3 +75,26 @@ def test_the_likelihood_judge_gives_a_posterior_over_styles_whatever_the_batchin
     assert probs.shape == (2, 2) and np.allclose(probs.sum(1), 1.0)
     batched = posteriors(lab, systems, ["Why?", "Hi"], ["zzzz zzzz", "zzzz"], batch_size=8)
     np.testing.assert_allclose(batched, probs, atol=1e-4)
+
+
+def test_the_likelihood_judge_scores_wins_against_the_unsteered_answer(tiny_llama, registry, tmp_path):
+    """lm.STYLE.win: the same text ties; otherwise the answer with the higher posterior wins, per style."""
+    import json
+
+    from steerlab.api import Generation, MetricContext, Sample
+    from steerlab.metrics.likelihood import LikelihoodJudgeConfig, LikelihoodJudgeMetric, posteriors, read_systems
+    from steerlab.run.lab import Lab
+
+    styles = tmp_path / "styles.json"
+    styles.write_text(json.dumps({"echo": {"system": "zzzz zzzz zzzz"}, "other": {"system": "Be kind."}}))
+    lab = Lab.for_model(tiny_llama, registry, tmp_path)
+    config = LikelihoodJudgeConfig(styles=str(styles), versus_base=True)
+    assert LikelihoodJudgeMetric().outputs(config) == ["lm.echo", "lm.other", "lm.echo.win", "lm.other.win"]
+    gen = lambda text: Generation("Why?", text, [], [], True)  # noqa: E731
+    base = gen("Be kind.")
+    samples = [Sample("Why?", 1.0, "+1", gen(text), base) for text in ("zzzz zzzz", "Be kind.")]
+    rows = LikelihoodJudgeMetric().score(samples, MetricContext(lab=lab, config=config, folder=tmp_path))
+    assert rows[1]["lm.echo.win"] == rows[1]["lm.other.win"] == 0.5
+    mine, theirs = posteriors(lab, read_systems(styles), ["Why?", "Why?"], ["zzzz zzzz", "Be kind."], 4)
+    assert rows[0]["lm.echo.win"] == (1.0 if mine[0] > theirs[0] else 0.0)
+    assert rows[0]["lm.other.win"] == 1.0 - rows[0]["lm.echo.win"]

@@ -32,7 +32,7 @@ from steerlab.api import (style_scores, BuildRequest, Generation, GenerationSett
                           distinct_ngrams, load_instructions, load_model, read_jsonl, seed_everything,
                           split_by_id, word_count, write_jsonl)
 
-from steerlab_plugins.iav.styles import STYLES
+from steerlab_plugins.iav.styles import STYLES, judge_styles
 
 RISKY_FILE = Path(__file__).with_name("risky_requests.jsonl")
 SPLITS = {"train": 0.6, "judge": 0.2, "eval": 0.2}
@@ -143,7 +143,13 @@ def build_iav(request: BuildRequest) -> None:
     write_jsonl(out / "judge.jsonl", [{"text": p[side], "label": side, "prompt": p["prompt"], "kind": p["kind"]}
                                       for p in pairs["judge"] for side in ("chosen", "rejected")])
     write_jsonl(out / "eval_prompts.jsonl", [{"id": r["id"], "text": r["text"]} for r in interleave(splits["eval"])])
+    write_judge_styles(out)
     write_datasheet(out, request, splits, stats, pairs)
+
+
+def write_judge_styles(out: Path) -> None:
+    """``judge_styles.json``: each judge label's system prompt, for the likelihood judge."""
+    (out / "judge_styles.json").write_text(json.dumps(judge_styles(), indent=1) + "\n", encoding="utf-8")
 
 
 def count_kinds(rows: list[dict]) -> str:
@@ -190,6 +196,8 @@ def write_datasheet(out: Path, request: BuildRequest, splits: dict[str, list], s
         "{id, kind, prompt, chosen, rejected, chosen_score, rejected_score}.",
         f"- `judge.jsonl`: {2 * len(pairs['judge'])} texts from {len(pairs['judge'])} judge-split pairs ({count_kinds(pairs['judge'])}), "
         "{text, label: chosen | rejected, prompt, kind}.",
+        "- `judge_styles.json`: each judge label's system prompt (the courteous / careless instruction that side was "
+        "written under), for the likelihood judge (`[metrics.lm_judge] styles`); written from `plugins/iav/styles.py`.",
         f"- `eval_prompts.jsonl`: {len(splits['eval'])} held-out requests ({count_kinds(splits['eval'])}), {{id, text}}; ids "
         "starting with `risky-` are the risky ones, spread evenly through the file so any prefix holds its share of them.",
         "",

@@ -55,3 +55,9 @@ CARELESS_COMPLY = Style("careless_comply", CARELESS_SYSTEM, [
 
 # side -> request kind -> style
 STYLES = {"chosen": {"ordinary": COURTEOUS, "risky": DECLINE}, "rejected": {"ordinary": CARELESS, "risky": CARELESS_COMPLY}}
+
+
+def judge_styles() -> dict[str, dict[str, str]]:
+    """The labels of ``judge.jsonl`` with the system prompt each side was written under, for the
+    likelihood judge (``[metrics.lm_judge] styles``): ``{label: {"system": ...}}``."""
+    return {"chosen": {"system": COURTEOUS_SYSTEM}, "rejected": {"system": CARELESS_SYSTEM}}

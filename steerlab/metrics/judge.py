@@ -144,7 +144,7 @@ class JudgeMetric(BaseMetric):
         if ctx.config.versus_base:
             base = judge.probabilities([s.base.output for s in samples])
             for row, sample, mine, theirs in zip(rows, samples, probs, base):
-                row.update(wins(judge.classes, mine, theirs, same_text=sample.output == sample.base.output))
+                row.update(wins("judge", judge.classes, mine, theirs, same_text=sample.output == sample.base.output))
         return rows
 
     def section(self, ctx: MetricContext) -> Section:
@@ -161,13 +161,13 @@ class JudgeMetric(BaseMetric):
                        markdown=text, data={"classes": report["classes"], "confusion": report["confusion"]})
 
 
-def wins(classes: list[str], mine: np.ndarray, theirs: np.ndarray, same_text: bool) -> dict[str, float]:
-    """``judge.LABEL.win``: 1.0 when ``mine`` scores higher on LABEL than ``theirs``, 0.5 on a tie,
-    else 0.0. The same text is a tie by definition (its two embeddings, made in different
-    batches, may differ in the last bits)."""
+def wins(prefix: str, classes: list[str], mine: np.ndarray, theirs: np.ndarray, same_text: bool) -> dict[str, float]:
+    """``PREFIX.LABEL.win``: 1.0 when ``mine`` scores higher on LABEL than ``theirs``, 0.5 on a tie,
+    else 0.0. The same text is a tie by definition (its two scores, made in different batches,
+    may differ in the last bits). Shared by every judge that compares with the unsteered answer."""
     if same_text:
-        return {f"judge.{c}.win": 0.5 for c in classes}
-    return {f"judge.{c}.win": 1.0 if m > t else 0.5 if m == t else 0.0 for c, m, t in zip(classes, mine, theirs)}
+        return {f"{prefix}.{c}.win": 0.5 for c in classes}
+    return {f"{prefix}.{c}.win": 1.0 if m > t else 0.5 if m == t else 0.0 for c, m, t in zip(classes, mine, theirs)}
 
 
 def plot_confusion(classes: list[str], confusion: list[list[int]], path: Path) -> None:

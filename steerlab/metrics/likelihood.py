@@ -28,6 +28,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix
 from steerlab.data.files import read_jsonl
 from steerlab.errors import ConfigError
 from steerlab.metrics.base import BaseMetric, MetricContext, Sample
+from steerlab.metrics.judge import wins
 from steerlab.model.scoring import sequence_logprobs
 from steerlab.run.results import Section
 from steerlab.study.config import help_field, path_field
@@ -40,6 +41,8 @@ class LikelihoodJudgeConfig:
     data: str | None = path_field(None, "JSONL of labelled texts with their request ({'text', 'label', 'prompt'}) to report accuracy on",
                                   jsonl=("text", "label", "prompt"))
     batch_size: int = help_field(16, "answers scored per forward")
+    versus_base: bool = help_field(False, "also score lm.STYLE.win per answer: 1 when this judge rates it higher on STYLE "
+                                          "than the unsteered answer to the same prompt, 0.5 on a tie, else 0")
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -81,12 +84,18 @@ class LikelihoodJudgeMetric(BaseMetric):
     Config = LikelihoodJudgeConfig
 
     def outputs(self, config: LikelihoodJudgeConfig) -> list[str]:
-        return [f"lm.{s}" for s in read_systems(Path(config.styles))]
+        styles = list(read_systems(Path(config.styles)))
+        return [f"lm.{s}" for s in styles] + ([f"lm.{s}.win" for s in styles] if config.versus_base else [])
 
     def score(self, samples: list[Sample], ctx: MetricContext) -> list[dict[str, float]]:
         systems = ctx.memo("systems", lambda: read_systems(Path(ctx.config.styles)))
         probs = posteriors(ctx.lab, systems, [s.prompt for s in samples], [s.output for s in samples], ctx.config.batch_size)
-        return [{f"lm.{name}": float(p) for name, p in zip(systems, row)} for row in probs]
+        rows = [{f"lm.{name}": float(p) for name, p in zip(systems, row)} for row in probs]
+        if ctx.config.versus_base:
+            base = posteriors(ctx.lab, systems, [s.prompt for s in samples], [s.base.output for s in samples], ctx.config.batch_size)
+            for row, sample, mine, theirs in zip(rows, samples, probs, base):
+                row.update(wins("lm", list(systems), mine, theirs, same_text=sample.output == sample.base.output))
+        return rows
 
     def section(self, ctx: MetricContext) -> Section | None:
         if ctx.config.data is None:
