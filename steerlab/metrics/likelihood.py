@@ -92,10 +92,22 @@ class LikelihoodJudgeMetric(BaseMetric):
         probs = posteriors(ctx.lab, systems, [s.prompt for s in samples], [s.output for s in samples], ctx.config.batch_size)
         rows = [{f"lm.{name}": float(p) for name, p in zip(systems, row)} for row in probs]
         if ctx.config.versus_base:
-            base = posteriors(ctx.lab, systems, [s.prompt for s in samples], [s.base.output for s in samples], ctx.config.batch_size)
+            base = self._base_posteriors(samples, systems, ctx)
             for row, sample, mine, theirs in zip(rows, samples, probs, base):
                 row.update(wins("lm", list(systems), mine, theirs, same_text=sample.output == sample.base.output))
         return rows
+
+    @staticmethod
+    def _base_posteriors(samples: list[Sample], systems: dict[str, str], ctx: MetricContext) -> list[np.ndarray]:
+        """The unsteered answers' posteriors, scored once per run (every control of a sweep meets the
+        same unsteered answers again), keyed by model, request and answer."""
+        cache: dict[tuple[str, str, str], np.ndarray] = ctx.memo("base_posteriors", dict)
+        keys = [(ctx.lab.model.name, s.prompt, s.base.output) for s in samples]
+        missing = list(dict.fromkeys(k for k in keys if k not in cache))
+        if missing:
+            fresh = posteriors(ctx.lab, systems, [k[1] for k in missing], [k[2] for k in missing], ctx.config.batch_size)
+            cache.update(zip(missing, fresh))
+        return [cache[k] for k in keys]
 
     def section(self, ctx: MetricContext) -> Section | None:
         if ctx.config.data is None:
