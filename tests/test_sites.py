@@ -37,3 +37,27 @@ def test_site_patterns_match_every_attention_projection(tiny_gemma):
 def test_site_pattern_matching_nothing_is_an_error(tiny_gemma):
     with pytest.raises(ConfigError, match="match no site"):
         sites.match_sites(tiny_gemma.hf, ["blocks.*.ffn.*"])
+
+
+class _BosTokenizer:
+    """A template-less tokenizer that puts BOS in front of every text by itself (as Gemma's does)."""
+
+    chat_template = None
+    bos_token, bos_token_id = "<bos>", 2
+
+    def __init__(self, adds_bos: bool) -> None:
+        self.adds_bos = adds_bos
+
+    def __call__(self, text: str, **_: object) -> dict[str, list[int]]:
+        return {"input_ids": ([2] if self.adds_bos else []) + [7] * len(text)}
+
+
+def test_a_template_less_prompt_carries_the_bos_its_tokenizer_would_add():
+    """Prompts are tokenized with add_special_tokens=False everywhere, so the frame must carry BOS
+    (Gemma 3 270M without it answered with '<h2>' and 'We' loops in the first transfer run)."""
+    from steerlab.model.zoo import LoadedModel
+
+    with_bos = LoadedModel("x", None, _BosTokenizer(adds_bos=True))  # type: ignore[arg-type]
+    without = LoadedModel("x", None, _BosTokenizer(adds_bos=False))  # type: ignore[arg-type]
+    assert with_bos.format_prompt("Why?") == "<bos>Question: Why?\nAnswer:"
+    assert without.format_prompt("Why?", system="Be brief.") == "Be brief.\n\nQuestion: Why?\nAnswer:"

@@ -107,7 +107,21 @@ class LoadedModel:
         for message in messages:
             role, content = message["role"], message["content"]
             parts.append(content + "\n" if role == "system" else f"{'Question' if role == 'user' else 'Answer'}: {content}\n")
-        return "\n".join(parts) + "Answer:"
+        return self.bos_text + "\n".join(parts) + "Answer:"
+
+    @property
+    def bos_text(self) -> str:
+        """The BOS token as text when the tokenizer puts one in front of every text by itself.
+
+        Formatted prompts are tokenized with ``add_special_tokens=False`` everywhere (a chat
+        template writes its own specials), so a template-less prompt must carry the BOS the model
+        was trained with: Gemma 3 without ``<bos>`` answers with ``<h2>`` and ``We`` loops.
+        """
+        tok = self.tokenizer
+        if tok.bos_token is None or tok.bos_token_id is None:
+            return ""
+        ids = tok("a")["input_ids"]
+        return tok.bos_token if ids and ids[0] == tok.bos_token_id else ""
 
 
 def cache_dir() -> Path:
