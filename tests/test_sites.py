@@ -61,3 +61,15 @@ def test_a_template_less_prompt_carries_the_bos_its_tokenizer_would_add():
     without = LoadedModel("x", None, _BosTokenizer(adds_bos=False))  # type: ignore[arg-type]
     assert with_bos.format_prompt("Why?") == "<bos>Question: Why?\nAnswer:"
     assert without.format_prompt("Why?", system="Be brief.") == "Be brief.\n\nQuestion: Why?\nAnswer:"
+
+
+def test_a_base_model_answer_ends_where_the_frame_would_ask_the_next_question(tiny_gemma, tiny_llama):
+    from steerlab.model.generation import cut_at_stop_string
+
+    assert tiny_gemma.stop_strings == ["\nQuestion:"] and tiny_llama.stop_strings == []
+    tok = tiny_gemma.tokenizer
+    ids = tok("Paris is the capital.\nQuestion: and Rome?", add_special_tokens=False)["input_ids"]
+    kept, stopped = cut_at_stop_string(tok, ids, tiny_gemma.stop_strings)
+    assert stopped and tok.decode(kept) == "Paris is the capital."
+    plain = tok("No question here.", add_special_tokens=False)["input_ids"]
+    assert cut_at_stop_string(tok, plain, tiny_gemma.stop_strings) == (plain, False)

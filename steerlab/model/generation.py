@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 import math
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 
@@ -109,6 +110,25 @@ def generate(
     return [results[i] for i in range(len(prompts))]
 
 
+def cut_at_stop_string(tokenizer: Any, ids: list[int], stops: list[str]) -> tuple[list[int], bool]:
+    """``ids`` up to the last token wholly before the first stop string, and whether one was met.
+    A stop string can end inside a token, so the cut is found on the decoded text, token by token
+    (only for rows whose text holds one)."""
+    decode = lambda n: tokenizer.decode(ids[:n], skip_special_tokens=True)  # noqa: E731
+    if not any(stop in decode(len(ids)) for stop in stops):
+        return ids, False
+    for k in range(1, len(ids) + 1):
+        text = decode(k)
+        found = [text.find(stop) for stop in stops if stop in text]
+        if found:
+            keep = len(text[:min(found)])
+            j = k
+            while j > 0 and len(decode(j)) > keep:
+                j -= 1
+            return ids[:j], True
+    return ids, False
+
+
 def generate_batch(model: LoadedModel, texts: list[str], settings: GenerationSettings) -> list[Generation]:
     """Answer one batch of formatted prompts in one ``generate`` call (rows keep their order, so
     per-row steering lines up with them)."""
@@ -123,6 +143,7 @@ def generate_batch(model: LoadedModel, texts: list[str], settings: GenerationSet
         pad_token_id=model.tokenizer.pad_token_id,
         top_k=None,
         **({"cache_implementation": "static"} if settings.cache == "static" else {}),
+        **({"stop_strings": model.stop_strings, "tokenizer": model.tokenizer} if model.stop_strings else {}),
         **sampling,
     )
     width = enc["input_ids"].shape[1]
@@ -132,6 +153,9 @@ def generate_batch(model: LoadedModel, texts: list[str], settings: GenerationSet
         new = out[row, width:].tolist()
         cut = next((i for i, t in enumerate(new) if t in stops), None)
         output_ids = new if cut is None else new[:cut]
+        if model.stop_strings:
+            output_ids, stopped_by_string = cut_at_stop_string(model.tokenizer, output_ids, model.stop_strings)
+            cut = len(output_ids) if stopped_by_string else cut
         gens.append(
             Generation(
                 prompt=text,

@@ -110,6 +110,13 @@ class LoadedModel:
         return self.bos_text + "\n".join(parts) + "Answer:"
 
     @property
+    def stop_strings(self) -> list[str]:
+        """Where an answer ends besides EOS: a base model in the ``Question:/Answer:`` frame goes on
+        to write the next question itself (Gemma 3 270M does, every time), so its answer ends
+        there, as a stop sequence ends it in llama.cpp or vLLM. A chat template ends turns with EOS."""
+        return [] if self.has_chat_template else ["\nQuestion:"]
+
+    @property
     def bos_text(self) -> str:
         """The BOS token as text when the tokenizer puts one in front of every text by itself.
 
