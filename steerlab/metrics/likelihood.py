@@ -41,12 +41,15 @@ class LikelihoodJudgeConfig:
     data: str | None = path_field(None, "JSONL of labelled texts with their request ({'text', 'label', 'prompt'}) to report accuracy on",
                                   jsonl=("text", "label", "prompt"))
     batch_size: int = help_field(16, "answers scored per forward")
+    data_limit: int = help_field(0, "report accuracy on N labelled texts spread evenly through the file (0: all; a --quick run's shortcut)")
     versus_base: bool = help_field(False, "also score lm.STYLE.win per answer: 1 when this judge rates it higher on STYLE "
                                           "than the unsteered answer to the same prompt, 0.5 on a tie, else 0")
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError(f"key 'batch_size' must be >= 1 (got {self.batch_size})")
+        if self.data_limit < 0:
+            raise ValueError(f"key 'data_limit' must be >= 0 (got {self.data_limit})")
 
 
 def read_systems(path: Path) -> dict[str, str]:
@@ -114,6 +117,8 @@ class LikelihoodJudgeMetric(BaseMetric):
             return None
         systems = read_systems(Path(ctx.config.styles))
         rows = [r for r in read_jsonl(Path(ctx.config.data), ("text", "label", "prompt")) if r["label"] in systems]
+        if 0 < ctx.config.data_limit < len(rows):  # spread evenly: judge files are often grouped by label
+            rows = [rows[i * len(rows) // ctx.config.data_limit] for i in range(ctx.config.data_limit)]
         probs = posteriors(ctx.lab, systems, [r["prompt"] for r in rows], [r["text"] for r in rows], ctx.config.batch_size)
         names = list(systems)
         truth, predicted = [r["label"] for r in rows], [names[i] for i in probs.argmax(axis=1)]
