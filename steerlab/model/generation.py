@@ -112,21 +112,16 @@ def generate(
 
 def cut_at_stop_string(tokenizer: Any, ids: list[int], stops: list[str]) -> tuple[list[int], bool]:
     """``ids`` up to the last token wholly before the first stop string, and whether one was met.
-    A stop string can end inside a token, so the cut is found on the decoded text, token by token
-    (only for rows whose text holds one)."""
+    A stop string can end inside a token, so the cut is found on the decoded text: the longest
+    prefix of tokens whose text ends at or before where the first stop string begins."""
     decode = lambda n: tokenizer.decode(ids[:n], skip_special_tokens=True)  # noqa: E731
-    if not any(stop in decode(len(ids)) for stop in stops):
+    text = decode(len(ids))
+    starts = [text.find(stop) for stop in stops if stop in text]
+    if not starts:
         return ids, False
-    for k in range(1, len(ids) + 1):
-        text = decode(k)
-        found = [text.find(stop) for stop in stops if stop in text]
-        if found:
-            keep = len(text[:min(found)])
-            j = k
-            while j > 0 and len(decode(j)) > keep:
-                j -= 1
-            return ids[:j], True
-    return ids, False
+    first = min(starts)
+    kept = next(k for k in range(len(ids) + 1) if k == len(ids) or len(decode(k + 1)) > first)
+    return ids[:kept], True
 
 
 def generate_batch(model: LoadedModel, texts: list[str], settings: GenerationSettings) -> list[Generation]:

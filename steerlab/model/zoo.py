@@ -116,13 +116,14 @@ class LoadedModel:
         there, as a stop sequence ends it in llama.cpp or vLLM. A chat template ends turns with EOS."""
         return [] if self.has_chat_template else ["\nQuestion:"]
 
-    @property
+    @cached_property
     def bos_text(self) -> str:
         """The BOS token as text when the tokenizer puts one in front of every text by itself.
 
         Formatted prompts are tokenized with ``add_special_tokens=False`` everywhere (a chat
         template writes its own specials), so a template-less prompt must carry the BOS the model
         was trained with: Gemma 3 without ``<bos>`` answers with ``<h2>`` and ``We`` loops.
+        Cached: every prompt is formatted through here, and the answer never changes.
         """
         tok = self.tokenizer
         if tok.bos_token is None or tok.bos_token_id is None:
