@@ -105,3 +105,23 @@ def test_a_static_kv_cache_gives_the_same_steered_greedy_tokens_as_the_dynamic_o
     unsteered = generate(tiny_llama, prompts, GenerationSettings(max_new_tokens=10, batch_size=2, cache="static"))
     assert [g.output_ids for g in static] == [g.output_ids for g in dynamic]
     assert [g.output_ids for g in static] != [g.output_ids for g in unsteered]
+
+
+def test_collect_and_transfer_reads_match_one_text_at_a_time_full_passes(tiny_model):
+    """Both readers sort texts by length, batch them and stop the forward at the site; rows must
+    still come back in the caller's order and equal a full forward pass per text."""
+    from steerlab.model.activations import collect
+    from steerlab_plugins.transfer import pairing
+
+    texts = [tiny_model.format_prompt(t) for t in ["a b c d e f g h", "hi", "one two three", "x y", "long " * 9]]
+    site = "blocks.1.resid_post"
+    engine, seen = HookEngine(tiny_model.hf), []
+    for text in texts:  # reference: full passes, one text each, no padding
+        with torch.no_grad(), engine.edit({site: lambda a: seen.append(a[0, -1].float().clone())}):
+            tiny_model.hf(**tokenize_prompts(tiny_model, [text]))
+    expected = torch.stack(seen)
+    got = collect(tiny_model, texts, [site], "last", batch_size=2).vectors[site]
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+    last, _ = pairing.read_prompts(tiny_model, engine, texts, site, batch_size=2)
+    torch.testing.assert_close(last, expected, atol=1e-4, rtol=1e-4)
+    assert engine.n_attached == 0

@@ -15,6 +15,7 @@ SITE_KINDS = ("resid_post", "resid_pre")
 @dataclass(frozen=True)
 class ActDiffConfig:
     pairs: str = path_field(help="JSONL of contrastive pairs {'positive': ..., 'negative': ...}", jsonl=("positive", "negative"))
+    pairs_limit: int = help_field(0, "use only the first N pairs (0: all; a --quick run's knob)")
     layer: int = help_field(15, "block whose residual stream is read and steered")
     site: str = help_field("resid_post", "resid_post or resid_pre of that block")
     aggregator: str = help_field("mean", "mean (mean of differences) or pca (first PC of differences)")
@@ -40,6 +41,8 @@ class ActDiffConfig:
             raise ValueError(f"key 'position' must be 'last' or 'mean' (got {self.position!r})")
         if self.validate_direction not in ("increase", "decrease"):
             raise ValueError("key 'validate_direction' must be 'increase' or 'decrease'")
+        if self.pairs_limit < 0:
+            raise ValueError(f"key 'pairs_limit' must be >= 0 (got {self.pairs_limit})")
         if self.layer < 0 or any(layer < 0 for layer in self.layer_sweep):
             raise ValueError("layers must be >= 0")
         if self.layer_sweep_prompts < 1 or self.layer_sweep_tokens < 1:

@@ -37,6 +37,7 @@ class ActDiffMethod(BaseMethod):
         """Read every layer the study needs in one pass per side; one vector per layer, the
         study's own layer declared first."""
         pairs = read_jsonl(Path(config.pairs), ("positive", "negative"))
+        pairs = pairs[: config.pairs_limit] if config.pairs_limit else pairs
         layers = [config.layer] + sorted(set(config.layer_sweep) - {config.layer})
         sites = [config.site_name(layer) for layer in layers]
         acts = {

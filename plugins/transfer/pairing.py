@@ -83,16 +83,26 @@ def _states(model: LoadedModel, engine: HookEngine, rows: list[list[int]], site:
 
     def capture(activation: torch.Tensor) -> None:  # an Edit that reads and changes nothing
         seen.append(activation.detach().float().cpu())
+        raise _SiteReached  # nothing after the site is needed (Gemma 3's 262k-word head alone outweighs its blocks)
 
     with torch.no_grad(), engine.edit({site: capture}):
-        model.hf(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
-                 position_ids=positions.to(model.device), use_cache=False)
+        try:
+            model.hf(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
+                     position_ids=positions.to(model.device), use_cache=False)
+        except _SiteReached:
+            pass
     return seen[0], mask.bool()
+
+
+class _SiteReached(Exception):
+    """Raised by the capture hook to end a read-only forward pass at the site it reads."""
 
 
 def _batches(model: LoadedModel, engine: HookEngine, rows: list[list[int]], site: str, batch_size: int,
              progress: Progress | None, desc: str) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor]]:
-    groups = [list(range(i, min(i + batch_size, len(rows)))) for i in range(0, len(rows), batch_size)]
+    """Batches of rows of similar length (less padding), each with its rows' indices."""
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+    groups = [order[i:i + batch_size] for i in range(0, len(rows), batch_size)]
     for group in progress(groups, desc, len(groups)) if progress else groups:
         yield group, *_states(model, engine, [rows[i] for i in group], site)
 
@@ -101,11 +111,14 @@ def read_prompts(model: LoadedModel, engine: HookEngine, prompts: list[str], sit
                  progress: Progress | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """For already formatted prompts: the final token's state (n, d) and every real token's norm."""
     rows = model.tokenizer(prompts, add_special_tokens=False)["input_ids"]
-    last, norms = [], []
-    for _, acts, mask in _batches(model, engine, rows, site, batch_size, progress, f"{model.name} prompts"):
-        last.append(acts[:, -1])  # left padding: the final token is the last column
+    last = torch.zeros(0)
+    norms = []
+    for group, acts, mask in _batches(model, engine, rows, site, batch_size, progress, f"{model.name} prompts"):
+        if last.numel() == 0:
+            last = torch.zeros(len(rows), acts.shape[-1])
+        last[group] = acts[:, -1]  # left padding: the final token is the last column
         norms.append(acts.norm(dim=-1)[mask])
-    return torch.cat(last), torch.cat(norms)
+    return last, torch.cat(norms)
 
 
 def read(model: LoadedModel, engine: HookEngine, texts: list[str], site: str, pooling: str, batch_size: int,
@@ -115,21 +128,18 @@ def read(model: LoadedModel, engine: HookEngine, texts: list[str], site: str, po
         tokenized = [_token_keys(model, t) for t in texts]
     else:
         tokenized = [(ids, {}) for ids in model.tokenizer([model.format_prompt(t) for t in texts], add_special_tokens=False)["input_ids"]]
-    states, text_of, key_of = [], [], []
+    per_text: dict[int, list[tuple[int, torch.Tensor]]] = {}
     for group, acts, mask in _batches(model, engine, [ids for ids, _ in tokenized], site, batch_size, progress,
                                       f"{model.name} fit texts"):
         width = acts.shape[1]
         for row, i in enumerate(group):
             ids, keys = tokenized[i]
             if pooling == "mean":
-                found = [(-1, acts[row][mask[row]].mean(0))]
+                per_text[i] = [(-1, acts[row][mask[row]].mean(0))]
             else:
-                found = [(key, acts[row, width - len(ids) + token]) for key, token in [*keys.items(), (-1, len(ids) - 1)]]
-            for key, state in found:
-                states.append(state)
-                text_of.append(i)
-                key_of.append(key)
-    return Readings(torch.stack(states), text_of, key_of)
+                per_text[i] = [(key, acts[row, width - len(ids) + token]) for key, token in [*keys.items(), (-1, len(ids) - 1)]]
+    found = [(i, key, state) for i in sorted(per_text) for key, state in per_text[i]]  # rows in text order
+    return Readings(torch.stack([state for _, _, state in found]), [i for i, _, _ in found], [key for _, key, _ in found])
 
 
 def pair(source: Readings, target: Readings) -> Paired:

@@ -61,7 +61,11 @@ def collect(
     module_order = {path: i for i, (path, _) in enumerate(model.hf.named_modules())}
     rows: dict[str, list[torch.Tensor]] = {s: [] for s in sites}
     norms: dict[str, list[torch.Tensor]] = {s: [] for s in sites}
-    groups = list(batches(list(range(len(texts))), batch_size))
+    # Texts of similar length share a batch (less padding: ~1.3-2x fewer tokens on answer texts);
+    # rows are put back in the caller's order at the end.
+    lengths = [len(ids) for ids in model.tokenizer(texts, add_special_tokens=False)["input_ids"]]
+    order = sorted(range(len(texts)), key=lambda i: lengths[i])
+    groups = list(batches(order, batch_size))
     for group in progress(groups, "activations", len(groups)) if progress else groups:
         enc = tokenize_prompts(model, [texts[i] for i in group])
         saved = _trace(lm, enc, resolved, module_order)
@@ -70,7 +74,8 @@ def collect(
             acts = acts.detach().float()  # (batch, pos, d)
             rows[site].append(_reduce(acts, mask, position).cpu())
             norms[site].append(acts.norm(dim=-1)[mask].cpu())
-    return Activations({s: torch.cat(v) for s, v in rows.items()}, {s: torch.cat(v) for s, v in norms.items()})
+    restore = torch.argsort(torch.tensor(order)) if order else torch.zeros(0, dtype=torch.long)
+    return Activations({s: torch.cat(v)[restore] for s, v in rows.items()}, {s: torch.cat(v) for s, v in norms.items()})
 
 
 def _trace(lm, enc: dict[str, torch.Tensor], resolved: list[site_names.Site], order: dict[str, int]) -> list[torch.Tensor]:
@@ -78,11 +83,14 @@ def _trace(lm, enc: dict[str, torch.Tensor], resolved: list[site_names.Site], or
     model runs them, so they are made in module order (inputs before outputs) and put back."""
     runs = sorted(range(len(resolved)), key=lambda k: (order.get(resolved[k].module_path, 0), not resolved[k].reads_input))
     saved: dict[int, Any] = {}
-    with lm.trace(dict(enc)):
+    with lm.trace(dict(enc)) as tracer:
         for k in runs:
             envoy = _envoy(lm, resolved[k].module_path)
             proxy = envoy.input if resolved[k].reads_input else envoy.output
             saved[k] = proxy.save()
+        # Nothing after the last site is needed: stop there (reading block 15 of 30 skips half
+        # the blocks and the whole vocabulary projection).
+        tracer.stop()
     return [saved[k][0] if isinstance(saved[k], tuple) else saved[k] for k in range(len(resolved))]
 
 
