@@ -8,6 +8,7 @@ variant does the same work. Figures go to benchmarks/RESULTS.md with the command
     python benchmarks/speed.py sweep      [--prompts 12] [--tokens 48]
     python benchmarks/speed.py training   [--steps 5]
     python benchmarks/speed.py switch
+    python benchmarks/speed.py reads      [--layer 15] [--repeats 5]
 
 ``generation``: tokens/s of the unsteered model against actdiff (one residual edit), Panacea
 unmerged (210 adapted projections, per-row lambda), Panacea merged at one lambda, and a PEFT LoRA
@@ -15,6 +16,9 @@ of the same rank unmerged (what a GPU user compares Panacea with).
 ``sweep``: the chat3d grid (15 lambdas) over N prompts, packed into per-row batches (today's
 sweep) against one generate call per lambda (the sweep before per-row controls).
 ``training``: Panacea against a PEFT LoRA of equal rank, tokens/s of forward + backward + step.
+``reads``: activation reads at one block over the compare study's answer texts (what actdiff and
+transfer train on): ``collect`` (texts batched by length, forward stopped at the site) against a
+full forward pass per batch in the caller's order with a capture hook (the reader before).
 """
 
 from __future__ import annotations
@@ -207,9 +211,35 @@ def switch(args: argparse.Namespace, model, lab: Lab) -> None:
     print(f"\nlambda switch (write + precompute sigma for {len(sites)} modules): median {1e6 * statistics.median(times):.1f} us")
 
 
+def reads(args: argparse.Namespace, model, lab: Lab) -> None:
+    from steerlab.api import collect, read_jsonl
+
+    pairs = read_jsonl(Path(__file__).resolve().parents[1] / "studies/data/compare/pairs_helpful.jsonl", ("positive", "negative"))
+    texts = [model.format_prompt(p[side]) for p in pairs[:64] for side in ("positive", "negative")]
+    site, batch = f"blocks.{args.layer}.resid_post", 8
+    n_tokens = sum(len(ids) for ids in model.tokenizer(texts, add_special_tokens=False)["input_ids"])
+
+    def full_pass_in_order() -> int:
+        for start in range(0, len(texts), batch):
+            with torch.no_grad(), lab.engine.edit({site: lambda a: None}):
+                model.hf(**tokenize_prompts(model, texts[start:start + batch]))
+        return n_tokens
+
+    def sorted_and_stopped() -> int:
+        collect(model, texts, [site], "mean", batch)
+        return n_tokens
+
+    result = interleave({"full pass, given order": lambda: timed(full_pass_in_order), "collect": lambda: timed(sorted_and_stopped)}, args.repeats)
+    before, after = result["full pass, given order"], result["collect"]
+    print(f"\n{args.model} on {device_name(model)}: reads at {site}, {len(texts)} answer texts ({n_tokens} tokens), batch {batch}, "
+          f"median of {args.repeats}")
+    print(f"  full forward, caller's order: {before:.0f} tok/s | collect (length-sorted, stopped at the site): {after:.0f} tok/s | "
+          f"speed-up {after / before:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("what", choices=["generation", "sweep", "training", "switch"])
+    parser.add_argument("what", choices=["generation", "sweep", "training", "switch", "reads"])
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--device", default=None)
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 64])
@@ -218,12 +248,13 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=12)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--layer", type=int, default=15, help="reads: the block read")
     args = parser.parse_args()
     torch.manual_seed(0)
     registry = build_registry()
     model = load_model(args.model, registry.models, args.device)
     lab = Lab.for_model(model, registry, Path(tempfile.mkdtemp()))
-    {"generation": generation, "sweep": sweep, "training": training, "switch": switch}[args.what](args, model, lab)
+    {"generation": generation, "sweep": sweep, "training": training, "switch": switch, "reads": reads}[args.what](args, model, lab)
 
 
 if __name__ == "__main__":
