@@ -245,6 +245,18 @@ def test_hypotheses_table_gives_measured_values_and_verdicts_per_direction(resul
     assert "best ridge - direct = +10 points | > +20 points | not supported |" in g2s
 
 
+def test_the_reading_sets_the_best_adapter_against_the_random_control_and_the_ceiling(results_json):
+    text = hypotheses_table(results_json)
+    s2g, g2s = text.split("### gemma3-270m → smollm2-135m-instruct")
+    assert "Best adapter: ridge 50%; random control 10%; smollm2" not in s2g
+    assert "Best adapter: ridge 50%; random control 10%; gemma3-270m's own vector (the ceiling) 60%." in s2g
+    assert "beats the random direction by 40 points (2.2 standard errors of 18 points)" in s2g
+    assert "Direct transfer (20%) cannot be told apart from the random control." in s2g
+    assert "reaches the native ceiling within one standard error" in s2g
+    assert "The adapter recovers 11% of the native ceiling." in g2s
+    assert "random" not in g2s.split("**Against the controls.**")[1]
+
+
 def test_write_summary_draws_the_transfer_matrix_and_the_curves(results_json):
     out = write_summary(results_json)
     assert out == results_json.parent / "hypotheses.md"

@@ -124,6 +124,46 @@ def verdicts(views: list[EntryView], source: str, target: str) -> list[list[str]
     return rows
 
 
+def _se(a: float, b: float, n: int) -> float:
+    """Standard error of the difference of two shares over the same n prompts (as if independent)."""
+    return math.sqrt((a * (1 - a) + b * (1 - b)) / n) if n else float("nan")
+
+
+def reading(views: list[EntryView], source: str, target: str) -> str:
+    """Plain sentences that set the verdicts against the controls: a verdict on the thresholds alone
+    can call noise a success (a direct transfer at 17% is 'supported' when a random direction also
+    reaches 17%), so the best adapter is read against the random control and the native ceiling."""
+    rand, ceiling = row_for(views, source, target, "random"), row_for(views, source, target, "native")
+    direct = row_for(views, source, target, "direct")
+    linear = [v for k in LINEAR if (v := row_for(views, source, target, k)) is not None and math.isfinite(v.best)]
+    if not linear:
+        return ""
+    top = max(linear, key=lambda v: v.best)
+    n = top.n_prompts
+    said = [f"Best adapter: {top.kind} {_pct(top.best)}"
+            + (f"; random control {_pct(rand.best)}" if rand else "")
+            + (f"; {target}'s own vector (the ceiling) {_pct(ceiling.best)}." if ceiling else ".")]
+    if rand is not None and math.isfinite(rand.best):
+        gap, se = top.best - rand.best, _se(top.best, rand.best, n)
+        if gap <= se:
+            said.append(f"That is within one standard error ({100 * se:.0f} points) of the random direction: on this "
+                        "evidence no adapter moves length more than a random vector of the same norm does.")
+        else:
+            said.append(f"It beats the random direction by {100 * gap:.0f} points ({gap / se:.1f} standard errors of "
+                        f"{100 * se:.0f} points).")
+        if direct is not None and abs(direct.best - rand.best) <= _se(direct.best, rand.best, n):
+            said.append(f"Direct transfer ({_pct(direct.best)}) cannot be told apart from the random control.")
+    if ceiling is not None and math.isfinite(ceiling.best):
+        if ceiling.best <= H2_RANGE[1]:
+            said.append(f"{target}'s own vector reaches only {_pct(ceiling.best)}: length is not steerable this way on "
+                        f"{target} at these strengths, so this direction cannot show transfer either way.")
+        elif top.best >= ceiling.best - _se(top.best, ceiling.best, n):
+            said.append("The adapter reaches the native ceiling within one standard error.")
+        else:
+            said.append(f"The adapter recovers {top.best / ceiling.best:.0%} of the native ceiling.")
+    return "**Against the controls.** " + " ".join(said)
+
+
 def direction_table(views: list[EntryView], source: str, target: str) -> str:
     strengths = sorted({c for v in views for c in v.success})
     header = ["method", "entry", *[f"success@{c:g}" for c in strengths], "best", "fit R²", "cos(mapped, native)"]
@@ -147,6 +187,8 @@ def render(views: list[EntryView]) -> str:
     for source, target in directions(views):
         lines += ["", f"### {source} → {target}", "", direction_table(views, source, target), "",
                   markdown_table(["hypothesis", "measured", "threshold", "verdict"], verdicts(views, source, target))]
+        said = reading(views, source, target)
+        lines += ["", said] if said else []
     if not directions(views):
         lines += ["", "No transfer entries in this run."]
     return "\n".join(lines) + "\n"
