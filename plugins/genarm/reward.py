@@ -15,6 +15,7 @@ the reward model on the whole sequence, for the same ``logits_to_keep`` last pos
 from __future__ import annotations
 
 import copy
+import inspect
 from typing import Any
 
 import torch
@@ -24,6 +25,24 @@ from torch import nn
 from steerlab.api import Artifact, Edit, LoadedModel, resolve
 
 PASSED = ("input_ids", "inputs_embeds", "attention_mask", "position_ids", "cache_position", "logits_to_keep")
+# The KV cache's keyword: transformers 5.2x renamed ``past_key_values`` to ``cache`` (argument and
+# output field); reading a base forward's cache under the old name alone saw none, so the reward
+# model ran the new token without its cache against the full attention mask.
+CACHE_KEYS = ("cache", "past_key_values")
+
+
+def cache_of(source: Any) -> Any:
+    """The KV cache in a forward's kwargs (a dict) or outputs, under either name."""
+    for key in CACHE_KEYS:
+        value = source.get(key) if isinstance(source, dict) else getattr(source, key, None)
+        if value is not None:
+            return value
+    return None
+
+
+def cache_keyword(model: nn.Module) -> str:
+    """The name ``model.forward`` takes its KV cache under."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 HOOK_DICTS = ("_forward_hooks", "_forward_hooks_with_kwargs", "_forward_hooks_always_called",
               "_forward_pre_hooks", "_forward_pre_hooks_with_kwargs")
 
@@ -33,11 +52,14 @@ def copy_of_base(model: LoadedModel) -> nn.Module:
 
     ``copy.deepcopy`` copies a module's hook tables too: an intervention live on the base (or
     GenARM's own observer) would otherwise also fire inside the reward model, forever, since the
-    base's handles cannot remove the copies."""
+    base's handles cannot remove the copies. Likewise nnsight, once it has traced the base
+    (activation reads), leaves a per-instance ``forward`` wrapper on the modules it reached; the
+    reward model is not traced by anyone, so it gets the class's own forward back."""
     clone = copy.deepcopy(model.hf)
     for module in clone.modules():
         for name in HOOK_DICTS:
             getattr(module, name, {}).clear()
+        module.__dict__.pop("forward", None)
     return clone
 
 
@@ -67,6 +89,7 @@ class RewardStream:
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model
+        self.cache_keyword = cache_keyword(model)
         self.cache: Any = None
         self.logprobs: torch.Tensor | None = None  # (batch, kept positions, vocab), float32
 
@@ -74,7 +97,7 @@ class RewardStream:
     def observe(self, kwargs: dict[str, Any]) -> None:
         """Run the reward model on the inputs the base model is about to see."""
         inputs = {k: kwargs[k] for k in PASSED if kwargs.get(k) is not None}
-        past = kwargs.get("past_key_values")
+        past = cache_of(kwargs)
         if past is None:  # a plain forward: the whole sequence, no cache kept
             self.cache = None
             out = self.model(**inputs, use_cache=False)
@@ -85,8 +108,8 @@ class RewardStream:
                 have = None if self.cache is None else self.cache.get_seq_length()
                 raise RuntimeError(f"genarm: the reward model's cache holds {have} positions but the base model's "
                                    f"{past.get_seq_length()}: the two models are out of step")
-            out = self.model(**inputs, past_key_values=self.cache, use_cache=True)
-            self.cache = out.past_key_values
+            out = self.model(**inputs, **{self.cache_keyword: self.cache}, use_cache=True)
+            self.cache = cache_of(out)
         self.logprobs = F.log_softmax(out.logits.float(), dim=-1)
 
     def take(self, shape: torch.Size) -> torch.Tensor:
