@@ -212,7 +212,7 @@ def transfer_matrix(views: list[EntryView], path: Path) -> bool:
     grid = [[(v.best if (v := row_for(views, s, t, k)) else float("nan")) for k in ORDER] for s, t in pairs]
     fig, ax = new_figure(width=7.0, height=1.2 + 0.7 * len(pairs))
     image = ax.imshow(grid, vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
-    ax.set_xticks(range(len(ORDER)), ORDER)
+    ax.set_xticks(range(len(ORDER)), ORDER, rotation=25, ha="right")
     ax.set_yticks(range(len(pairs)), [f"{_short(s)} → {_short(t)}" for s, t in pairs])
     for i, row in enumerate(grid):
         for j, value in enumerate(row):
@@ -231,15 +231,24 @@ def success_curves(views: list[EntryView], path: Path) -> bool:
         return False
     fig, axes = new_figure(ncols=len(pairs), width=4.5, height=3.6)
     axes = [axes] if len(pairs) == 1 else list(axes)
-    styles = {"random": ("0.5", "--"), "native": ("k", "-"), "direct": ("C3", ":")}
+    # Distinct colour and marker per method, and each method's points nudged sideways by a few
+    # percent of the strength: with 12 prompts many methods tie, and tied lines hid each other.
+    styles = {"direct": ("C1", ":", "v"), "random": ("0.5", "--", "x"), "ridge": ("C2", "-", "s"),
+              "procrustes": ("C3", "-", "D"), "affine": ("C4", "-", "^"), "native": ("k", "-", "o")}
     for ax, (source, target) in zip(axes, pairs):
         for k, kind in enumerate(ORDER):
             view = row_for(views, source, target, kind)
             if view is None or not view.success:
                 continue
-            colour, line = styles.get(kind, (f"C{k}", "-"))
+            colour, line, marker = styles.get(kind, (f"C{k}", "-", "o"))
             xs = sorted(view.success)
-            ax.plot(xs, [view.success[x] for x in xs], marker="o", color=colour, linestyle=line, label=kind)
+            nudge = 1 + 0.015 * (k - (len(ORDER) - 1) / 2)
+            ax.plot([x * nudge for x in xs], [view.success[x] for x in xs], marker=marker, color=colour,
+                    linestyle=line, label=kind)
+        tried = sorted({c for kind in ORDER if (v := row_for(views, source, target, kind)) for c in v.success})
+        ax.set_xticks(tried, [f"{c:g}" for c in tried])  # ticks only at the strengths tried (points are nudged)
+        if len(tried) == 1:
+            ax.set_xlim(tried[0] * 0.9, tried[0] * 1.1)
         ax.set_ylim(-0.02, 1.02)
         ax.set_xlabel("strength |c|")
         ax.set_ylabel("success (both signs)")
