@@ -15,7 +15,6 @@ the reward model on the whole sequence, for the same ``logits_to_keep`` last pos
 from __future__ import annotations
 
 import copy
-import inspect
 from typing import Any
 
 import torch
@@ -25,26 +24,22 @@ from torch import nn
 from steerlab.api import Artifact, Edit, LoadedModel, resolve
 
 PASSED = ("input_ids", "inputs_embeds", "attention_mask", "position_ids", "cache_position", "logits_to_keep")
+HOOK_DICTS = ("_forward_hooks", "_forward_hooks_with_kwargs", "_forward_hooks_always_called",
+              "_forward_pre_hooks", "_forward_pre_hooks_with_kwargs")
 # The KV cache's keyword: transformers 5.2x renamed ``past_key_values`` to ``cache`` (argument and
 # output field); reading a base forward's cache under the old name alone saw none, so the reward
 # model ran the new token without its cache against the full attention mask.
 CACHE_KEYS = ("cache", "past_key_values")
 
 
-def cache_of(source: Any) -> Any:
-    """The KV cache in a forward's kwargs (a dict) or outputs, under either name."""
+def cache_of(source: Any) -> tuple[str, Any]:
+    """(keyword, KV cache) of a forward's kwargs (a dict) or outputs, under either name; the
+    reward model is a copy of the base, so it takes its cache under the keyword the base got."""
     for key in CACHE_KEYS:
         value = source.get(key) if isinstance(source, dict) else getattr(source, key, None)
         if value is not None:
-            return value
-    return None
-
-
-def cache_keyword(model: nn.Module) -> str:
-    """The name ``model.forward`` takes its KV cache under."""
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-HOOK_DICTS = ("_forward_hooks", "_forward_hooks_with_kwargs", "_forward_hooks_always_called",
-              "_forward_pre_hooks", "_forward_pre_hooks_with_kwargs")
+            return key, value
+    return CACHE_KEYS[0], None
 
 
 def copy_of_base(model: LoadedModel) -> nn.Module:
@@ -89,7 +84,6 @@ class RewardStream:
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model
-        self.cache_keyword = cache_keyword(model)
         self.cache: Any = None
         self.logprobs: torch.Tensor | None = None  # (batch, kept positions, vocab), float32
 
@@ -97,7 +91,7 @@ class RewardStream:
     def observe(self, kwargs: dict[str, Any]) -> None:
         """Run the reward model on the inputs the base model is about to see."""
         inputs = {k: kwargs[k] for k in PASSED if kwargs.get(k) is not None}
-        past = cache_of(kwargs)
+        keyword, past = cache_of(kwargs)
         if past is None:  # a plain forward: the whole sequence, no cache kept
             self.cache = None
             out = self.model(**inputs, use_cache=False)
@@ -108,8 +102,8 @@ class RewardStream:
                 have = None if self.cache is None else self.cache.get_seq_length()
                 raise RuntimeError(f"genarm: the reward model's cache holds {have} positions but the base model's "
                                    f"{past.get_seq_length()}: the two models are out of step")
-            out = self.model(**inputs, **{self.cache_keyword: self.cache}, use_cache=True)
-            self.cache = cache_of(out)
+            out = self.model(**inputs, **{keyword: self.cache}, use_cache=True)
+            self.cache = cache_of(out)[1]
         self.logprobs = F.log_softmax(out.logits.float(), dim=-1)
 
     def take(self, shape: torch.Size) -> torch.Tensor:

@@ -236,19 +236,21 @@ def success_curves(views: list[EntryView], path: Path) -> bool:
     styles = {"direct": ("C1", ":", "v"), "random": ("0.5", "--", "x"), "ridge": ("C2", "-", "s"),
               "procrustes": ("C3", "-", "D"), "affine": ("C4", "-", "^"), "native": ("k", "-", "o")}
     for ax, (source, target) in zip(axes, pairs):
+        tried: set[float] = set()
         for k, kind in enumerate(ORDER):
             view = row_for(views, source, target, kind)
             if view is None or not view.success:
                 continue
+            tried.update(view.success)
             colour, line, marker = styles.get(kind, (f"C{k}", "-", "o"))
             xs = sorted(view.success)
             nudge = 1 + 0.015 * (k - (len(ORDER) - 1) / 2)
             ax.plot([x * nudge for x in xs], [view.success[x] for x in xs], marker=marker, color=colour,
                     linestyle=line, label=kind)
-        tried = sorted({c for kind in ORDER if (v := row_for(views, source, target, kind)) for c in v.success})
-        ax.set_xticks(tried, [f"{c:g}" for c in tried])  # ticks only at the strengths tried (points are nudged)
-        if len(tried) == 1:
-            ax.set_xlim(tried[0] * 0.9, tried[0] * 1.1)
+        ticks = sorted(tried)
+        ax.set_xticks(ticks, [f"{c:g}" for c in ticks])  # ticks only at the strengths tried (points are nudged)
+        if len(ticks) == 1:
+            ax.set_xlim(ticks[0] * 0.9, ticks[0] * 1.1)
         ax.set_ylim(-0.02, 1.02)
         ax.set_xlabel("strength |c|")
         ax.set_ylabel("success (both signs)")

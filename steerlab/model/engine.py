@@ -124,7 +124,7 @@ class HookEngine:
     def observe_inputs(self, fn: Callable[[dict[str, Any]], None]) -> Iterator[None]:
         """Call ``fn(kwargs)`` before every forward of the whole model, with the keyword inputs
         it receives (``input_ids``, ``attention_mask``, ``position_ids``, ``cache_position``,
-        ``past_key_values``...). For a method that runs a second model in step with the first
+        the KV cache as ``cache`` or ``past_key_values`` by transformers version...). For a method that runs a second model in step with the first
         (GenARM's reward model keeps its own KV cache this way). Read-only: ``fn``'s return is
         ignored."""
         def pre_hook(_m: nn.Module, _args: tuple, kwargs: dict[str, Any]) -> None:
