@@ -20,7 +20,7 @@ from steerlab.method import BaseMethod, NoConfig, SteeringMethod
 from steerlab.metrics.base import BaseMetric, Metric, MetricContext, Sample
 from steerlab.metrics.builtin import distinct_ngrams, word_count
 from steerlab.model.activations import Activations, collect
-from steerlab.model.engine import Delta, Edit, HookEngine, add_vector
+from steerlab.model.engine import Delta, Edit, HookEngine, Update, add_vector
 from steerlab.model.generation import Generation, GenerationSettings, generate
 from steerlab.model.scoring import kl_per_token, mean_logprobs, row_logprobs, sequence_logprobs, target_logits, token_logprobs
 from steerlab.model.sites import Site, match_sites, resolve
@@ -48,7 +48,7 @@ __all__ = [
     # config fields
     "help_field", "path_field", "as_dict",
     # the model side
-    "LoadedModel", "load_model", "HookEngine", "Edit", "Delta", "add_vector", "Site", "match_sites", "resolve",
+    "LoadedModel", "load_model", "HookEngine", "Edit", "Delta", "Update", "add_vector", "Site", "match_sites", "resolve",
     "Generation", "GenerationSettings", "generate", "Activations", "collect",
     "target_logits", "token_logprobs", "row_logprobs", "sequence_logprobs", "mean_logprobs", "kl_per_token",
     # training

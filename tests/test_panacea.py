@@ -14,8 +14,9 @@ def hook_count(model) -> int:
     return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
 
 
-def logits(model):
-    enc = tokenize_prompts(model, [model.format_prompt("Tell me about the sea")])
+def logits(model, batch: int = 1):
+    prompts = ["Tell me about the sea", "Why is the sky blue?"][:batch]
+    enc = tokenize_prompts(model, [model.format_prompt(p) for p in prompts])
     with torch.no_grad():
         return model.hf(**enc).logits
 
@@ -94,6 +95,7 @@ def test_linear_scalarisation_and_tchebycheff_match_hand_computed_values():
 def test_state_round_trip_rebuilds_the_same_adapter(tiny_llama, adapter_and_engine):
     adapter, engine = adapter_and_engine
     rebuilt = PanaceaAdapter.from_state(adapter.state(), adapter.sites, rank=2, n_prefs=3)
+    adapter.requires_grad_(False)  # both frozen: the same (fused) path, so bit-equal answers are expected
     for preference in ([0.0, 1.0, 0.0], [0.3, 0.3, 0.4]):
         adapter.set_preference(preference)
         rebuilt.set_preference(preference)
@@ -185,9 +187,21 @@ def test_a_frozen_adapter_precomputes_sigma_and_answers_exactly_as_before(tiny_l
         live = logits(tiny_llama)
     adapter.requires_grad_(False)
     adapter.set_preference([0.1, 0.6, 0.3])
-    assert all(layer._frozen_sigma is not None for layer in adapter.layers)
+    assert adapter.shared.frozen is not None and adapter.shared.frozen.shape[:2] == (len(adapter.layers), 1)
     with adapter.attached(engine):
         torch.testing.assert_close(logits(tiny_llama), live, atol=1e-6, rtol=1e-6)
+    rows = torch.tensor([[0.1, 0.6, 0.3], [0.8, 0.1, 0.1]])  # the per-row fused path, and a switch back
+    adapter.set_preference(rows)
+    with adapter.attached(engine):
+        per_row = logits(tiny_llama, batch=2)
+    adapter.requires_grad_(True)
+    adapter.set_preference(rows)
+    assert adapter.shared.frozen is None
+    with adapter.attached(engine), torch.no_grad():
+        torch.testing.assert_close(per_row, logits(tiny_llama, batch=2), atol=1e-6, rtol=1e-6)
+    adapter.set_preference([0.1, 0.6, 0.3])
+    with adapter.attached(engine):  # differs from the other lambda: the fused path really steers
+        assert not torch.allclose(logits(tiny_llama, batch=2)[1], per_row[1], atol=1e-4)
 
 
 def test_held_out_prompts_never_train_and_the_best_held_out_parameters_are_kept(tiny_llama):

@@ -29,16 +29,23 @@ from steerlab.api import HookEngine
 
 class SharedPreference(nn.Module):
     """The one lambda buffer every layer reads, (rows, m). Layers hold this module (not the
-    tensor), so moving the adapter with ``.to(device)`` moves what every layer sees."""
+    tensor), so moving the adapter with ``.to(device)`` moves what every layer sees.
+
+    A frozen adapter also keeps here every layer's full singular values for the current lambda,
+    ``frozen`` (layers, rows, width), computed in one batched op per switch, and a ``version``
+    that layers compare against to refresh what they derive from it lazily, on their next forward
+    (so a switch costs a few tensor ops, not one per module)."""
 
     def __init__(self, n_prefs: int) -> None:
         super().__init__()
         self.register_buffer("value", torch.full((1, n_prefs), 1.0 / n_prefs))
+        self.frozen: torch.Tensor | None = None
+        self.version = 0
 
 
 class PanaceaLayer(nn.Module):
     def __init__(self, in_features: int, out_features: int, rank: int, shared: SharedPreference, generator: torch.Generator | None = None,
-                 pref_rank: int = 1, sigma_init: float = 1.0, scale_init: float = 1.0) -> None:
+                 pref_rank: int = 1, sigma_init: float = 1.0, scale_init: float = 1.0, index: int = 0) -> None:
         super().__init__()
         m = shared.value.shape[-1]
         self.rank, self.pref_rank = rank, pref_rank
@@ -48,7 +55,8 @@ class PanaceaLayer(nn.Module):
         self.V = nn.Parameter(torch.randn(in_features, width, generator=generator) / math.sqrt(in_features))
         self.sigma = nn.Parameter(torch.full((rank,), float(sigma_init)))
         self.scale = nn.Parameter(torch.full((), float(scale_init)))
-        self._frozen_sigma: torch.Tensor | None = None  # sigma_full for the current lambda, set by a frozen adapter
+        self.index = index  # this layer's row in the shared ``frozen`` singular values
+        self._folded: tuple[int, torch.Tensor] | None = None  # (version, V * sigma) for a one-row lambda
 
     @property
     def preference(self) -> torch.Tensor:  # (rows, m)
@@ -59,13 +67,29 @@ class PanaceaLayer(nn.Module):
         return torch.cat([self.sigma.expand(pref.shape[0], -1), self.scale * pref], dim=-1)
 
     def delta(self, x: torch.Tensor) -> torch.Tensor:  # x: (batch, pos, in) -> (batch, pos, out)
-        if self._frozen_sigma is not None and not torch.is_grad_enabled():
-            sigma = self._frozen_sigma
-        else:
-            sigma = self.sigma_full()[:, None, :]  # (rows, 1, width), rows = batch or 1
+        """U diag(sigma_full) V^T x, differentiable: the training path."""
+        sigma = self.sigma_full()[:, None, :]  # (rows, 1, width), rows = batch or 1
         if x.dtype != self.U.dtype:
             return ((x @ self.V.to(x.dtype)) * sigma.to(x.dtype)) @ self.U.to(x.dtype).T
         return ((x @ self.V) * sigma) @ self.U.T
+
+    def add_into(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """``out + delta(x)``; for a frozen adapter outside autograd, accumulated into ``out`` in
+        place with two ops per call (one lambda: sigma folded into V once per switch; one lambda
+        per row: three), since at batch 1 on CPU the adapter's cost is its op count."""
+        shared = self._shared[0]
+        frozen = shared.frozen
+        if frozen is None or torch.is_grad_enabled() or x.dtype != self.U.dtype or not out.is_contiguous():
+            return out + self.delta(x)
+        if frozen.shape[1] == 1:
+            if self._folded is None or self._folded[0] != shared.version:
+                self._folded = (shared.version, self.V * frozen[self.index, 0])
+            h = x @ self._folded[1]
+        else:  # one lambda per batch row
+            h = (x @ self.V).mul_(frozen[self.index][:, None, :])
+        flat = out.view(-1, out.shape[-1])
+        flat.addmm_(h.reshape(-1, h.shape[-1]), self.U.T)
+        return out
 
     def delta_weight(self) -> torch.Tensor:  # (out, in), at a single preference
         return (self.U * self._single(self.sigma_full())) @ self.V.T
@@ -91,9 +115,8 @@ class PanaceaAdapter(nn.Module):
         self.shared = SharedPreference(n_prefs)
         generator = torch.Generator().manual_seed(seed)
         self.sites, self.rank, self.pref_rank = list(shapes), rank, pref_rank
-        self._stacked: tuple[torch.Tensor, torch.Tensor] | None = None
-        self.layers = nn.ModuleList(PanaceaLayer(i, o, rank, self.shared, generator, pref_rank, sigma_init, scale_init)
-                                    for i, o in shapes.values())
+        self.layers = nn.ModuleList(PanaceaLayer(i, o, rank, self.shared, generator, pref_rank, sigma_init, scale_init, index)
+                                    for index, (i, o) in enumerate(shapes.values()))
 
     @property
     def preference(self) -> torch.Tensor:
@@ -109,32 +132,41 @@ class PanaceaAdapter(nn.Module):
 
     def set_preference(self, preference: torch.Tensor | list[float]) -> None:
         """Write lambda, (m,) or one row per batch row (rows, m): every layer sees it on its next
-        forward (no re-hooking; a new row count replaces the buffer, still no re-hook)."""
+        forward (no re-hooking; a new row count replaces the buffer, still no re-hook). A frozen
+        adapter also recomputes every layer's singular values here, in one batched op."""
         value = torch.as_tensor(preference, dtype=self.preference.dtype).reshape(-1, self.preference.shape[-1])
         with torch.no_grad():
             if value.shape == self.preference.shape:
                 self.preference.copy_(value)  # on any device
             else:
                 self.shared.value = value.to(self.preference.device)
-        if not any(p.requires_grad for p in self.parameters()):
-            self._freeze_all()
+        self._refresh()
 
-    def _freeze_all(self) -> None:
-        """sigma_full of every layer for the current lambda, computed in one batched op (a frozen
-        adapter's singular values never change, so they are stacked once and kept)."""
+    def _refresh(self) -> None:
+        """Recompute the shared frozen singular values (a frozen adapter) or drop them (a
+        trainable one, whose sigma and s_l change every step)."""
+        shared = self.shared
+        shared.version += 1
+        if any(p.requires_grad for p in self.parameters()):
+            shared.frozen = None
+            return
         with torch.no_grad():
-            if getattr(self, "_stacked", None) is None or self._stacked[0].device != self.preference.device:
-                self._stacked = (torch.stack([layer.sigma for layer in self.layers]), torch.stack([layer.scale for layer in self.layers]))
-            sigma, scale = self._stacked  # (L, k), (L,)
+            sigma = torch.stack([layer.sigma for layer in self.layers])  # (L, k)
+            scale = torch.stack([layer.scale for layer in self.layers])  # (L,)
             pref = self.preference.to(sigma.dtype).repeat_interleave(self.pref_rank, dim=-1)  # (rows, m * r_p)
             full = torch.cat([sigma[:, None, :].expand(-1, pref.shape[0], -1), scale[:, None, None] * pref[None]], dim=-1)
-            full = full.to(self.layers[0].U.dtype)[:, :, None, :]  # (L, rows, 1, width)
-            for layer, frozen in zip(self.layers, full):
-                layer._frozen_sigma = frozen
+            shared.frozen = full.to(self.layers[0].U.dtype)  # (L, rows, width)
+
+    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> "PanaceaAdapter":
+        """``.to()``, ``.half()``...: the frozen singular values follow the parameters."""
+        result = super()._apply(fn, *args, **kwargs)
+        if self.shared.frozen is not None:
+            self._refresh()
+        return result
 
     def attached(self, engine: HookEngine):
         """Context manager: the adapter's deltas added to their Linear modules' outputs."""
-        return engine.add_deltas({site: layer.delta for site, layer in zip(self.sites, self.layers)})
+        return engine.update_outputs({site: layer.add_into for site, layer in zip(self.sites, self.layers)})
 
     @contextmanager
     def merged(self, engine: HookEngine, preference: list[float]) -> Iterator[None]:
