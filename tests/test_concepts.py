@@ -69,3 +69,35 @@ def test_a_concept_the_compare_table_does_not_list_is_refused(study_dir, capsys)
     path.write_text(path.read_text().replace('[methods.actdiff]\n', '[methods.actdiff]\nconcept = "dogs"\n'))
     assert main(["run", str(path), "--out", str(study_dir / "runs")]) == 2
     assert "concept 'dogs'" in capsys.readouterr().err
+
+
+def test_a_staged_sweep_generates_other_strengths_on_dev_only_and_reports_the_same_table(study_dir):
+    """[compare] test_chosen_only: a strength entry is generated at every control on the dev
+    requests and only at its chosen (and free neutral) control on the test requests; the concept
+    table is the one a full sweep gives."""
+    path = study_dir / "tiny.toml"
+    text = path.read_text().replace('use = ["length", "fluency", "kl", "similarity", "judge"]', 'use = ["length", "fluency", "relevance", "judge"]')
+    base_table = "[methods.base]\n"
+    assert text.count(base_table) == 1
+    body, _, rest = text.partition(base_table)
+    base_body, sep, after = rest.partition("\n[")  # move [methods.base] first: the reference must run before the entries it ranks
+    text = body.replace("[methods.actdiff]\n", base_table + base_body + "\n\n[methods.actdiff]\nconcept = \"cats\"\n", 1) + sep + after
+    path.write_text(text.replace("[quick]", COMPARE + "\n[quick]"))
+    blocks, records = {}, {}
+    for staged in (True, False):
+        out = study_dir / f"runs-{staged}"
+        args = ["run", str(path), "--out", str(out), "--no-progress", "--set", "methods.actdiff.layer_sweep=[]",
+                "--set", f"compare.test_chosen_only={str(staged).lower()}"]
+        assert main(args) == 0
+        run_dir = next(out.iterdir())
+        results = json.loads((run_dir / "results.json").read_text())
+        blocks[staged], records[staged] = results["concepts"], results["methods"]["actdiff"]["records"]
+    dev = {"Hello!"}  # by the stable hash at dev_share 0.5; the other two prompts are test
+    chosen = next(r["control"] for r in blocks[True]["rows"] if r["method"] == "actdiff")
+    assert len(records[False]) == 15  # 5 controls x 3 prompts
+    assert {(r["prompt"] in dev) or r["label"] in (chosen, "+0") for r in records[True]} == {True}
+    assert len(records[True]) == 5 * 1 + 2 * 2
+    for a, b in zip(blocks[True]["rows"], blocks[False]["rows"], strict=True):
+        assert (a["method"], a["concept"], a["control"], a["n_test"]) == (b["method"], b["concept"], b["control"], b["n_test"])
+        for key in ("concept_score", "instruction", "fluency", "harmonic"):
+            assert a[key] == pytest.approx(b[key], abs=1e-4)

@@ -115,6 +115,7 @@ class PanaceaAdapter(nn.Module):
         self.shared = SharedPreference(n_prefs)
         generator = torch.Generator().manual_seed(seed)
         self.sites, self.rank, self.pref_rank = list(shapes), rank, pref_rank
+        self._frozen_stack: tuple[torch.Tensor, torch.Tensor] | None = None  # every layer's (sigma, s_l), while frozen
         self.layers = nn.ModuleList(PanaceaLayer(i, o, rank, self.shared, generator, pref_rank, sigma_init, scale_init, index)
                                     for index, (i, o) in enumerate(shapes.values()))
 
@@ -147,12 +148,14 @@ class PanaceaAdapter(nn.Module):
         trainable one, whose sigma and s_l change every step)."""
         shared = self.shared
         shared.version += 1
-        if any(p.requires_grad for p in self.parameters()):
-            shared.frozen = None
-            return
+        if self._frozen_stack is None:
+            if any(p.requires_grad for p in self.parameters()):
+                shared.frozen = None
+                return
+            with torch.no_grad():  # kept until requires_grad_ or .to(): a frozen adapter's sigma and s_l never change
+                self._frozen_stack = (torch.stack([layer.sigma for layer in self.layers]), torch.stack([layer.scale for layer in self.layers]))
         with torch.no_grad():
-            sigma = torch.stack([layer.sigma for layer in self.layers])  # (L, k)
-            scale = torch.stack([layer.scale for layer in self.layers])  # (L,)
+            sigma, scale = self._frozen_stack  # (L, k), (L,)
             pref = self.preference.to(sigma.dtype).repeat_interleave(self.pref_rank, dim=-1)  # (rows, m * r_p)
             full = torch.cat([sigma[:, None, :].expand(-1, pref.shape[0], -1), scale[:, None, None] * pref[None]], dim=-1)
             shared.frozen = full.to(self.layers[0].U.dtype)  # (L, rows, width)
@@ -160,9 +163,18 @@ class PanaceaAdapter(nn.Module):
     def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> "PanaceaAdapter":
         """``.to()``, ``.half()``...: the frozen singular values follow the parameters."""
         result = super()._apply(fn, *args, **kwargs)
+        self._frozen_stack = None
         if self.shared.frozen is not None:
             self._refresh()
         return result
+
+    def requires_grad_(self, requires_grad: bool = True) -> "PanaceaAdapter":
+        """Freeze or unfreeze through here (not parameter by parameter): a switch relies on the
+        stacked singular values it caches while the adapter is frozen (scanning 840 parameters
+        and stacking 420 small tensors per switch cost 4 ms on SmolLM2)."""
+        super().requires_grad_(requires_grad)
+        self._frozen_stack = None
+        return self
 
     def attached(self, engine: HookEngine):
         """Context manager: the adapter's deltas added to their Linear modules' outputs."""

@@ -35,7 +35,7 @@ import numpy as np
 from steerlab.figures import MARKERS, markdown_table, new_figure, save_figure
 from steerlab.run.layout import RunLayout
 from steerlab.run.results import Record, RunResults
-from steerlab.study.schema import MethodEntry, Study
+from steerlab.study.schema import CompareSettings, MethodEntry, Study
 
 SAMPLE_CHARS = 400
 
@@ -94,6 +94,38 @@ def targets(entry: MethodEntry, concept: str) -> list[str]:
     return []
 
 
+def choose(labels: list[str], scored: list[tuple[Record, dict[str, float]]], share: float) -> str:
+    """The control (label) with the best mean harmonic mean on the dev requests."""
+    dev = {label: np.mean([s["harmonic"] for r, s in scored if r.label == label and is_dev(r.prompt, share)] or [float("nan")])
+           for label in labels}
+    return max(labels, key=lambda label: dev[label] if math.isfinite(dev[label]) else -1.0)
+
+
+@dataclass(frozen=True)
+class ChosenOnDev:
+    """The runner's ``ControlChooser`` for a ``[compare]`` study: a strength entry's control is
+    chosen on the dev requests exactly as ``compare_concepts`` later chooses it (same scores,
+    same references), so the test requests only need that control."""
+
+    settings: CompareSettings
+    reference: list[Record]  # the reference entry's records: the medians every score is relative to
+
+    def stages(self, entry: MethodEntry) -> bool:
+        return bool(entry.concept) and entry.concept in self.settings.concepts and len(targets(entry, entry.concept)) > 1
+
+    def is_dev(self, prompt: str) -> bool:
+        return is_dev(prompt, self.settings.dev_share)
+
+    def keep(self, entry: MethodEntry, dev_records: list[Record]) -> set[int]:
+        concept = entry.concept
+        ref = References.from_records(self.reference, self.settings.concepts)
+        labels = targets(entry, concept)
+        scored = [(r, answer_scores(r, concept, self.settings.concepts[concept], ref)) for r in dev_records if r.label in labels]
+        chosen, neutral = choose(labels, scored, self.settings.dev_share), entry.space.neutral()
+        free = entry.space.key(neutral) if neutral is not None else None
+        return {i for i, c in enumerate(entry.controls) if entry.space.key(c) in (chosen, free)}
+
+
 def compare_concepts(results: RunResults, study: Study, layout: RunLayout) -> dict[str, Any]:
     settings = study.compare
     concepts, share = settings.concepts, settings.dev_share
@@ -107,9 +139,7 @@ def compare_concepts(results: RunResults, study: Study, layout: RunLayout) -> di
             if not labels:
                 continue
             scored = [(r, answer_scores(r, concept, key, ref)) for r in method.records if r.label in labels]
-            dev = {label: np.mean([s["harmonic"] for r, s in scored if r.label == label and is_dev(r.prompt, share)] or [float("nan")])
-                   for label in labels}
-            chosen = max(labels, key=lambda label: dev[label] if math.isfinite(dev[label]) else -1.0)
+            chosen = choose(labels, scored, share)
             test = [(r, s) for r, s in scored if r.label == chosen and not is_dev(r.prompt, share)]
             if not test:
                 continue
@@ -120,7 +150,7 @@ def compare_concepts(results: RunResults, study: Study, layout: RunLayout) -> di
             ordered = sorted(test, key=lambda rs: rs[1]["harmonic"])
             samples[f"{entry.name}:{concept}"] = {"best": _sample(ordered[-1]), "worst": _sample(ordered[0])}
     figures = [_plot_tradeoff(rows, layout)]
-    return {"concepts": concepts, "reference": settings.reference, "dev_share": share, "rows": rows, "samples": samples,
+    return {"concepts": concepts, "reference": settings.reference, "dev_share": share, "test_chosen_only": settings.test_chosen_only, "rows": rows, "samples": samples,
             "winners": _winners(rows), "figures": [{"path": layout.relative(p), "caption": c} for p, c in figures]}
 
 
@@ -169,7 +199,8 @@ def concepts_section(block: dict[str, Any]) -> list[str]:
     out = ["## Concept comparison", "",
            f"Every method steering towards each concept on the same requests; scores 0-2 (concept, instruction, fluency) and "
            f"their harmonic mean, as AxBench does. Each method's control is chosen on {100 * block['dev_share']:.0f}% of the requests "
-           f"(dev) and reported on the rest (test); `{block['reference']}` is the unsteered reference. How each score is computed: "
+           f"(dev) and reported on the rest (test){' (a strength entry is generated on the test requests at its chosen control only)' if block.get('test_chosen_only') else ''}; "
+           f"`{block['reference']}` is the unsteered reference. How each score is computed: "
            "`steerlab/analysis/concepts.py`.", "",
            markdown_table([title for _, title in COLUMNS], [[r[k] for k, _ in COLUMNS] for r in block["rows"]]), ""]
     for concept, win in block["winners"].items():

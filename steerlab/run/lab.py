@@ -30,7 +30,8 @@ from steerlab.storage import read_json, write_json
 
 if TYPE_CHECKING:
     from steerlab.registry import Registry
-    from steerlab.study.schema import Study
+    from steerlab.run.results import Record
+    from steerlab.study.schema import MethodEntry, Study
 
 
 class Steers(Protocol):
@@ -39,6 +40,18 @@ class Steers(Protocol):
     def steer(self, lab: Lab, artifact: Artifact, controls: torch.Tensor) -> AbstractContextManager[None]: ...
 
     def system_prompts(self, artifact: Artifact, controls: torch.Tensor) -> list[str | None]: ...
+
+
+class ControlChooser(Protocol):
+    """Which controls of an entry the test split needs, chosen on the dev split (``[compare]``):
+    a strength entry is generated at every control on the dev requests and only at its chosen
+    control on the test requests, as AxBench does, instead of at every control everywhere."""
+
+    def stages(self, entry: MethodEntry) -> bool: ...
+
+    def is_dev(self, prompt: str) -> bool: ...
+
+    def keep(self, entry: MethodEntry, dev_records: list[Record]) -> set[int]: ...
 
 
 def seed_everything(seed: int) -> None:
@@ -56,6 +69,7 @@ class Lab:
     show_progress: bool = True
     engine: HookEngine = field(init=False)
     _resources: dict[str, Any] = field(default_factory=dict, init=False)
+    control_chooser: ControlChooser | None = field(default=None, init=False)  # set by the runner once the [compare] reference ran
 
     def __post_init__(self) -> None:
         self.engine = HookEngine(self.model.hf)

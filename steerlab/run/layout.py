@@ -92,8 +92,9 @@ class RunLayout:
     def result(self, name: str) -> Path:
         return self.method(name) / "result.json"
 
-    def sweep_partial(self, name: str) -> Path:
-        return self.method(name) / "sweep.partial.json"
+    def sweep_partial(self, name: str, stage: str = "") -> Path:
+        """Finished batches of a sweep (``stage``: a staged sweep's second part, e.g. ``test``)."""
+        return self.method(name) / (f"sweep.{stage}.partial.json" if stage else "sweep.partial.json")
 
     def analysis(self, name: str) -> Path:
         return self.method(name) / "analysis.json"

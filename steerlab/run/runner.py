@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from steerlab.analysis.compare import compare
-from steerlab.analysis.concepts import compare_concepts
+from steerlab.analysis.concepts import ChosenOnDev, compare_concepts
 from steerlab.artifact import Artifact, ArtifactHeader
 from steerlab.data.files import file_digest
 from steerlab.errors import ConfigError
@@ -246,7 +246,12 @@ def execute(session: Session, show_progress: bool = True) -> RunResults:
     labs = {name: Lab(study=study, model=model, registry=session.registry, layout=session.layout, show_progress=show_progress)
             for name, model in session.models.items()}
     lab = labs[study.meta.model]
-    methods = {entry.name: run_method(labs[entry.model], entry) for entry in study.methods}
+    methods = {}
+    for entry in study.methods:
+        methods[entry.name] = run_method(labs[entry.model], entry)
+        if study.compare.concepts and study.compare.test_chosen_only and entry.name == study.compare.reference:
+            for each in labs.values():  # from here on, strength entries are generated on the test split at their chosen control only
+                each.control_chooser = ChosenOnDev(study.compare, methods[entry.name].records)
     sections = {}
     for entry in study.metrics:
         section = session.registry.metrics[entry.name].section(metric_context(lab, entry.name))

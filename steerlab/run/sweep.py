@@ -12,6 +12,11 @@ unsteered model; the contract test checks it for every built-in method) are not 
 when decoding is greedy: they reuse the run's unsteered answers, which every metric compares
 with anyway. They are still scored like every other row.
 
+A study with ``[compare]`` stages the sweep of a strength entry (``concept = ...``): every control
+on the dev requests, then on the test requests only the control chosen on dev (and the neutral
+one, which is free), so a three-strength entry decodes two thirds of the rows instead of all of
+them (``ControlChooser``, installed by the runner once the reference entry has run).
+
 Batches are checkpointed as they finish; the batch plan depends only on the study, so a resumed
 sweep seeds and runs the missing batches exactly as an uninterrupted one would.
 """
@@ -45,21 +50,45 @@ LOGITS_BUDGET = 1 << 30  # bytes of float32 logits alive at once while teacher-f
 
 
 def sweep(lab: Lab, method: Steers, entry: MethodEntry, artifact: Artifact) -> SweepResult:
-    """Answer and score every eval prompt at every control of ``entry``."""
-    prompts, bases, space = lab.eval_prompts(), lab.base_generations(), entry.space
+    """Answer and score every eval prompt at every control of ``entry`` (a staged sweep: every
+    control on the dev requests, then only the chosen ones on the test requests)."""
+    prompts, space = lab.eval_prompts(), entry.space
     rows = [(c, p) for c in range(len(entry.controls)) for p in range(len(prompts))]
+    chooser = lab.control_chooser
+    dev = [(c, p) for c, p in rows if chooser is not None and chooser.is_dev(prompts[p])]
+    if chooser is None or not chooser.stages(entry) or not dev or len(dev) == len(rows):
+        done, timing = _sweep_rows(lab, method, entry, artifact, rows, "")
+    else:
+        done, timing = _sweep_rows(lab, method, entry, artifact, dev, "")
+        keep = chooser.keep(entry, done)
+        test = [(c, p) for c, p in rows if not chooser.is_dev(prompts[p]) and c in keep]
+        more, more_timing = _sweep_rows(lab, method, entry, artifact, test, "test")
+        done, timing, rows = done + more, timing + more_timing, dev + test
+    points = [SweepPoint.from_records(space.to_json(c), space.key(c), [done[r] for r, (ci, _) in enumerate(rows) if ci == k])
+              for k, c in enumerate(entry.controls) if any(ci == k for ci, _ in rows)]
+    seconds, tokens = sum(t[0] for t in timing), sum(t[1] for t in timing)
+    return SweepResult(points, done, {"decode_seconds": float(seconds), "decode_tokens": float(tokens),
+                                      "decode_tokens_per_s": tokens / seconds if seconds else float("nan")})
+
+
+def _sweep_rows(lab: Lab, method: Steers, entry: MethodEntry, artifact: Artifact, rows: list[tuple[int, int]],
+                stage: str) -> tuple[list[Record], list[list[float]]]:
+    """The records of ``rows`` (control index, prompt index), in order, and each generated
+    batch's [seconds, tokens]; checkpointed per batch under ``stage``."""
+    prompts, bases, space = lab.eval_prompts(), lab.base_generations(), entry.space
     systems = lab.system_prompts(method, artifact, space, [entry.controls[c] for c, _ in rows])
     texts = [lab.model.format_prompt(prompts[p], system) for (_, p), system in zip(rows, systems)]  # to plan batches
-    lengths = [len(ids) for ids in lab.model.tokenizer(texts, add_special_tokens=False)["input_ids"]]
+    lengths = [len(ids) for ids in lab.model.tokenizer(texts, add_special_tokens=False)["input_ids"]] if texts else []
     reused = _reuses_base(lab, entry, rows)
     fresh = sorted((r for r in range(len(rows)) if r not in reused), key=lambda r: (lengths[r], r))
     plan = list(batches(fresh, lab.settings.batch_size)) + list(batches(sorted(reused), lab.settings.batch_size))
-    checkpoint = lab.layout.sweep_partial(entry.name)
+    checkpoint = lab.layout.sweep_partial(entry.name, stage)
     done, timing = _load_partial(checkpoint, _plan_key(entry, texts, plan))
     records: dict[int, Record] = {}
-    for index, batch in enumerate(lab.progress(plan, f"{entry.name} sweep", len(plan))):
+    label = f"{entry.name} sweep" + (f" ({stage})" if stage else "")
+    for index, batch in enumerate(lab.progress(plan, label, len(plan))):
         if str(index) not in done:
-            lab.seeded(f"{entry.name}:batch{index}")
+            lab.seeded(f"{entry.name}:{stage}batch{index}" if stage else f"{entry.name}:batch{index}")
             answered, seconds, tokens = _answer_batch(lab, method, entry, artifact, [rows[r] for r in batch], prompts, bases, batch[0] in reused)
             done[str(index)] = [asdict(r) for r in answered]
             if tokens:
@@ -70,12 +99,7 @@ def sweep(lab: Lab, method: Steers, entry: MethodEntry, artifact: Artifact) -> S
                 records[r] = Record.from_json(data, f"batch {index}")
         except (SchemaError, ValueError) as exc:
             raise ConfigError(f"{checkpoint}: corrupt sweep checkpoint ({exc}); delete it to redo the sweep") from None
-    ordered = [records[r] for r in range(len(rows))]
-    points = [SweepPoint.from_records(space.to_json(c), space.key(c), [ordered[r] for r, (ci, _) in enumerate(rows) if ci == k])
-              for k, c in enumerate(entry.controls)]
-    seconds, tokens = sum(t[0] for t in timing.values()), sum(t[1] for t in timing.values())
-    return SweepResult(points, ordered, {"decode_seconds": float(seconds), "decode_tokens": float(tokens),
-                                         "decode_tokens_per_s": tokens / seconds if seconds else float("nan")})
+    return [records[r] for r in range(len(rows))], list(timing.values())
 
 
 def _reuses_base(lab: Lab, entry: MethodEntry, rows: list[tuple[int, int]]) -> set[int]:

@@ -65,6 +65,7 @@ class CompareSettings:
     concepts: dict[str, str] = cfg.help_field({}, "concept -> its score: a judge score (judge.humorous) or -SCORE for one that should fall (-words)")
     reference: str = cfg.help_field("base", "the unsteered method entry: the references for instruction and fluency")
     dev_share: float = cfg.help_field(0.5, "share of requests (by a stable hash) used to choose each method's control")
+    test_chosen_only: bool = cfg.help_field(True, "generate a strength entry (concept = ...) on the test requests only at the control chosen on dev")
 
     def __post_init__(self) -> None:
         if not 0.1 <= self.dev_share <= 0.9:
