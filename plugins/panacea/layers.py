@@ -56,7 +56,7 @@ class PanaceaLayer(nn.Module):
         self.sigma = nn.Parameter(torch.full((rank,), float(sigma_init)))
         self.scale = nn.Parameter(torch.full((), float(scale_init)))
         self.index = index  # this layer's row in the shared ``frozen`` singular values
-        self._folded: tuple[int, torch.Tensor] | None = None  # (version, V * sigma) for a one-row lambda
+        self._folded: tuple[int, torch.Tensor, torch.Tensor] | None = None  # (version, V * sigma, U^T) for a one-row lambda
 
     @property
     def preference(self) -> torch.Tensor:  # (rows, m)
@@ -76,18 +76,26 @@ class PanaceaLayer(nn.Module):
     def add_into(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """``out + delta(x)``; for a frozen adapter outside autograd, accumulated into ``out`` in
         place with two ops per call (one lambda: sigma folded into V once per switch; one lambda
-        per row: three), since at batch 1 on CPU the adapter's cost is its op count."""
+        per row: three), since at batch 1 on CPU the adapter's cost is its op count and Python."""
+        folded = self._folded
+        if (folded is not None and folded[0] == self._shared[0].version and x.dtype == folded[1].dtype
+                and out.is_contiguous() and not torch.is_grad_enabled()):
+            flat = out.view(-1, out.shape[-1])
+            flat.addmm_(torch.mm(x.reshape(-1, x.shape[-1]), folded[1]), folded[2])
+            return out
+        return self._add_into_checked(x, out)
+
+    def _add_into_checked(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         shared = self._shared[0]
         frozen = shared.frozen
         if frozen is None or torch.is_grad_enabled() or x.dtype != self.U.dtype or not out.is_contiguous():
             return out + self.delta(x)
-        if frozen.shape[1] == 1:
-            if self._folded is None or self._folded[0] != shared.version:
-                self._folded = (shared.version, self.V * frozen[self.index, 0])
-            h = x @ self._folded[1]
-        else:  # one lambda per batch row
-            h = (x @ self.V).mul_(frozen[self.index][:, None, :])
         flat = out.view(-1, out.shape[-1])
+        if frozen.shape[1] == 1:  # one lambda for every row: (version, V * sigma, U^T contiguous), kept until the next switch
+            self._folded = (shared.version, self.V * frozen[self.index, 0], self.U.T.contiguous())
+            flat.addmm_(torch.mm(x.reshape(-1, x.shape[-1]), self._folded[1]), self._folded[2])
+            return out
+        h = (x @ self.V).mul_(frozen[self.index][:, None, :])  # one lambda per batch row
         flat.addmm_(h.reshape(-1, h.shape[-1]), self.U.T)
         return out
 
@@ -164,6 +172,7 @@ class PanaceaAdapter(nn.Module):
         """``.to()``, ``.half()``...: the frozen singular values follow the parameters."""
         result = super()._apply(fn, *args, **kwargs)
         self._frozen_stack = None
+        self.shared.version += 1
         if self.shared.frozen is not None:
             self._refresh()
         return result
@@ -174,6 +183,8 @@ class PanaceaAdapter(nn.Module):
         and stacking 420 small tensors per switch cost 4 ms on SmolLM2)."""
         super().requires_grad_(requires_grad)
         self._frozen_stack = None
+        self.shared.frozen = None  # until the next set_preference: nothing derived from the old state is used
+        self.shared.version += 1
         return self
 
     def attached(self, engine: HookEngine):
