@@ -145,6 +145,7 @@ def compare_concepts(results: RunResults, study: Study, layout: RunLayout) -> di
                 continue
             row = {"method": entry.name, "kind": entry.method, "concept": concept, "control": chosen, "n_test": len(test),
                    **{k: float(np.mean([s[k] for _, s in test])) for k in ("concept_score", "instruction", "fluency", "harmonic")},
+                   "harmonic_se": float(np.std([s["harmonic"] for _, s in test], ddof=1) / math.sqrt(len(test))) if len(test) > 1 else float("nan"),
                    **{k: method.cost.get(k, float("nan")) for k in ("train_seconds", "train_tokens", "decode_tokens_per_s", "extra_memory_mb")}}
             rows.append(row)
             ordered = sorted(test, key=lambda rs: rs[1]["harmonic"])
@@ -169,28 +170,38 @@ def _winners(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def _plot_tradeoff(rows: list[dict[str, Any]], layout: RunLayout) -> tuple[Any, str]:
-    """Harmonic mean (test) against decode speed and against training time, one point per method x concept."""
+    """Harmonic mean (test) against decode speed and against training time, one point per method x
+    concept: colour = method family, marker = concept, so every point names both without a
+    colour or marker standing for two things."""
+    from matplotlib.lines import Line2D
+
     path = layout.figure("concepts_tradeoff")
-    fig, (left, right) = new_figure(ncols=2, width=5.2, height=4.2)
-    methods = list(dict.fromkeys(r["method"] for r in rows))
-    for k, name in enumerate(methods):
-        mine = [r for r in rows if r["method"] == name]
-        for ax, key in ((left, "decode_tokens_per_s"), (right, "train_seconds")):
-            xs = [max(r[key], 1e-2) if math.isfinite(r[key]) else 1e-2 for r in mine]
-            ax.scatter(xs, [r["harmonic"] for r in mine], marker=MARKERS[k % len(MARKERS)], color=f"C{k % 10}", label=name)
+    fig, (left, right) = new_figure(ncols=2, width=5.4, height=4.4)
+    kinds = list(dict.fromkeys(r["kind"] for r in rows))
+    concepts = list(dict.fromkeys(r["concept"] for r in rows))
+    colour = {kind: f"C{k % 10}" for k, kind in enumerate(kinds)}
+    marker = {concept: MARKERS[k % len(MARKERS)] for k, concept in enumerate(concepts)}
+    for r in rows:
+        speed, train = r["decode_tokens_per_s"], r["train_seconds"]
+        style = {"marker": marker[r["concept"]], "color": colour[r["kind"]], "s": 42, "alpha": 0.85}
+        if math.isfinite(speed):  # the unsteered reference has no sweep of its own
+            left.scatter(speed, r["harmonic"], **style)
+        right.scatter(train if math.isfinite(train) else 0.0, r["harmonic"], **style)
     left.set_xlabel("decode tokens/s in the sweep (higher is cheaper)")
-    right.set_xlabel("training seconds (log; untrained methods at 0.01)")
+    right.set_xlabel("training seconds (symlog: untrained methods at 0)")
+    right.set_xscale("symlog", linthresh=1.0)
+    left.set_ylabel("harmonic mean (0-2, test split)")
     for ax in (left, right):
-        ax.set_xscale("log")
-        ax.set_ylabel("harmonic mean of concept, instruction, fluency (0-2, test split)")
-    left.legend(fontsize=6)
+        ax.grid(alpha=0.3)
+    left.legend([Line2D([], [], color=colour[k], marker="o", linestyle="") for k in kinds], kinds, fontsize=7, title="method", title_fontsize=7)
+    right.legend([Line2D([], [], color="0.3", marker=marker[c], linestyle="") for c in concepts], concepts, fontsize=7, title="concept", title_fontsize=7)
     fig.suptitle("Steering quality against cost, per method and concept")
     save_figure(fig, path)
-    return path, "Harmonic mean (test split) against decode speed and training time"
+    return path, "Harmonic mean (test split) against decode speed (the unsteered reference has none) and training time"
 
 
 COLUMNS = [("method", "method"), ("concept", "concept"), ("control", "control"), ("concept_score", "concept score"),
-           ("instruction", "instruction"), ("fluency", "fluency"), ("harmonic", "harmonic mean"), ("train_seconds", "train s"),
+           ("instruction", "instruction"), ("fluency", "fluency"), ("harmonic", "harmonic mean"), ("harmonic_se", "± SE"), ("train_seconds", "train s"),
            ("train_tokens", "train tokens"), ("decode_tokens_per_s", "decode tok/s"), ("extra_memory_mb", "extra MB")]
 
 
@@ -209,9 +220,15 @@ def concepts_section(block: dict[str, Any]) -> list[str]:
         steering = [r for r in rows if r["kind"] not in ("prompting", "courteous", "base")]
         line = f"- **{concept}**: best harmonic mean {win['harmonic']:.3f} by `{win['method']}`"
         if prompting and steering:
-            best_p, best_s = max(r["harmonic"] for r in prompting), max(r["harmonic"] for r in steering)
-            line += (f"; prompting {best_p:.3f} against the best steering method {best_s:.3f}: "
-                     + ("prompting beats every steering method." if best_p > best_s else "a steering method beats prompting."))
+            p, q = max(prompting, key=lambda r: r["harmonic"]), max(steering, key=lambda r: r["harmonic"])
+            se = math.hypot(p.get("harmonic_se", float("nan")), q.get("harmonic_se", float("nan")))
+            line += (f"; prompting {p['harmonic']:.3f} against the best steering method {q['harmonic']:.3f} (`{q['method']}`): "
+                     + ("prompting beats every steering method" if p["harmonic"] > q["harmonic"] else "a steering method beats prompting"))
+            if math.isfinite(se) and se > 0:
+                gap = abs(p["harmonic"] - q["harmonic"]) / se
+                line += f", by {gap:.1f} standard errors" + (" (within noise)." if gap < 2 else ".")
+            else:
+                line += "."
         out.append(line)
     out += ["", "Best and worst test answers per method and concept (by harmonic mean):", ""]
     for key, pair in block["samples"].items():
