@@ -90,13 +90,11 @@ class PanaceaLayer(nn.Module):
         frozen = shared.frozen
         if frozen is None or torch.is_grad_enabled() or x.dtype != self.U.dtype or not out.is_contiguous():
             return out + self.delta(x)
-        flat = out.view(-1, out.shape[-1])
         if frozen.shape[1] == 1:  # one lambda for every row: (version, V * sigma, U^T contiguous), kept until the next switch
             self._folded = (shared.version, self.V * frozen[self.index, 0], self.U.T.contiguous())
-            flat.addmm_(torch.mm(x.reshape(-1, x.shape[-1]), self._folded[1]), self._folded[2])
-            return out
+            return self.add_into(x, out)  # the fold is current now: the fast path takes it
         h = (x @ self.V).mul_(frozen[self.index][:, None, :])  # one lambda per batch row
-        flat.addmm_(h.reshape(-1, h.shape[-1]), self.U.T)
+        out.view(-1, out.shape[-1]).addmm_(h.reshape(-1, h.shape[-1]), self.U.T)
         return out
 
     def delta_weight(self) -> torch.Tensor:  # (out, in), at a single preference

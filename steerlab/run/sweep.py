@@ -55,14 +55,15 @@ def sweep(lab: Lab, method: Steers, entry: MethodEntry, artifact: Artifact) -> S
     prompts, space = lab.eval_prompts(), entry.space
     rows = [(c, p) for c in range(len(entry.controls)) for p in range(len(prompts))]
     chooser = lab.control_chooser
-    dev = [(c, p) for c, p in rows if chooser is not None and chooser.is_dev(prompts[p])]
+    dev_prompts = {p for p, prompt in enumerate(prompts) if chooser is not None and chooser.is_dev(prompt)}
+    dev = [(c, p) for c, p in rows if p in dev_prompts]
     if chooser is None or not chooser.stages(entry) or not dev or len(dev) == len(rows):
-        done, timing = _sweep_rows(lab, method, entry, artifact, rows, "")
+        done, timing = _sweep_rows(lab, method, entry, artifact, prompts, rows, "")
     else:
-        done, timing = _sweep_rows(lab, method, entry, artifact, dev, "")
+        done, timing = _sweep_rows(lab, method, entry, artifact, prompts, dev, "")
         keep = chooser.keep(entry, done)
-        test = [(c, p) for c, p in rows if not chooser.is_dev(prompts[p]) and c in keep]
-        more, more_timing = _sweep_rows(lab, method, entry, artifact, test, "test")
+        test = [(c, p) for c, p in rows if p not in dev_prompts and c in keep]
+        more, more_timing = _sweep_rows(lab, method, entry, artifact, prompts, test, "test")
         done, timing, rows = done + more, timing + more_timing, dev + test
     points = [SweepPoint.from_records(space.to_json(c), space.key(c), [done[r] for r, (ci, _) in enumerate(rows) if ci == k])
               for k, c in enumerate(entry.controls) if any(ci == k for ci, _ in rows)]
@@ -71,11 +72,11 @@ def sweep(lab: Lab, method: Steers, entry: MethodEntry, artifact: Artifact) -> S
                                       "decode_tokens_per_s": tokens / seconds if seconds else float("nan")})
 
 
-def _sweep_rows(lab: Lab, method: Steers, entry: MethodEntry, artifact: Artifact, rows: list[tuple[int, int]],
-                stage: str) -> tuple[list[Record], list[list[float]]]:
+def _sweep_rows(lab: Lab, method: Steers, entry: MethodEntry, artifact: Artifact, prompts: list[str],
+                rows: list[tuple[int, int]], stage: str) -> tuple[list[Record], list[list[float]]]:
     """The records of ``rows`` (control index, prompt index), in order, and each generated
     batch's [seconds, tokens]; checkpointed per batch under ``stage``."""
-    prompts, bases, space = lab.eval_prompts(), lab.base_generations(), entry.space
+    bases, space = lab.base_generations(), entry.space
     systems = lab.system_prompts(method, artifact, space, [entry.controls[c] for c, _ in rows])
     texts = [lab.model.format_prompt(prompts[p], system) for (_, p), system in zip(rows, systems)]  # to plan batches
     lengths = [len(ids) for ids in lab.model.tokenizer(texts, add_special_tokens=False)["input_ids"]] if texts else []
@@ -88,7 +89,7 @@ def _sweep_rows(lab: Lab, method: Steers, entry: MethodEntry, artifact: Artifact
     label = f"{entry.name} sweep" + (f" ({stage})" if stage else "")
     for index, batch in enumerate(lab.progress(plan, label, len(plan))):
         if str(index) not in done:
-            lab.seeded(f"{entry.name}:{stage}batch{index}" if stage else f"{entry.name}:batch{index}")
+            lab.seeded(f"{entry.name}:{stage}batch{index}")  # stage "" keeps an unstaged sweep's seeds
             answered, seconds, tokens = _answer_batch(lab, method, entry, artifact, [rows[r] for r in batch], prompts, bases, batch[0] in reused)
             done[str(index)] = [asdict(r) for r in answered]
             if tokens:
