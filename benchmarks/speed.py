@@ -35,7 +35,7 @@ import torch
 
 from steerlab.api import (DEFAULT_TARGETS, Artifact, GenerationSettings, Lab, ResidualVector, Simplex, build_registry, group_losses, load_model,
                           match_sites)
-from steerlab.model.generation import tokenize_prompts  # benchmarks time core's own pieces
+from steerlab.model.generation import for_device, tokenize_prompts  # benchmarks time core's own pieces
 from steerlab_plugins.panacea.layers import PanaceaAdapter
 
 PROMPTS = ["Why is the sky blue?", "How do bees make honey?", "What is a prime number?", "Why do we dream?",
@@ -160,7 +160,7 @@ def sweep(args: argparse.Namespace, model, lab: Lab) -> None:
     print(f"\n{args.model} on {device_name(model)}: chat3d grid ({len(grid)} lambdas) x {len(prompts)} prompts, up to {args.tokens} tokens, "
           f"median of {args.repeats}")
     print(f"  one generate call per lambda ({len(prompts)} rows each): {before:.1f} generated tok/s")
-    print(f"  per-row lambdas packed into batches of {args.batch_size}: {after:.1f} generated tok/s   speed-up {after / before:.2f}x")
+    print(f"  per-row lambdas packed into batches of {for_device(packed, model.device).batch_size}: {after:.1f} generated tok/s   speed-up {after / before:.2f}x")
 
 
 def training(args: argparse.Namespace, model, lab: Lab) -> None:
@@ -243,7 +243,7 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--device", default=None)
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 64])
-    parser.add_argument("--batch-size", type=int, default=32, help="sweep: rows per packed batch")
+    parser.add_argument("--batch-size", type=int, default=None, help="sweep: rows per packed batch (default: the device's, as studies use)")
     parser.add_argument("--tokens", type=int, default=32)
     parser.add_argument("--prompts", type=int, default=12)
     parser.add_argument("--repeats", type=int, default=5)

@@ -125,3 +125,19 @@ def test_collect_and_transfer_reads_match_one_text_at_a_time_full_passes(tiny_mo
     last, _ = pairing.read_prompts(tiny_model, engine, texts, site, batch_size=2)
     torch.testing.assert_close(last, expected, atol=1e-4, rtol=1e-4)
     assert engine.n_attached == 0
+
+
+def test_add_vector_places_the_vector_once_per_device_and_dtype():
+    """The hook runs at every decode step: the per-row vector is cast (and, on a GPU, copied to
+    the device) on its first call only; a later call in another dtype gets its own copy."""
+    vector, coefficients = torch.arange(4.0), torch.tensor([1.0, -2.0])
+    edit = add_vector(vector, coefficients)
+    act32 = torch.zeros(2, 3, 4)
+    first = edit(act32)
+    assert torch.equal(first[1, 2], -2 * vector) and torch.equal(first[0, 0], vector)
+    assert torch.equal(edit(act32), first)  # cached: same numbers
+    half = edit(torch.zeros(2, 3, 4, dtype=torch.bfloat16))
+    assert half.dtype == torch.bfloat16 and torch.equal(half.float(), first)
+    cached = edit.__closure__  # the cache lives in the closure, keyed by (device, dtype)
+    placed = next(c.cell_contents for c in cached if isinstance(c.cell_contents, dict))
+    assert set(placed) == {(torch.device("cpu"), torch.float32), (torch.device("cpu"), torch.bfloat16)}

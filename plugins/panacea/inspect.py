@@ -52,7 +52,7 @@ def contribution_grid(adapter: PanaceaAdapter, preference: list[float], weight_n
         pref = update_norm(u[:, k:], sigma_full[k:], v[:, k:])
         block = lambda i: slice(k + i * rp, k + (i + 1) * rp)  # noqa: E731
         pairs = [(i, j) for i in range(m) for j in range(i + 1, m)]
-        spread = np.mean([update_norm(torch.cat([u[:, block(i)], u[:, block(j)]], 1), layer.scale.float() * torch.cat([torch.ones(rp), -torch.ones(rp)]),
+        spread = np.mean([update_norm(torch.cat([u[:, block(i)], u[:, block(j)]], 1), layer.scale.float() * torch.cat([torch.ones(rp, device=u.device), -torch.ones(rp, device=u.device)]),
                                       torch.cat([v[:, block(i)], v[:, block(j)]], 1)) for i, j in pairs])
         cells[(int(match.group(1)), match.group(2))] = (shared / w0, pref / w0, float(spread) / w0)
     blocks = sorted({b for b, _ in cells})
