@@ -30,10 +30,11 @@ class IAVLoss:
     l2: torch.Tensor
     margin: torch.Tensor  # beta-free log-ratio margin, chosen minus rejected: (pairs,)
 
-    def info(self) -> dict[str, float]:
-        """What the training log keeps per step."""
-        return {"pref": float(self.pref.detach()), "kl": float(self.kl.detach()), "l2": float(self.l2.detach()),
-                "margin": float(self.margin.detach().mean()), "accuracy": float((self.margin.detach() > 0).float().mean())}
+    def info(self) -> dict[str, torch.Tensor]:
+        """What the training log keeps per step: tensors, read back once when training ends (a
+        ``float()`` here would wait for the GPU at every step)."""
+        return {"pref": self.pref.detach(), "kl": self.kl.detach(), "l2": self.l2.detach(),
+                "margin": self.margin.detach().mean(), "accuracy": (self.margin.detach() > 0).float().mean()}
 
 
 def dpo(log_ratio: torch.Tensor, beta: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -46,7 +46,7 @@ class PanaceaMethod(BaseMethod):
         scale = losses.RunningScale(m) if config.normalise else None
 
         def step_loss(step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-            preference = sample_simplex(m, generator, config.concentration)
+            preference = sample_simplex(m, generator, config.concentration).to(lab.model.device)  # one copy, before the forward is queued
             adapter.set_preference(preference)
             pairs, index = sampler.batch(config.per_dimension)
             per_dim = group_losses(lab.model, pairs, index, m)

@@ -148,10 +148,11 @@ def generate_batch(model: LoadedModel, texts: list[str], settings: GenerationSet
         **sampling,
     )
     width = enc["input_ids"].shape[1]
+    ids, mask, new_ids = enc["input_ids"].cpu(), enc["attention_mask"].bool().cpu(), out[:, width:].tolist()  # one read back per call, not per row
     gens = []
     for row, text in enumerate(texts):
-        prompt_ids = enc["input_ids"][row][enc["attention_mask"][row].bool()].tolist()
-        new = out[row, width:].tolist()
+        prompt_ids = ids[row][mask[row]].tolist()
+        new = new_ids[row]
         cut = next((i for i, t in enumerate(new) if t in stops), None)
         output_ids = new if cut is None else new[:cut]
         if model.stop_strings:

@@ -149,10 +149,11 @@ def token_stats(lab: Lab, method: Steers, artifact: Artifact, entry: MethodEntry
                 with lab.steer(method, artifact, entry.space, [controls[i] for i in group]):
                     steered, _, _ = target_logits(lab.model, [(gens[i].prompt_ids, gens[i].output_ids) for i in group])
                 kl = (kl_per_token(steered, base) * mask).sum(1) / mask.sum(1)
+        nll_rows, kl_rows = nll.tolist(), (kl.tolist() if kl is not None else None)  # one read back per micro-batch
         for k, i in enumerate(group):
-            out[i]["base_nll"] = float(nll[k])
-            if kl is not None:
-                out[i]["kl"] = float(kl[k])
+            out[i]["base_nll"] = nll_rows[k]
+            if kl_rows is not None:
+                out[i]["kl"] = kl_rows[k]
     return out
 
 
