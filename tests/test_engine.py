@@ -141,3 +141,43 @@ def test_add_vector_places_the_vector_once_per_device_and_dtype():
     cached = edit.__closure__  # the cache lives in the closure, keyed by (device, dtype)
     placed = next(c.cell_contents for c in cached if isinstance(c.cell_contents, dict))
     assert set(placed) == {(torch.device("cpu"), torch.float32), (torch.device("cpu"), torch.bfloat16)}
+
+
+def test_static_cache_steers_every_decode_step(tiny_llama, monkeypatch):
+    """With a static cache, transformers compiles the decode step (on CUDA by default; forced here
+    on the CPU with dynamo's eager backend) and torch.compile does not guard on module hooks: a
+    hook attached after the first compiled call ran at the prefill only, so the answer was steered
+    at its first token and not after. A steered call must run its hook at every forward, as the
+    dynamic-cache path does."""
+    import torch._dynamo
+    from transformers.generation.configuration_utils import CompileConfig
+
+    config = CompileConfig(backend="eager", fullgraph=False)
+    config._compile_all_devices = True  # what makes transformers compile on a CPU
+    monkeypatch.setattr(tiny_llama.hf.generation_config, "compile_config", config, raising=False)
+    static, dynamic = GenerationSettings(max_new_tokens=6, cache="static"), GenerationSettings(max_new_tokens=6)
+    engine = HookEngine(tiny_llama.hf)
+
+    def steered(settings: GenerationSettings) -> tuple[list[int], list[int]]:
+        calls: list[int] = []
+
+        def counting(activation: torch.Tensor) -> torch.Tensor:
+            calls.append(activation.shape[1])  # positions in this forward: the prompt, then 1 per step
+            return activation + 2.0
+
+        with engine.edit({"blocks.1.resid_post": counting}):
+            answer = generate(tiny_llama, ["Hello there"], settings)[0]
+        return calls, answer.output_ids
+
+    try:
+        generate(tiny_llama, ["Hello there"], static)  # unsteered: compiles the decode step, hook-free
+        assert hasattr(tiny_llama.hf, "_compiled_call")  # the compiled path was really taken
+        static_calls, static_ids = steered(static)
+    finally:
+        if hasattr(tiny_llama.hf, "_compiled_call"):
+            del tiny_llama.hf._compiled_call
+        torch._dynamo.reset()
+    dynamic_calls, dynamic_ids = steered(dynamic)
+    assert len(dynamic_calls) > 1 and dynamic_calls[1:] == [1] * (len(dynamic_calls) - 1)
+    assert static_calls == dynamic_calls  # was [prompt length] alone: decode steps unsteered
+    assert static_ids == dynamic_ids

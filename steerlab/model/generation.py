@@ -28,7 +28,8 @@ class GenerationSettings:
     temperature: float = 1.0
     top_p: float = 1.0
     backend: str = "hf"  # a registered generation backend (``steerlab_backends``)
-    cache: str = "dynamic"  # KV cache: dynamic, or static (preallocated: what a compiled GPU decode needs)
+    cache: str = "dynamic"  # KV cache: dynamic, or static (preallocated; on CUDA transformers then compiles the
+    # decode step for unsteered calls; steered calls decode eagerly, see ``has_hooks``)
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
@@ -130,6 +131,17 @@ def cut_at_stop_string(tokenizer: Any, ids: list[int], stops: list[str]) -> tupl
     return ids[:kept], True
 
 
+def has_hooks(module: torch.nn.Module) -> bool:
+    """Whether any submodule has a forward hook or pre-hook (steering attached).
+
+    Why it matters: with a static cache on CUDA, transformers compiles the decode step once and
+    reuses it, and torch.compile does not guard on module hooks (``skip_nnmodule_hook_guards``):
+    hooks attached after the compile are silently skipped at every decode step (only the eager
+    prefill is steered), and hooks present at the compile are replayed afterwards. A hooked call
+    therefore decodes eagerly."""
+    return any(m._forward_hooks or m._forward_pre_hooks for m in module.modules())
+
+
 def generate_batch(model: LoadedModel, texts: list[str], settings: GenerationSettings) -> list[Generation]:
     """Answer one batch of formatted prompts in one ``generate`` call (rows keep their order, so
     per-row steering lines up with them)."""
@@ -144,6 +156,7 @@ def generate_batch(model: LoadedModel, texts: list[str], settings: GenerationSet
         pad_token_id=model.tokenizer.pad_token_id,
         top_k=None,
         **({"cache_implementation": "static"} if settings.cache == "static" else {}),
+        **({"disable_compile": True} if settings.cache == "static" and has_hooks(model.hf) else {}),
         **({"stop_strings": model.stop_strings, "tokenizer": model.tokenizer} if model.stop_strings else {}),
         **sampling,
     )
