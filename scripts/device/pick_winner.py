@@ -17,5 +17,6 @@ for key, value in variants[best].items():
         continue
     value = str(value).lower() if isinstance(value, bool) else (f'"{value}"' if isinstance(value, str) else value)
     args += ["--set", f"methods.panacea.{key}={value}"]
-args += ["--set", "methods.soups.holdout=0.1", "--set", "methods.soups.eval_every=25"]
+soups = study["methods"]["soups"]  # the baseline keeps the ablation's early stopping, whatever it was set to
+args += [a for key in ("holdout", "eval_every") if key in soups for a in ("--set", f"methods.soups.{key}={soups[key]}")]
 print(" ".join(args))
