@@ -23,7 +23,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from steerlab.errors import ConfigError
-from steerlab.storage import read_json_object, write_json
+from steerlab.storage import read_json_object, temp_sibling, write_json
 
 FORMAT = "steerlab-artifact/2"
 
@@ -77,8 +77,9 @@ class Artifact:
         directory.mkdir(parents=True, exist_ok=True)
         tensors = {k: v.detach().to("cpu").clone().contiguous() for k, v in self.tensors.items()}  # clone: no shared storage
         weights, header = directory / f"{stem}.safetensors", directory / f"{stem}.json"
-        save_file(tensors, str(weights) + ".tmp")
-        os.replace(str(weights) + ".tmp", weights)
+        tmp = temp_sibling(weights)
+        save_file(tensors, str(tmp))
+        os.replace(tmp, weights)
         write_json(header, {
             "format": FORMAT, "header": asdict(self.header) if self.header else None, "meta": self.meta,
             "sites": self.sites, "vectors": [asdict(v) for v in self.vectors],

@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a study key, e.g. methods.actdiff.layer=12")
     run.add_argument("--resume", metavar="RUN_DIR", help="finish an interrupted run exactly as it began, skipping finished stages")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    run.add_argument("--only", action="append", default=[], metavar="METHOD",
+                     help="run just this method entry (repeatable) and stop before the results; run others in parallel "
+                          "with --resume RUN_DIR --only OTHER, then --resume RUN_DIR to finish")
     _add_plugin_flag(run)
 
     plugins = sub.add_parser("plugins", help="list methods, metrics, inspectors, datasets and models with their plugin")
@@ -113,10 +116,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError("steerlab run: give a study file (or --resume RUN_DIR)")
     else:
         request = runner.RunRequest(args.study, args.overrides, args.quick, args.plugin)
-        session = runner.start(request, Path(args.out))
+        session = runner.start(request, Path(args.out), only=args.only)
     study = session.study
     print(f"steerlab: running study '{study.meta.name}' on {study.meta.model} -> {session.layout.root}", file=sys.stderr)
-    results = runner.execute(session, show_progress=not args.no_progress)
+    results = runner.execute(session, show_progress=not args.no_progress, only=args.only)
+    if results is None:
+        print(f"steerlab: ran {', '.join(args.only)}; run the other methods with --resume {session.layout.root} --only NAME, "
+              f"then finish with --resume {session.layout.root}", file=sys.stderr)
+        return 0
     print(report.terminal_summary(results))
     print(f"\nresults: {session.layout.results}\nreport:  {session.layout.report}")
     return 0

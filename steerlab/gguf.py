@@ -34,6 +34,7 @@ import torch
 
 from steerlab.artifact import Artifact, ResidualVector
 from steerlab.errors import ConfigError
+from steerlab.storage import temp_sibling
 
 ARCH = "controlvector"
 _DIRECTION = re.compile(r"^direction\.(\d+)$")
@@ -85,7 +86,7 @@ def export_control_vector(artifact: Artifact, model_info: dict[str, Any], out_pa
     found = directions(artifact, model_info, strength, index)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(out_path.name + ".tmp")
+    tmp = temp_sibling(out_path)
     writer = gguf.GGUFWriter(str(tmp), ARCH)
     writer.add_string(f"{ARCH}.model_hint", str(model_info.get("name", "")))
     writer.add_int32(f"{ARCH}.layer_count", len(found))

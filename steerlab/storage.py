@@ -16,10 +16,17 @@ from typing import Any
 from steerlab.errors import ConfigError
 
 
+def temp_sibling(path: Path) -> Path:
+    """Where to write ``path`` before renaming it into place: next to it (same file system, so the
+    rename is atomic) and named per process, so processes sharing a run folder (``--only``) never
+    write into, or rename away, each other's half-written file."""
+    return path.with_name(f"{path.name}.{os.getpid()}.tmp")
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write then rename, so a reader (or a resumed run) never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = temp_sibling(path)
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
 

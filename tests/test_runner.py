@@ -155,3 +155,29 @@ def test_an_interrupted_sweep_resumes_to_exactly_the_uninterrupted_results(study
     assert main(["run", "--resume", str(broken), "--no-progress"]) == 0
     first, second = (without_cost(json.loads((d / "results.json").read_text())["methods"]) for d in (whole, broken))
     assert first == second
+
+
+def test_methods_run_apart_with_only_then_resume_give_the_numbers_of_one_run(study_dir, finished, capsys):
+    """The fan-out a GPU (or several) is for: each method in its own process on one run folder,
+    then a plain --resume writes the results: the same numbers as one process running all."""
+    out = study_dir / "apart"
+    assert main(["run", str(study_dir / "tiny.toml"), "--quick", "--out", str(out), "--no-progress", "--only", "base"]) == 0
+    (apart,) = out.iterdir()
+    assert "--resume" in capsys.readouterr().err and not (apart / "results.json").exists()
+    assert (apart / "methods/base/result.json").exists() and not (apart / "methods/actdiff").exists()
+    assert main(["run", "--resume", str(apart), "--no-progress", "--only", "actdiff"]) == 0
+    assert not (apart / "results.json").exists()
+    stamp = (apart / "methods/actdiff/artifact.safetensors").stat().st_mtime_ns
+    assert main(["run", "--resume", str(apart), "--no-progress"]) == 0
+    assert (apart / "methods/actdiff/artifact.safetensors").stat().st_mtime_ns == stamp  # not trained again
+    together, separately = (without_cost(json.loads((d / "results.json").read_text())["methods"]) for d in (finished, apart))
+    assert separately == together
+    assert not list(apart.rglob("*.tmp"))
+
+
+def test_only_with_an_unknown_method_names_it_and_starts_no_run(study_dir, capsys):
+    out = study_dir / "typo"
+    assert main(["run", str(study_dir / "tiny.toml"), "--quick", "--out", str(out), "--only", "actdif"]) == 2
+    err = capsys.readouterr().err
+    assert "--only actdif" in err and "[methods.actdif]" in err and "actdiff, base" in err
+    assert not out.exists() or not list(out.iterdir())

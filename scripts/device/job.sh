@@ -1,14 +1,31 @@
 #!/bin/bash
-# Copy of the job that ran on the H200 lease of 2026-11-26 (see README.md); edit the steps to fit the lease.
-# The GPU job: ablation, then chat3d (test half) with the winner, then the speed benchmarks.
-export PYTHONUNBUFFERED=1 STEERLAB_CACHE=/tmp/cache PYTHONPATH=/tmp/site
+# The GPU job (see README.md): the chat-3D ablation on the dev requests, its winner in chat3d on the
+# test requests, then the speed benchmarks. A 135M model leaves a GPU mostly idle at these batch sizes
+# (launch-bound), so each study fans out: `--only base` first (it trains the judge and writes the
+# unsteered answers every method reuses), then one process per remaining method on the same run
+# folder, then a plain `--resume` that loads them all and writes results.json and the report. Every
+# stage is seeded by its entry name, so the numbers are those of one process running the study.
+export PYTHONUNBUFFERED=1 STEERLAB_CACHE=/tmp/cache PYTHONPATH=/tmp/site OMP_NUM_THREADS=2
 while [ ! -f /tmp/convert.done ]; do sleep 2; done
 t0=$(date +%s); stamp() { echo "=== $1 at $(( $(date +%s) - t0 )) s"; }
+
+fan_out() {  # fan_out STUDY OUT TAG [--set ...]: base first, the other methods at once, then finish
+  local study=$1 out=$2 tag=$3; shift 3
+  steerlab run "$study" --out "$out" --no-progress --only base "$@" > "/tmp/${tag}_base.log" 2>&1 || { echo "$tag base failed"; return 1; }
+  local run; run=$(ls -d "$out"/*/ | head -1)
+  local methods; methods=$(python3 -c "import sys, tomllib; print(' '.join(m for m in tomllib.load(open(sys.argv[1], 'rb'))['methods'] if m != 'base'))" "$study")
+  for m in $methods; do
+    steerlab run --resume "$run" --no-progress --only "$m" > "/tmp/${tag}_$m.log" 2>&1 &
+  done
+  wait
+  steerlab run --resume "$run" --no-progress > "/tmp/${tag}.log" 2>&1; echo "$tag rc $?"
+}
+
 stamp start
-steerlab run studies/chat3d_ablation.toml --out /tmp/runs --no-progress > /tmp/abl.log 2>&1; echo "rc $?"; stamp ablation
-python3 .dev4/pick_winner.py > /tmp/winner.txt 2>/tmp/pick.log; cat /tmp/pick.log /tmp/winner.txt
-steerlab run studies/chat3d.toml --out /tmp/runs --no-progress --set data.split=\"test\" $(cat /tmp/winner.txt) > /tmp/chat3d.log 2>&1; echo "rc $?"; stamp chat3d
-for what in "switch" "generation --batch 1 64 --tokens 32 --repeats 3" "sweep --prompts 12 --tokens 48" "training --steps 8"; do
+fan_out studies/chat3d_ablation.toml /tmp/runs_abl abl --set 'data.eval_limit=41'; stamp ablation
+python3 .dev4/pick_winner.py /tmp/runs_abl > /tmp/winner.txt 2>/tmp/pick.log; cat /tmp/pick.log /tmp/winner.txt
+fan_out studies/chat3d.toml /tmp/runs_c3 c3 --set 'data.split="test"' --set 'data.eval_limit=36' $(cat /tmp/winner.txt); stamp chat3d
+for what in "generation --batch 1 64 --tokens 32 --repeats 3" "sweep --prompts 12 --tokens 48" "training --steps 8" "switch"; do
   python3 benchmarks/speed.py $what > /tmp/speed_${what%% *}.log 2>&1; echo "rc $?"; stamp "speed $what"
 done
 echo ALLDONE

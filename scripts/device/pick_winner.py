@@ -1,7 +1,8 @@
 """Pick the ablation's winning Panacea variant (highest judge hypervolume on the dev requests) and print
 the --set arguments that move it into chat3d.toml's panacea entry."""
 import glob, json, sys, tomllib
-run = sorted(glob.glob("/tmp/runs/chat3d-ablation-*"))[-1]
+runs = sys.argv[1] if len(sys.argv) > 1 else "/tmp/runs"  # the --out folder the ablation ran under
+run = sorted(glob.glob(f"{runs}/chat3d-ablation-*"))[-1]
 res = json.load(open(f"{run}/results.json"))
 study = tomllib.load(open("studies/chat3d_ablation.toml", "rb"))
 variants = {n: m for n, m in study["methods"].items() if m.get("method") == "panacea"}

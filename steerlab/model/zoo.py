@@ -15,6 +15,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -24,6 +25,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from steerlab.errors import ConfigError
+from steerlab.storage import temp_sibling
 
 ModelLoader = Callable[[], tuple[PreTrainedModel, PreTrainedTokenizerBase]]
 
@@ -156,11 +158,16 @@ def load_gguf_cached(gguf_path: Path) -> tuple[PreTrainedModel, PreTrainedTokeni
     model.hf_quantizer = None  # save_pretrained refuses a "quantized" model; the weights are fp32 now
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    tmp = target.with_name(target.name + ".tmp")
+    tmp = temp_sibling(target)
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     (tmp / "steerlab-source.json").write_text(json.dumps({"gguf": str(gguf_path)}))
-    os.replace(tmp, target)  # atomic: an interrupted conversion never looks finished
+    try:
+        os.replace(tmp, target)  # atomic: an interrupted conversion never looks finished
+    except OSError:
+        if not (target / "config.json").exists():
+            raise
+        shutil.rmtree(tmp)  # another process converted it first
     return model, tokenizer
 
 

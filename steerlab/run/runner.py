@@ -15,7 +15,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from steerlab.analysis.compare import compare
 from steerlab.analysis.concepts import ChosenOnDev, compare_concepts
@@ -71,10 +71,11 @@ def plan(request: RunRequest, extra_plugins: list[str] = ()) -> tuple[Study, Reg
     return load_study(study_path, registry, request.overrides, request.quick), registry
 
 
-def start(request: RunRequest, out: Path, show_progress: bool = True) -> Session:
+def start(request: RunRequest, out: Path, show_progress: bool = True, only: Sequence[str] = ()) -> Session:
     """Validate, load the model, check every method against it, then create the run folder."""
     request = request.absolute()
     study, registry = plan(request)
+    check_only(study, only)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: exists and is not a folder")
     models = load_study_models(study, registry)
@@ -240,18 +241,47 @@ def recompare(run_dir: Path, plugin_files: list[str] = ()) -> dict[str, Any] | N
     return results.concepts
 
 
-def execute(session: Session, show_progress: bool = True) -> RunResults:
-    """Run every stage not yet finished and write results.json + report.md."""
+def check_only(study: Study, only: Sequence[str]) -> None:
+    """``--only`` names method entries of the study; a typo must not silently run nothing."""
+    names = [m.name for m in study.methods]
+    for name in only:
+        if name not in names:
+            raise ConfigError(f"--only {name}: {study.path} has no [methods.{name}]; expected one of {', '.join(names)}")
+
+
+def _needed_for_only(study: Study, entry: MethodEntry, only: Sequence[str], layout: RunLayout) -> bool:
+    """Whether ``--only`` must still load ``entry``: the concept reference, whose dev records
+    choose the other entries' test controls, once it is finished (it is never trained here)."""
+    if not (study.compare.concepts and study.compare.test_chosen_only and entry.name == study.compare.reference):
+        return False
+    if layout.analysis(entry.name).exists():
+        return True
+    raise ConfigError(f"--only {', '.join(only)}: the [compare] reference '{entry.name}' chooses their controls; "
+                      f"run it first (--only {entry.name})")
+
+
+def execute(session: Session, show_progress: bool = True, only: Sequence[str] = ()) -> RunResults | None:
+    """Run every stage not yet finished and write results.json + report.md.
+
+    With ``only``, run just those method entries and stop before the study-level sections: several
+    processes (or machines sharing a folder) can then each run some methods of one run folder at
+    once, and a final ``--resume`` without ``only`` loads them all and writes the results. Every
+    stage is seeded by its entry's name, so the numbers are those of one process running all."""
     study = session.study
+    check_only(study, only)
     labs = {name: Lab(study=study, model=model, registry=session.registry, layout=session.layout, show_progress=show_progress)
             for name, model in session.models.items()}
     lab = labs[study.meta.model]
     methods = {}
     for entry in study.methods:
+        if only and entry.name not in only and not _needed_for_only(study, entry, only, session.layout):
+            continue
         methods[entry.name] = run_method(labs[entry.model], entry)
         if study.compare.concepts and study.compare.test_chosen_only and entry.name == study.compare.reference:
             for each in labs.values():  # from here on, strength entries are generated on the test split at their chosen control only
                 each.control_chooser = ChosenOnDev(study.compare, methods[entry.name].records)
+    if only:
+        return None
     sections = {}
     for entry in study.metrics:
         section = session.registry.metrics[entry.name].section(metric_context(lab, entry.name))
