@@ -220,3 +220,37 @@ def test_held_out_prompts_never_train_and_the_best_held_out_parameters_are_kept(
     log = optimise([weight], lambda step: ((weight - 10) ** 2, {}), 3, 0.5, lambda it, d, n: it, "t",
                    validation=Validation(measure, 1))
     assert log[-1]["best_step"] == 1 and float(weight) == pytest.approx(log[1]["heldout.at"])
+
+
+def test_training_forward_builds_all_singular_values_once_and_gives_the_per_layer_gradients(tiny_llama, adapter_and_engine, monkeypatch):
+    """The batched singular values (one stack per forward) must change nothing but the kernel
+    count: same loss and same gradient for every parameter as each layer building its own."""
+    from steerlab_plugins.panacea.layers import PanaceaLayer
+
+    adapter, engine = adapter_and_engine
+    with torch.no_grad():
+        for i, layer in enumerate(adapter.layers):
+            layer.scale.fill_(0.5 + 0.01 * i)
+    enc = tokenize_prompts(tiny_llama, [tiny_llama.format_prompt(p) for p in ["Tell me about the sea", "Why is the sky blue?"]])
+    calls = []
+    real = PanaceaLayer.sigma_full
+    monkeypatch.setattr(PanaceaLayer, "sigma_full", lambda self: calls.append(1) or real(self))
+
+    def loss_and_grads(attach):
+        adapter.zero_grad(set_to_none=True)
+        adapter.set_preference([[0.2, 0.5, 0.3], [0.6, 0.3, 0.1]])
+        with attach():
+            loss = tiny_llama.hf(**enc).logits.float().pow(2).mean()
+            assert adapter.shared.batched is None  # dropped once the forward returned
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in adapter.parameters()]
+
+    batched_loss, batched = loss_and_grads(lambda: adapter.attached(engine))
+    assert calls == []  # no layer built its own singular values
+    per_layer = lambda: engine.update_outputs({s: l.add_into for s, l in zip(adapter.sites, adapter.layers)})  # noqa: E731
+    loss, grads = loss_and_grads(per_layer)
+    assert len(calls) == len(adapter.layers)
+    assert torch.allclose(batched_loss, loss, rtol=1e-6)
+    for a, b in zip(batched, grads):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-8)
+    assert any(g.abs().sum() > 0 for g in batched[2::4])  # sigma got gradient: the check is not vacuous

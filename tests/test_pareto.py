@@ -61,3 +61,31 @@ def test_simplex_parses_named_or_positional_weights_and_rejects_bad_steps():
     for step in (0.0, 0.3, -0.25, float("nan")):
         with pytest.raises(ValueError, match="grid step"):
             Simplex(["a", "b"], step)
+
+
+def _method(name, rows, coords):
+    from steerlab.run.results import MethodResult, SweepPoint
+
+    points = [SweepPoint(c, str(c), 1, {**dict(zip(AXES, r[:3])), "perplexity": r[3]}) for r, c in zip(rows, coords)]
+    return MethodResult(name, name, {"kind": "simplex"}, {}, points, [])
+
+
+def test_ternary_marks_the_corner_controls_even_when_a_point_is_dropped(tmp_path):
+    from steerlab.analysis.compare import _corner_of, _plot_ternary
+
+    assert [_corner_of(c) for c in [(1.0, 0.0, 0.0), (0.0, 0.0, 1.0), (0.5, 0.5, 0.0), ()]] == [0, 2, None, None]
+    coords = [(1.0, 0.0, 0.0), (0.5, 0.5, 0.0), (0.0, 1.0, 0.0)]
+    rows = [[0.5, 0.3, 0.2, 2.0], [float("nan"), 0.3, 0.3, 2.5], [0.3, 0.4, 0.3, 3.0]]  # the NaN point is not drawn
+    path, caption = _plot_ternary({"m": _method("m", rows, coords)}, {"m": coords}, AXES, tmp_path / "t.png")
+    assert path.exists() and "rescaled" in caption
+
+
+def test_the_comparison_shows_the_scores_the_fronts_leave_out():
+    from steerlab.run.report import other_scores_table
+    from steerlab.run.results import RunResults
+
+    coords = [(1.0, 0.0, 0.0), (0.0, 1.0, 0.0)]
+    results = RunResults({}, {"m": _method("m", [[0.5, 0.3, 0.2, 2.0], [0.3, 0.4, 0.3, 3.0]], coords)})
+    table = "\n".join(other_scores_table(results, AXES))
+    assert "| method | perplexity |" in table and "| m | 2.500 |" in table
+    assert other_scores_table(results, [*AXES, "perplexity"]) == []

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from steerlab.api import Artifact, Figure, Lab, Section, atomic_write_text, help_field, markdown_table, new_figure, save_figure
+from steerlab.api import (Artifact, Figure, Lab, Section, atomic_write_text, heldout_table, help_field, markdown_table, new_figure,
+                          plot_training_logs, save_figure)
 
 from steerlab_plugins.panacea.layers import PanaceaAdapter
 
@@ -110,32 +111,18 @@ def weight_norms(engine: Any, sites: list[str]) -> dict[str, float]:
     return {site: float(engine.site(site).module.weight.float().norm()) for site in sites}
 
 
-def plot_training(log: list[dict[str, Any]], dimensions: list[str], path: Path) -> None:
-    fig, ax = new_figure()
-    steps = [row["step"] for row in log]
-    window = max(1, len(log) // 20)
-    for dim in dimensions:
-        values = np.array([row[f"loss.{dim}"] for row in log])
-        smooth = np.convolve(values, np.ones(window) / window, mode="valid")
-        ax.plot(steps[window - 1 :], smooth, label=dim)
-    ax.set_xlabel("step")
-    ax.set_ylabel(f"SFT loss (moving mean of {window})")
-    ax.set_title("Panacea training: per-dimension loss")
-    ax.legend()
-    save_figure(fig, path)
-
-
 def svd_analysis(adapter: PanaceaAdapter, artifact: Artifact, lab: Lab, out_dir: Path) -> Section:
     m = len(artifact.meta["dimensions"])
     centre = [round(1 / m, 4)] * m
     text, png, summary = inspect_svd(adapter, centre, weight_norms(lab.engine, artifact.sites), out_dir)
-    curve = out_dir / "training.png"
-    plot_training(artifact.meta["train_log"], artifact.meta["dimensions"], curve)
+    logs, dims = [artifact.meta["train_log"]], artifact.meta["dimensions"]
+    curve = plot_training_logs(logs, dims, out_dir / "training.png", "Panacea training: loss per style at its sampled lambda")
+    held = heldout_table(logs, dims)
     return Section(
         summary=summary,
         figures=[Figure(lab.layout.relative(png), "Singular-value contributions per block and module (shared vs preference)"),
-                 Figure(lab.layout.relative(curve), "Per-dimension SFT loss during training")],
-        markdown="### Which layers carry the preference\n\n" + text,
+                 Figure(lab.layout.relative(curve), "Per-style SFT loss during training, held-out loss at each style's corner")],
+        markdown="### Which layers carry the preference\n\n" + text + (f"\n\n### Held-out loss per style (at its corner)\n\n{held}" if held else ""),
     )
 
 

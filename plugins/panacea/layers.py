@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from typing import Any
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import torch
 from torch import nn
@@ -41,6 +41,16 @@ class SharedPreference(nn.Module):
         self.register_buffer("value", torch.full((1, n_prefs), 1.0 / n_prefs))
         self.frozen: torch.Tensor | None = None
         self.version = 0
+        # While a trainable adapter is attached: every layer's singular values for the current
+        # forward, (layers, rows, width), built with autograd once per forward of the model.
+        self.batched: torch.Tensor | None = None
+
+
+def full_singular_values(sigma: torch.Tensor, scale: torch.Tensor, preference: torch.Tensor, pref_rank: int) -> torch.Tensor:
+    """Every layer's [sigma_1..sigma_k, s_l * lambda (each repeated r_p times)] in one batched op:
+    sigma (L, k), scale (L,), preference (rows, m) -> (L, rows, k + m * r_p)."""
+    pref = preference.to(sigma.dtype).repeat_interleave(pref_rank, dim=-1)  # (rows, m * r_p)
+    return torch.cat([sigma[:, None, :].expand(-1, pref.shape[0], -1), scale[:, None, None] * pref[None]], dim=-1)
 
 
 class PanaceaLayer(nn.Module):
@@ -68,7 +78,8 @@ class PanaceaLayer(nn.Module):
 
     def delta(self, x: torch.Tensor) -> torch.Tensor:  # x: (batch, pos, in) -> (batch, pos, out)
         """U diag(sigma_full) V^T x, differentiable: the training path."""
-        sigma = self.sigma_full()[:, None, :]  # (rows, 1, width), rows = batch or 1
+        batched = self._shared[0].batched
+        sigma = (batched[self.index] if batched is not None else self.sigma_full())[:, None, :]  # (rows, 1, width), rows = batch or 1
         if x.dtype != self.U.dtype:
             return ((x @ self.V.to(x.dtype)) * sigma.to(x.dtype)) @ self.U.to(x.dtype).T
         return ((x @ self.V) * sigma) @ self.U.T
@@ -162,9 +173,21 @@ class PanaceaAdapter(nn.Module):
                 self._frozen_stack = (torch.stack([layer.sigma for layer in self.layers]), torch.stack([layer.scale for layer in self.layers]))
         with torch.no_grad():
             sigma, scale = self._frozen_stack  # (L, k), (L,)
-            pref = self.preference.to(sigma.dtype).repeat_interleave(self.pref_rank, dim=-1)  # (rows, m * r_p)
-            full = torch.cat([sigma[:, None, :].expand(-1, pref.shape[0], -1), scale[:, None, None] * pref[None]], dim=-1)
-            shared.frozen = full.to(self.layers[0].U.dtype)  # (L, rows, width)
+            shared.frozen = full_singular_values(sigma, scale, self.preference, self.pref_rank).to(self.layers[0].U.dtype)
+
+    def _drop_batched(self) -> None:
+        """After each forward (its autograd graph keeps what backward needs): a direct call of a
+        layer outside a forward never sees singular values from before a step or a switch."""
+        self.shared.batched = None
+
+    def stack_singular_values(self) -> None:
+        """Before each forward of a trainable adapter: every layer's singular values in one batched
+        op with autograd (a stack of the L sigmas and scales, then ``full_singular_values``), so a
+        training step runs a handful of kernels for them instead of about five per layer forward
+        and as many backward (630 layers' worth of small launches per step on SmolLM2)."""
+        sigma = torch.stack([layer.sigma for layer in self.layers])
+        scale = torch.stack([layer.scale for layer in self.layers])
+        self.shared.batched = full_singular_values(sigma, scale, self.preference, self.pref_rank)
 
     def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> "PanaceaAdapter":
         """``.to()``, ``.half()``...: the frozen singular values follow the parameters."""
@@ -185,9 +208,18 @@ class PanaceaAdapter(nn.Module):
         self.shared.version += 1
         return self
 
-    def attached(self, engine: HookEngine):
-        """Context manager: the adapter's deltas added to their Linear modules' outputs."""
-        return engine.update_outputs({site: layer.add_into for site, layer in zip(self.sites, self.layers)})
+    @contextmanager
+    def attached(self, engine: HookEngine) -> Iterator[None]:
+        """The adapter's deltas added to their Linear modules' outputs. A trainable adapter also
+        rebuilds every layer's singular values once per forward of the whole model (hooks on the
+        model: built before, dropped after), so they always reflect this step's parameters and
+        lambda, and each backward has its own graph."""
+        with ExitStack() as stack:
+            if any(p.requires_grad for p in self.parameters()):
+                stack.callback(self._drop_batched)
+                stack.enter_context(engine.observe_inputs(lambda _inputs: self.stack_singular_values(), after=self._drop_batched))
+            stack.enter_context(engine.update_outputs({site: layer.add_into for site, layer in zip(self.sites, self.layers)}))
+            yield
 
     @contextmanager
     def merged(self, engine: HookEngine, preference: list[float]) -> Iterator[None]:

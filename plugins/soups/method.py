@@ -14,8 +14,9 @@ from pathlib import Path
 
 import torch
 
-from steerlab.api import (StyleTraining, Validation, lora_factors, Artifact, BaseMethod, ControlSpace, Delta, GroupSampler, Lab, Simplex, file_digest, group_losses,
-                          help_field, match_sites, optimise, read_sft)
+from steerlab.api import (StyleTraining, Validation, lora_factors, Artifact, BaseMethod, ControlSpace, Delta, Figure, GroupSampler, Lab, MethodEntry,
+                          Section, Simplex, SweepResult, file_digest, group_losses, heldout_table, help_field, match_sites, optimise,
+                          plot_training_logs, read_sft)
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,15 @@ class SoupsMethod(BaseMethod):
                 "train_tokens": sampler.tokens_per_batch(config.per_dimension) / len(config.dimensions) * config.steps * len(config.dimensions),
                 "trainable_parameters": sum(t.numel() for t in tensors.values())}
         return Artifact(tensors, meta, sites=[s.name for s in sites])
+
+    def analyze(self, lab: Lab, entry: MethodEntry, artifact: Artifact, result: SweepResult, folder: Path) -> Section:
+        """Each LoRA's training and held-out loss: where soups overfits, and the step kept."""
+        dims = artifact.meta["dimensions"]
+        logs = [artifact.meta["train_logs"][d] for d in dims]
+        curve = plot_training_logs(logs, dims, folder / "training.png", "Rewarded soups: one LoRA per style, its loss")
+        held = heldout_table(logs, dims)
+        return Section(figures=[Figure(lab.layout.relative(curve), "Per-style SFT loss of each LoRA, held-out loss at each check")],
+                       markdown=f"### Held-out loss per style\n\n{held}" if held else "")
 
     def stacked(self, lab: Lab, artifact: Artifact) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Per site, every dimension's (A, B) stacked, moved to the model and cast to its dtype once

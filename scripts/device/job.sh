@@ -25,7 +25,7 @@ stamp start
 fan_out studies/chat3d_ablation.toml /tmp/runs_abl abl --set 'data.eval_limit=41'; stamp ablation
 python3 "$(dirname "$0")/pick_winner.py" /tmp/runs_abl > /tmp/winner.txt 2>/tmp/pick.log; cat /tmp/pick.log /tmp/winner.txt
 fan_out studies/chat3d.toml /tmp/runs_c3 c3 --set 'data.split="test"' --set 'data.eval_limit=36' $(cat /tmp/winner.txt); stamp chat3d
-for what in "generation --batch 1 64 --tokens 32 --repeats 3" "sweep --prompts 12 --tokens 48" "training --steps 8" "switch"; do
+for what in "switch" "training --steps 8" "sweep --prompts 12 --tokens 48" "generation --batch 1 64 --tokens 32 --repeats 3"; do
   python3 benchmarks/speed.py $what > /tmp/speed_${what%% *}.log 2>&1; echo "rc $?"; stamp "speed $what"
 done
 echo ALLDONE

@@ -9,6 +9,7 @@ method and the scores along the simplex edges.
 from __future__ import annotations
 
 import itertools
+import math
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,7 @@ def compare_on(results: RunResults, study: Study, layout: RunLayout, axes: list[
     block["corners"] = {k: v for k, v in corners.items() if v}
     figures = [_plot_projections(pts, axes, layout.figure(stem("fronts_pairwise")))]
     if len(axes) == 3:
-        figures.append(_plot_ternary(results.methods, axes, layout.figure(stem("fronts_ternary"))))
+        figures.append(_plot_ternary(results.methods, coords, axes, layout.figure(stem("fronts_ternary"))))
     figures.append(_plot_hypervolume(results.methods, layout.figure(stem("hypervolume")), key("hypervolume")))
     figures.append(_plot_edges(results.methods, coords, axes, layout.figure(stem("simplex_edges"))))
     block["figures"] = [{"path": layout.relative(path), "caption": caption} for path, caption in figures if path is not None]
@@ -113,21 +114,54 @@ def _ternary_xy(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return share[:, 1] + 0.5 * share[:, 2], share[:, 2] * np.sqrt(3) / 2
 
 
-def _plot_ternary(methods: dict[str, MethodResult], axes: list[str], path: Path) -> tuple[Path, str]:
-    fig, ax = new_figure(width=5.5, height=5.0)
-    ax.plot([0, 1, 0.5, 0], [0, 0, np.sqrt(3) / 2, 0], color="grey", lw=0.8)
-    for (x, y), label in zip([(0, 0), (1, 0), (0.5, np.sqrt(3) / 2)], axes):
-        ax.annotate(_short(label), (x, y), ha="center", va="top" if y == 0 else "bottom")
-    for k, (name, method) in enumerate(methods.items()):
-        p = pareto.points([q.scores for q in method.points], axes)
-        if len(p):
-            x, y = _ternary_xy(p)
-            ax.scatter(x, y, marker=MARKERS[k % len(MARKERS)], color=f"C{k}", label=name)
-    ax.set_axis_off()
-    ax.legend(fontsize=7, loc="upper right")
-    ax.set_title("Judged style mix per control (scores normalised to sum 1)")
+def _rescaled(p: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Each style's score mapped to [0, 1] over the range every plotted point spans on it."""
+    return (p - low) / np.clip(high - low, 1e-9, None)
+
+
+def _corner_of(coord: tuple[float, ...]) -> int | None:
+    """The axis a control puts all its weight on (a simplex corner), else None."""
+    return coord.index(1.0) if coord and sorted(coord) == [0.0] * (len(coord) - 1) + [1.0] else None
+
+
+def _plot_ternary(methods: dict[str, MethodResult], coords: dict[str, list[tuple[float, ...]]], axes: list[str],
+                  path: Path) -> tuple[Path, str]:
+    """Two views of the same points. Left: each point's scores normalised to sum 1, as scored; a
+    judge whose probabilities stay near 1/3 (a blurry one) puts every point near the centre, so
+    this panel alone cannot show whether a control moved the style. Right: each style first
+    rescaled to the range all points span on it (min 0, max 1), so the panel shows which corner
+    each point leans to relative to the others. The controls that put all weight on one style are
+    drawn large and lettered with it: they should sit towards their own corner."""
+    plotted, corners = {}, {}
+    for name, method in methods.items():
+        kept = [(q.scores, c) for q, c in zip(method.points, coords.get(name) or [()] * len(method.points))
+                if all(a in q.scores and math.isfinite(q.scores[a]) for a in axes)]
+        plotted[name] = pareto.points([sc for sc, _ in kept], axes)
+        corners[name] = [_corner_of(c) for _, c in kept]
+    stacked = np.concatenate([p for p in plotted.values() if len(p)]) if any(len(p) for p in plotted.values()) else np.zeros((0, 3))
+    low, high = (stacked.min(0), stacked.max(0)) if len(stacked) else (np.zeros(3), np.ones(3))
+    fig, panels = new_figure(ncols=2, width=5.2, height=5.0)
+    for ax, rescale, title in ((panels[0], False, "as scored"), (panels[1], True, "each style rescaled to its range over all points")):
+        ax.plot([0, 1, 0.5, 0], [0, 0, np.sqrt(3) / 2, 0], color="grey", lw=0.8)
+        for (x, y), label in zip([(0, 0), (1, 0), (0.5, np.sqrt(3) / 2)], axes):
+            ax.annotate(_short(label), (x, y), ha="center", va="top" if y == 0 else "bottom")
+        for k, (name, p) in enumerate(plotted.items()):
+            if not len(p):
+                continue
+            x, y = _ternary_xy(_rescaled(p, low, high) + 0.05 if rescale else p)
+            marker, color = MARKERS[k % len(MARKERS)], f"C{k}"
+            ax.scatter(x, y, marker=marker, color=color, alpha=0.55, s=22, label=name)
+            for i, corner in enumerate(corners[name]):
+                if corner is not None:
+                    ax.scatter(x[i], y[i], marker=marker, color=color, s=110, edgecolors="black", linewidths=0.8)
+                    ax.annotate(_short(axes[corner])[:2], (x[i], y[i]), xytext=(5, 4), textcoords="offset points", fontsize=7)
+        ax.set_axis_off()
+        ax.set_title(title, fontsize=9)
+    panels[1].legend(fontsize=7, loc="upper right")
+    fig.suptitle("Judged style mix per control (large, lettered: the control that asks for one style only)")
     save_figure(fig, path)
-    return path, "Ternary view: where each control lands in style space"
+    return path, ("Ternary view: where each control lands in style space (left: scores normalised to sum 1; "
+                  "right: each style rescaled to its range over all points first)")
 
 
 def _plot_hypervolume(methods: dict[str, MethodResult], path: Path, key: str = "hypervolume") -> tuple[Path, str]:

@@ -132,22 +132,26 @@ class HookEngine:
                 module.weight.data = originals[name]
 
     @contextmanager
-    def observe_inputs(self, fn: Callable[[dict[str, Any]], None]) -> Iterator[None]:
+    def observe_inputs(self, fn: Callable[[dict[str, Any]], None], after: Callable[[], None] | None = None) -> Iterator[None]:
         """Call ``fn(kwargs)`` before every forward of the whole model, with the keyword inputs
         it receives (``input_ids``, ``attention_mask``, ``position_ids``, ``cache_position``,
         the KV cache as ``cache`` or ``past_key_values`` by transformers version...). For a method that runs a second model in step with the first
-        (GenARM's reward model keeps its own KV cache this way). Read-only: ``fn``'s return is
-        ignored."""
+        (GenARM's reward model keeps its own KV cache this way), or that prepares per-forward state
+        (Panacea's batched singular values while training), dropped by ``after()`` once the
+        forward returns. Read-only: ``fn``'s return is ignored."""
         def pre_hook(_m: nn.Module, _args: tuple, kwargs: dict[str, Any]) -> None:
             fn(kwargs)
 
-        handle = self.model.register_forward_pre_hook(pre_hook, with_kwargs=True)
-        self._live.add(handle)
+        handles = [self.model.register_forward_pre_hook(pre_hook, with_kwargs=True)]
+        if after is not None:
+            handles.append(self.model.register_forward_hook(lambda _m, _args, _output: after()))
+        self._live.update(handles)
         try:
             yield
         finally:
-            handle.remove()
-            self._live.discard(handle)
+            for handle in handles:
+                handle.remove()
+                self._live.discard(handle)
 
     def edit(self, edits: Mapping[str, Edit]) -> Any:
         """Context manager: apply ``fn`` to each named site's activation."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from steerlab.analysis.concepts import concepts_section
@@ -105,10 +106,25 @@ def comparison_section(results: RunResults, comparison: dict[str, Any]) -> list[
         rows = [[name, r["axis"].split(".")[-1], r["at_own_corner"], r["at_other_corners"], r["gap"]]
                 for name, corner in comparison["corners"].items() for r in corner]
         out += [markdown_table(["method", "style", "own corner", "other corners", "gap"], rows), ""]
+    if not tag:
+        out += other_scores_table(results, [*comparison["axes"], *comparison.get("also", {}).get("axes", [])])
     out += figures_markdown([Figure(f["path"], f["caption"]) for f in comparison["figures"]])
     if comparison.get("also"):
         out += comparison_section(results, comparison["also"])
     return out
+
+
+def other_scores_table(results: RunResults, axes: list[str]) -> list[str]:
+    """What the fronts leave out (fluency, length, ...): each other score's mean over a method's
+    controls, so a front bought with worse text shows in the same section."""
+    columns = [c for c in score_columns([p.scores for m in results.methods.values() for p in m.points]) if c not in axes]
+    if not columns:
+        return []
+    def mean(method: MethodResult, column: str) -> float:
+        values = [p.scores[column] for p in method.points if column in p.scores and math.isfinite(p.scores[column])]
+        return sum(values) / len(values) if values else float("nan")
+    rows = [[name, *[mean(m, c) for c in columns]] for name, m in results.methods.items()]
+    return ["The other scores, each a mean over the method's controls:", "", markdown_table(["method", *columns], rows), ""]
 
 
 def terminal_summary(results: RunResults) -> str:

@@ -1,0 +1,62 @@
+"""What a training log shows a reader: per-style loss curves with the held-out loss beside them,
+and a table of the held-out loss per style (first measurement, best, and the step kept).
+
+Shared by every method that trains on style SFT data with ``optimise``'s log convention
+(``loss.<style>`` per step, ``heldout.<style>`` at each validation, ``best_step`` on the last
+row when early stopping restored the best parameters), so Panacea and rewarded soups report
+their overfitting the same way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from steerlab.figures import markdown_table, new_figure, save_figure
+
+Log = list[dict[str, Any]]
+
+
+def plot_training_logs(logs: list[Log], dimensions: list[str], path: Path, title: str) -> Path:
+    """One figure: each style's training loss (moving mean), its held-out loss (dots, dashed),
+    and a mark at the step early stopping kept. ``logs`` may be one log holding every style
+    (Panacea) or one log per style (one LoRA per style in soups)."""
+    fig, ax = new_figure()
+    for k, dim in enumerate(dimensions):
+        color = f"C{k}"
+        for log in logs:
+            rows = [r for r in log if f"loss.{dim}" in r]
+            if not rows:
+                continue
+            window = max(1, len(rows) // 20)
+            values = np.convolve([r[f"loss.{dim}"] for r in rows], np.ones(window) / window, mode="valid")
+            ax.plot([r["step"] for r in rows][window - 1:], values, color=color, lw=1.0, alpha=0.8, label=f"{dim} (train)")
+            held = [(r["step"], r[f"heldout.{dim}"]) for r in log if f"heldout.{dim}" in r]
+            if held:
+                ax.plot(*zip(*held), "o--", color=color, ms=5, label=f"{dim} (held out)")
+            best = log[-1].get("best_step") if log else None
+            if best is not None:
+                ax.axvline(best, color=color, ls=":", lw=0.8)
+    ax.set_xlabel("step")
+    ax.set_ylabel("SFT loss (train: moving mean of ~5% of steps)")
+    ax.set_title(title)
+    ax.legend(fontsize=7, ncol=2)
+    save_figure(fig, path)
+    return path
+
+
+def heldout_table(logs: list[Log], dimensions: list[str]) -> str:
+    """Markdown: per style, held-out loss at the first validation, its lowest, and the step kept
+    (empty when nothing was held out)."""
+    rows = []
+    for dim in dimensions:
+        for log in logs:
+            held = [(r["step"], r[f"heldout.{dim}"]) for r in log if f"heldout.{dim}" in r]
+            if held:
+                kept = log[-1].get("best_step")
+                rows.append([dim, held[0][1], min(v for _, v in held), held[-1][1], "last" if kept is None else int(kept) + 1])
+    if not rows:
+        return ""
+    return markdown_table(["style", "held-out loss, first check", "lowest", "at the end", "step kept"], rows)
