@@ -181,3 +181,14 @@ def test_only_with_an_unknown_method_names_it_and_starts_no_run(study_dir, capsy
     err = capsys.readouterr().err
     assert "--only actdif" in err and "[methods.actdif]" in err and "actdiff, base" in err
     assert not out.exists() or not list(out.iterdir())
+
+
+def test_a_resume_reads_the_metric_sections_back_instead_of_recomputing_them(finished, monkeypatch):
+    from steerlab.metrics.judge import JudgeMetric
+
+    assert (finished / "metrics/judge/section.json").exists()
+    before = json.loads((finished / "results.json").read_text())["metrics"]
+    (finished / "results.json").unlink()
+    monkeypatch.setattr(JudgeMetric, "section", lambda *a: pytest.fail("the judge's section was recomputed"))
+    assert main(["run", "--resume", str(finished), "--no-progress"]) == 0
+    assert json.loads((finished / "results.json").read_text())["metrics"] == before

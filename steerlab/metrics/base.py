@@ -65,7 +65,10 @@ class Metric(Protocol):
 
     def score(self, samples: list[Sample], ctx: MetricContext) -> list[dict[str, float]]: ...
 
-    def section(self, ctx: MetricContext) -> Section | None: ...
+    def section(self, ctx: MetricContext) -> Section | None:
+        """The metric's own part of the report (a judge's accuracy and confusion), about the metric,
+        not about the methods: computed once per run and kept in the run folder."""
+        ...
 
 
 class BaseMetric:

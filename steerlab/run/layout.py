@@ -102,6 +102,10 @@ class RunLayout:
     def metric(self, name: str) -> Path:
         return self.root / "metrics" / name
 
+    def metric_section(self, name: str) -> Path:
+        """A metric's own report section (the judge's accuracy...), kept so a resume skips it."""
+        return self.metric(name) / "section.json"
+
     def relative(self, path: Path) -> str:
         """A path inside the run as the report and results.json write it."""
         return str(path.resolve().relative_to(self.root.resolve()))

@@ -241,6 +241,18 @@ def recompare(run_dir: Path, plugin_files: list[str] = ()) -> dict[str, Any] | N
     return results.concepts
 
 
+def metric_section(lab: Lab, name: str) -> Section | None:
+    """A metric's report section: read back when the run has it (the likelihood judge's takes
+    minutes on a CPU), else computed and kept, like every other stage."""
+    path = lab.layout.metric_section(name)
+    if path.exists():
+        data = read_json_object(path, "metric section")
+        return None if data.get("none") else _load(path, "metric section", Section.from_json)
+    section = lab.registry.metrics[name].section(metric_context(lab, name))
+    write_json(path, {"none": True} if section is None else asdict(section))
+    return section
+
+
 def check_only(study: Study, only: Sequence[str]) -> None:
     """``--only`` names method entries of the study; a typo must not silently run nothing."""
     names = [m.name for m in study.methods]
@@ -282,11 +294,7 @@ def execute(session: Session, show_progress: bool = True, only: Sequence[str] = 
                 each.control_chooser = ChosenOnDev(study.compare, methods[entry.name].records)
     if only:
         return None
-    sections = {}
-    for entry in study.metrics:
-        section = session.registry.metrics[entry.name].section(metric_context(lab, entry.name))
-        if section is not None:
-            sections[entry.name] = section
+    sections = {name: section for name, section in ((e.name, metric_section(lab, e.name)) for e in study.metrics) if section is not None}
     results = RunResults(study_record(study, lab, session.request), methods, sections)
     compare_all(results, study, session.layout, session.registry)
     results.save(session.layout.results)
