@@ -15,7 +15,9 @@ unmerged (210 adapted projections, per-row lambda), Panacea merged at one lambda
 of the same rank unmerged (what a GPU user compares Panacea with).
 ``sweep``: the chat3d grid (15 lambdas) over N prompts, packed into per-row batches (today's
 sweep) against one generate call per lambda (the sweep before per-row controls).
-``training``: Panacea against a PEFT LoRA of equal rank, tokens/s of forward + backward + step.
+``training``: Panacea against a PEFT LoRA of equal rank, tokens/s of forward + backward + step, and
+the aten operators a step dispatches (each non-view one is a kernel launch on a GPU); Panacea also
+with each layer building its own singular values (before they were built once per forward).
 ``reads``: activation reads at one block over the compare study's answer texts (what actdiff and
 transfer train on): ``collect`` (texts batched by length, forward stopped at the site) against a
 full forward pass per batch in the caller's order with a capture hook (the reader before).
@@ -185,19 +187,52 @@ def training(args: argparse.Namespace, model, lab: Lab) -> None:
         return run
 
     panacea_step = step(list(adapter.parameters()))
-    panacea, lora = [], []
+    per_layer_hooks = lambda: lab.engine.update_outputs({s: l.add_into for s, l in zip(adapter.sites, adapter.layers)})  # noqa: E731
     peft = get_peft_model(model.hf, LoraConfig(r=RANK + M, lora_alpha=8, target_modules=[s.module_path for s in sites]))
     lora_step = step([p for p in peft.parameters() if p.requires_grad])
+    variants = {"Panacea": lambda: adapter.attached(lab.engine), "Panacea, per-layer singular values": per_layer_hooks, "LoRA": None}
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    ops: dict[str, tuple[int, int]] = {}
     for i in range(args.steps + 1):
-        with peft.disable_adapter(), adapter.attached(lab.engine):
-            value = timed(panacea_step)
-        (panacea.append(value) if i else None)
-        value = timed(lora_step)
-        (lora.append(value) if i else None)
+        for name, attach in variants.items():
+            if attach is None:
+                value = timed(lora_step)
+                if i == 0:
+                    ops[name] = count_ops(lora_step)
+            else:
+                with peft.disable_adapter(), attach():
+                    value = timed(panacea_step)
+                    if i == 0:
+                        ops[name] = count_ops(panacea_step)
+            if i:  # the first round warms up
+                times[name].append(value)
     peft.unload()
-    p, q = statistics.median(panacea), statistics.median(lora)
+    lora = statistics.median(times["LoRA"])
     print(f"\n{args.model} on {device_name(model)}: training, {n_tokens} tokens/step, median of {args.steps} interleaved steps")
-    print(f"  Panacea k={RANK}+m={M}: {p:.0f} tok/s | PEFT LoRA r={RANK + M}: {q:.0f} tok/s | ratio {p / q:.3f}")
+    print(f"  (Panacea k={RANK} + m={M}; PEFT LoRA r={RANK + M}; ops: aten operators per step, forward + backward + AdamW,"
+          " all / not views: on a GPU each non-view operator is at least one kernel launch)")
+    for name in variants:
+        value = statistics.median(times[name])
+        print(f"  {name:38s} {value:8.0f} tok/s   ratio to LoRA {value / lora:.3f}   ops {ops[name][0]} / {ops[name][1]}")
+
+
+def count_ops(run: Callable[[], int]) -> tuple[int, int]:
+    """aten operators one call of ``run`` dispatches: (all, not views)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Counter(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.all, self.compute = 0, 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.all += 1
+            self.compute += not getattr(func, "is_view", False)
+            return func(*args, **(kwargs or {}))
+
+    with Counter() as counter:
+        run()
+    return counter.all, counter.compute
 
 
 def switch(args: argparse.Namespace, model, lab: Lab) -> None:
