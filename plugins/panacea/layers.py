@@ -183,8 +183,8 @@ class PanaceaAdapter(nn.Module):
     def stack_singular_values(self) -> None:
         """Before each forward of a trainable adapter: every layer's singular values in one batched
         op with autograd (a stack of the L sigmas and scales, then ``full_singular_values``), so a
-        training step runs a handful of kernels for them instead of about five per layer forward
-        and as many backward (630 layers' worth of small launches per step on SmolLM2)."""
+        training step runs a handful of kernels for them instead of a few per layer forward and
+        backward (834 fewer launching operators per step on SmolLM2: benchmarks/RESULTS.md)."""
         sigma = torch.stack([layer.sigma for layer in self.layers])
         scale = torch.stack([layer.scale for layer in self.layers])
         self.shared.batched = full_singular_values(sigma, scale, self.preference, self.pref_rank)
