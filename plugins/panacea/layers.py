@@ -170,7 +170,7 @@ class PanaceaAdapter(nn.Module):
                 shared.frozen = None
                 return
             with torch.no_grad():  # kept until requires_grad_ or .to(): a frozen adapter's sigma and s_l never change
-                self._frozen_stack = (torch.stack([layer.sigma for layer in self.layers]), torch.stack([layer.scale for layer in self.layers]))
+                self._frozen_stack = self._stacked_sigma_and_scale()
         with torch.no_grad():
             sigma, scale = self._frozen_stack  # (L, k), (L,)
             shared.frozen = full_singular_values(sigma, scale, self.preference, self.pref_rank).to(self.layers[0].U.dtype)
@@ -185,9 +185,12 @@ class PanaceaAdapter(nn.Module):
         op with autograd (a stack of the L sigmas and scales, then ``full_singular_values``), so a
         training step runs a handful of kernels for them instead of a few per layer forward and
         backward (834 fewer launching operators per step on SmolLM2: benchmarks/RESULTS.md)."""
-        sigma = torch.stack([layer.sigma for layer in self.layers])
-        scale = torch.stack([layer.scale for layer in self.layers])
+        sigma, scale = self._stacked_sigma_and_scale()
         self.shared.batched = full_singular_values(sigma, scale, self.preference, self.pref_rank)
+
+    def _stacked_sigma_and_scale(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every layer's shared singular values and scale s_l: (L, k), (L,)."""
+        return torch.stack([layer.sigma for layer in self.layers]), torch.stack([layer.scale for layer in self.layers])
 
     def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> "PanaceaAdapter":
         """``.to()``, ``.half()``...: the frozen singular values follow the parameters."""

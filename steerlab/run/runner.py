@@ -261,10 +261,15 @@ def check_only(study: Study, only: Sequence[str]) -> None:
             raise ConfigError(f"--only {name}: {study.path} has no [methods.{name}]; expected one of {', '.join(names)}")
 
 
+def _chooses_test_controls(study: Study, entry: MethodEntry) -> bool:
+    """Whether ``entry`` is the [compare] reference whose dev records pick the others' test controls."""
+    return bool(study.compare.concepts and study.compare.test_chosen_only and entry.name == study.compare.reference)
+
+
 def _needed_for_only(study: Study, entry: MethodEntry, only: Sequence[str], layout: RunLayout) -> bool:
     """Whether ``--only`` must still load ``entry``: the concept reference, whose dev records
     choose the other entries' test controls, once it is finished (it is never trained here)."""
-    if not (study.compare.concepts and study.compare.test_chosen_only and entry.name == study.compare.reference):
+    if not _chooses_test_controls(study, entry):
         return False
     if layout.analysis(entry.name).exists():
         return True
@@ -289,7 +294,7 @@ def execute(session: Session, show_progress: bool = True, only: Sequence[str] = 
         if only and entry.name not in only and not _needed_for_only(study, entry, only, session.layout):
             continue
         methods[entry.name] = run_method(labs[entry.model], entry)
-        if study.compare.concepts and study.compare.test_chosen_only and entry.name == study.compare.reference:
+        if _chooses_test_controls(study, entry):
             for each in labs.values():  # from here on, strength entries are generated on the test split at their chosen control only
                 each.control_chooser = ChosenOnDev(study.compare, methods[entry.name].records)
     if only:
