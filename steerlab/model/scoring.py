@@ -71,15 +71,31 @@ def sequence_logprobs(model: LoadedModel, pairs: Sequence[Pair]) -> tuple[torch.
     return row_logprobs(logits, targets, mask), mask.sum(1)
 
 
+def by_length(lengths: Sequence[int], size: int) -> list[list[int]]:
+    """Indices grouped ``size`` at a time in order of length (ties by index). Why: every row of a
+    teacher-forced batch is padded to its longest, and answers of one sweep batch range from a
+    few tokens to the cap; grouping similar lengths cut the chat3d study's scoring work by about
+    a fifth on CPU, where a forward is compute-bound and padding costs as much as real tokens."""
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    return [order[i : i + size] for i in range(0, len(order), size)]
+
+
 @torch.no_grad()
+def batched_sequence_logprobs(model: LoadedModel, pairs: Sequence[Pair], batch_size: int = 16) -> tuple[list[float], list[int]]:
+    """``sequence_logprobs`` over any number of pairs, batched by length; results in input order."""
+    totals, counts = [0.0] * len(pairs), [0] * len(pairs)
+    for group in by_length([len(c) + len(t) for c, t in pairs], batch_size):
+        total, count = sequence_logprobs(model, [pairs[i] for i in group])
+        for i, t, n in zip(group, total.tolist(), count.tolist()):
+            totals[i], counts[i] = t, n
+    return totals, counts
+
+
 def mean_logprobs(model: LoadedModel, pairs: Sequence[Pair], batch_size: int = 16) -> list[float]:
     """Mean log-probability per target token of each row (e.g. how well a style prompt explains
     an answer, against a neutral prompt)."""
-    out: list[float] = []
-    for start in range(0, len(pairs), batch_size):
-        total, count = sequence_logprobs(model, pairs[start : start + batch_size])
-        out += (total / count.clamp(min=1)).tolist()
-    return out
+    totals, counts = batched_sequence_logprobs(model, pairs, batch_size)
+    return [t / max(n, 1) for t, n in zip(totals, counts)]
 
 
 def kl_per_token(steered: torch.Tensor, base: torch.Tensor) -> torch.Tensor:

@@ -38,7 +38,7 @@ from steerlab.errors import ConfigError
 from steerlab.metrics.base import Sample
 from steerlab.metrics.base import context as metric_context
 from steerlab.model.generation import Generation, batches
-from steerlab.model.scoring import kl_per_token, target_logits, token_logprobs
+from steerlab.model.scoring import by_length, kl_per_token, target_logits, token_logprobs
 from steerlab.run.results import Record, SchemaError, SweepPoint, SweepResult
 from steerlab.storage import read_json_object, write_json
 
@@ -158,12 +158,12 @@ def token_stats(lab: Lab, method: Steers, artifact: Artifact, entry: MethodEntry
 
 
 def _micro_batches(indices: list[int], lengths: list[int], vocab: int, passes: int) -> list[list[int]]:
-    """Groups of rows whose logits (a few float32 copies per pass) fit ``LOGITS_BUDGET``."""
+    """Groups of rows whose logits (a few float32 copies per pass) fit ``LOGITS_BUDGET``, by answer length."""
     if not indices:
         return []
     per_row = max(lengths) * vocab * 4 * 3 * passes
     size = max(1, LOGITS_BUDGET // per_row)
-    return [indices[i : i + size] for i in range(0, len(indices), size)]
+    return [[indices[k] for k in group] for group in by_length(lengths, size)]
 
 
 def score(lab: Lab, samples: list[Sample]) -> list[dict[str, float]]:
