@@ -7,7 +7,7 @@
 # folder, then a plain `--resume` that loads them all and writes results.json and the report. Every
 # stage is seeded by its entry name, so the numbers are those of one process running the study.
 export PYTHONUNBUFFERED=1 STEERLAB_CACHE=/tmp/cache PYTHONPATH=/tmp/site OMP_NUM_THREADS=2
-while [ ! -f /tmp/convert.done ]; do sleep 2; done
+python3 -c "from steerlab.model.zoo import _load_smollm2; _load_smollm2()" > /tmp/convert.log 2>&1  # GGUF -> safetensors, once
 t0=$(date +%s); stamp() { echo "=== $1 at $(( $(date +%s) - t0 )) s"; }
 
 fan_out() {  # fan_out STUDY OUT TAG [--set ...]: base first, the other methods at once, then finish
