@@ -115,3 +115,34 @@ def test_length_sorted_scoring_returns_each_pair_in_input_order(tiny_llama):
         alone, n = sequence_logprobs(tiny_llama, [pair])
         assert count == int(n) == len(pair[1])
         assert abs(total - float(alone)) < 1e-3
+
+
+def test_the_likelihood_judge_reports_on_the_texts_the_minilm_judge_held_out(tmp_path, monkeypatch):
+    """With the same test_fraction and seed, both judges' accuracies are measured on the same texts."""
+    import json
+    from types import SimpleNamespace
+
+    from steerlab.metrics import likelihood
+    from steerlab.metrics.judge import heldout_split
+    from steerlab.metrics.likelihood import LikelihoodJudgeConfig, LikelihoodJudgeMetric
+    from sklearn.model_selection import train_test_split
+
+    labels = ["a", "b", "c"] * 8
+    rows = [{"text": f"text {i}", "label": label, "prompt": f"prompt {i}"} for i, label in enumerate(labels)]
+    data, styles = tmp_path / "judge.jsonl", tmp_path / "styles.json"
+    data.write_text("\n".join(json.dumps(r) for r in rows))
+    styles.write_text(json.dumps({s: {"system": f"Be {s}."} for s in "abc"}))
+    _, test = heldout_split(labels, 0.25, seed=3)
+    texts = [f"text {i}" for i in range(len(labels))]
+    assert sorted(test) == sorted(int(t.split()[1]) for t in train_test_split(texts, test_size=0.25, random_state=3, stratify=labels)[1])
+    seen = []
+
+    def fake_posteriors(lab, systems, prompts, answers, batch_size):
+        seen.extend(answers)
+        return np.tile(np.eye(3)[0], (len(answers), 1))
+
+    monkeypatch.setattr(likelihood, "posteriors", fake_posteriors)
+    ctx = SimpleNamespace(config=LikelihoodJudgeConfig(styles=str(styles), data=str(data), test_fraction=0.25), lab=SimpleNamespace(seed=3))
+    section = LikelihoodJudgeMetric().section(ctx)
+    assert seen == [f"text {i}" for i in sorted(test)] and len(seen) == 6
+    assert section.summary["accuracy"] == pytest.approx(2 / 6)  # every text called "a": the two held-out a's are right

@@ -35,6 +35,17 @@ def test_run_writes_results_report_figures_and_artifacts(finished):
     assert "layer_sweep.png" in report and "confusion.png" in report
 
 
+def test_the_report_says_where_the_time_went(finished):
+    """Decoding, scoring and the metric sections are each timed, so a too-slow study shows what to cut."""
+    results = json.loads((finished / "results.json").read_text())
+    cost = results["methods"]["actdiff"]["cost"]
+    assert cost["decode_seconds"] > 0 and cost["score_seconds"] > 0 and cost["decode_tokens"] > 0
+    assert results["metrics"]["judge"]["data"]["seconds"] > 0
+    report = (finished / "report.md").read_text()
+    cost_part = report[report.index("## Cost"):]
+    assert "| actdiff |" in cost_part and "scoring s" in cost_part and "| judge |" in cost_part
+
+
 def strict_json(path: Path):
     """Parse as strict JSON readers do: NaN / Infinity are not JSON."""
     def refuse(token):

@@ -63,6 +63,14 @@ def _weights(clf) -> tuple[np.ndarray, np.ndarray]:
     return clf.coef_.copy(), clf.intercept_.copy()
 
 
+def heldout_split(labels: list[str], test_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Train and held-out indices, stratified by label. One function, so another judge given the
+    same labels, fraction and seed (the likelihood judge's ``test_fraction``) reports its accuracy
+    on exactly the texts this judge never trained on."""
+    train, test = train_test_split(list(range(len(labels))), test_size=test_fraction, random_state=seed, stratify=labels)
+    return list(train), list(test)
+
+
 @dataclass
 class StyleJudge:
     classes: list[str]
@@ -77,7 +85,8 @@ class StyleJudge:
         if len(classes) < 2:
             raise ConfigError(f"the judge needs at least two labels, got {classes}")
         x = embedder.embed(texts)
-        x_tr, x_te, y_tr, y_te = train_test_split(x, labels, test_size=test_fraction, random_state=seed, stratify=labels)
+        train, test = heldout_split(labels, test_fraction, seed)
+        x_tr, x_te, y_tr, y_te = x[train], x[test], [labels[i] for i in train], [labels[i] for i in test]
         clf = _classifier(len(classes), C).fit(x_tr, y_tr)
         predicted = clf.predict(x_te)
         report = {

@@ -28,7 +28,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix
 from steerlab.data.files import read_jsonl
 from steerlab.errors import ConfigError
 from steerlab.metrics.base import BaseMetric, MetricContext, Sample
-from steerlab.metrics.judge import wins
+from steerlab.metrics.judge import heldout_split, wins
 from steerlab.model.scoring import batched_sequence_logprobs
 from steerlab.run.results import Section
 from steerlab.study.config import help_field, path_field
@@ -41,6 +41,8 @@ class LikelihoodJudgeConfig:
     data: str | None = path_field(None, "JSONL of labelled texts with their request ({'text', 'label', 'prompt'}) to report accuracy on",
                                   jsonl=("text", "label", "prompt"))
     batch_size: int = help_field(16, "answers scored per forward")
+    test_fraction: float = help_field(0.0, "report accuracy on the held-out share the judge metric with this test_fraction keeps "
+                                           "(the same texts when every label is a style; 0: all texts)")
     data_limit: int = help_field(0, "report accuracy on N labelled texts spread evenly through the file (0: all; a --quick run's shortcut)")
     versus_base: bool = help_field(False, "also score lm.STYLE.win per answer: 1 when this judge rates it higher on STYLE "
                                           "than the unsteered answer to the same prompt, 0.5 on a tie, else 0")
@@ -48,6 +50,8 @@ class LikelihoodJudgeConfig:
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError(f"key 'batch_size' must be >= 1 (got {self.batch_size})")
+        if not 0 <= self.test_fraction < 1:
+            raise ValueError(f"key 'test_fraction' must be in [0, 1) (got {self.test_fraction})")
         if self.data_limit < 0:
             raise ValueError(f"key 'data_limit' must be >= 0 (got {self.data_limit})")
 
@@ -113,6 +117,8 @@ class LikelihoodJudgeMetric(BaseMetric):
             return None
         systems = read_systems(Path(ctx.config.styles))
         rows = [r for r in read_jsonl(Path(ctx.config.data), ("text", "label", "prompt")) if r["label"] in systems]
+        if ctx.config.test_fraction:  # the texts the MiniLM judge held out: both accuracies on the same texts
+            rows = [rows[i] for i in sorted(heldout_split([r["label"] for r in rows], ctx.config.test_fraction, ctx.lab.seed)[1])]
         if 0 < ctx.config.data_limit < len(rows):  # spread evenly: judge files are often grouped by label
             rows = [rows[i * len(rows) // ctx.config.data_limit] for i in range(ctx.config.data_limit)]
         probs = posteriors(ctx.lab, systems, [r["prompt"] for r in rows], [r["text"] for r in rows], ctx.config.batch_size)
@@ -120,8 +126,9 @@ class LikelihoodJudgeMetric(BaseMetric):
         truth, predicted = [r["label"] for r in rows], [names[i] for i in probs.argmax(axis=1)]
         accuracy = float(accuracy_score(truth, predicted))
         confusion = confusion_matrix(truth, predicted, labels=names).tolist()
+        held = f", the share {ctx.config.test_fraction:g} a judge metric with that test_fraction holds out" if ctx.config.test_fraction else ""
         text = (f"The base model as a Bayes classifier over the styles' system prompts: accuracy **{accuracy:.3f}** on "
-                f"{len(rows)} labelled texts (chance {1 / len(names):.3f}). Related to how the data was filtered (see "
+                f"{len(rows)} labelled texts{held} (chance {1 / len(names):.3f}). Related to how the data was filtered (see "
                 "`steerlab/metrics/likelihood.py`): an optimistic bound. Confusion (rows: true, columns: predicted):\n\n"
                 + markdown_table(["true \\ predicted", *names], [[t, *c] for t, c in zip(names, confusion)]))
         return Section(summary={"accuracy": accuracy}, markdown=text, data={"classes": names, "confusion": confusion})

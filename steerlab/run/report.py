@@ -62,6 +62,7 @@ def write_report(layout: RunLayout, results: RunResults) -> None:
         out += concepts_section(results.concepts)
     for name, section in results.reports.items():
         out += section_markdown(f"## Report `{name}`", section)
+    out += cost_section(results)
     for name, method in results.methods.items():
         out += [f"## Method `{name}` ({method.method})", ""]
         if method.analysis.markdown:
@@ -73,6 +74,25 @@ def write_report(layout: RunLayout, results: RunResults) -> None:
         out += figures_markdown(method.analysis.figures)
         out += ["### Sample answers", "", samples_section(method.records), ""]
     atomic_write_text(layout.report, "\n".join(out))
+
+
+COST_COLUMNS = [("train_seconds", "train s"), ("decode_seconds", "decode s"), ("score_seconds", "scoring s"),
+                ("decode_tokens_per_s", "decode tok/s"), ("train_tokens", "train tokens"), ("extra_memory_mb", "extra MB")]
+
+
+def cost_section(results: RunResults) -> list[str]:
+    """Where the run's time went, stage by stage: what to cut when a study is too slow for its
+    machine (on 2 CPU cores scoring answers costs about as much as generating them)."""
+    rows = [[name, *[m.cost.get(key, float("nan")) for key, _ in COST_COLUMNS]] for name, m in results.methods.items()]
+    if not rows:
+        return []
+    out = ["## Cost", "", "Wall seconds of each stage this run computed (a stage read back from an earlier run of the same "
+           "folder keeps its first time; stages run in parallel processes overlap).", "",
+           markdown_table(["method", *[label for _, label in COST_COLUMNS]], rows), ""]
+    sections = [[name, s.data["seconds"]] for name, s in results.metrics.items() if isinstance(s.data.get("seconds"), (int, float))]
+    if sections:
+        out += [markdown_table(["metric section", "seconds"], sections), ""]
+    return out
 
 
 def _nan_note(results: RunResults) -> str:

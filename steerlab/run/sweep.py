@@ -68,14 +68,16 @@ def sweep(lab: Lab, method: Steers, entry: MethodEntry, artifact: Artifact) -> S
     points = [SweepPoint.from_records(space.to_json(c), space.key(c), [done[r] for r, (ci, _) in enumerate(rows) if ci == k])
               for k, c in enumerate(entry.controls) if any(ci == k for ci, _ in rows)]
     seconds, tokens = sum(t[0] for t in timing), sum(t[1] for t in timing)
+    scoring = sum(t[2] for t in timing if len(t) > 2)  # checkpoints written before scoring was timed hold two numbers
     return SweepResult(points, done, {"decode_seconds": float(seconds), "decode_tokens": float(tokens),
-                                      "decode_tokens_per_s": tokens / seconds if seconds else float("nan")})
+                                      "decode_tokens_per_s": tokens / seconds if seconds else float("nan"),
+                                      "score_seconds": float(scoring)})
 
 
 def _sweep_rows(lab: Lab, method: Steers, entry: MethodEntry, artifact: Artifact, prompts: list[str],
                 rows: list[tuple[int, int]], stage: str) -> tuple[list[Record], list[list[float]]]:
     """The records of ``rows`` (control index, prompt index), in order, and each generated
-    batch's [seconds, tokens]; checkpointed per batch under ``stage``."""
+    batch's [decode seconds, tokens, scoring seconds]; checkpointed per batch under ``stage``."""
     bases, space = lab.base_generations(), entry.space
     systems = lab.system_prompts(method, artifact, space, [entry.controls[c] for c, _ in rows])
     texts = [lab.model.format_prompt(prompts[p], system) for (_, p), system in zip(rows, systems)]  # to plan batches
@@ -90,10 +92,9 @@ def _sweep_rows(lab: Lab, method: Steers, entry: MethodEntry, artifact: Artifact
     for index, batch in enumerate(lab.progress(plan, label, len(plan))):
         if str(index) not in done:
             lab.seeded(f"{entry.name}:{stage}batch{index}")  # stage "" keeps an unstaged sweep's seeds
-            answered, seconds, tokens = _answer_batch(lab, method, entry, artifact, [rows[r] for r in batch], prompts, bases, batch[0] in reused)
+            answered, seconds, tokens, scoring = _answer_batch(lab, method, entry, artifact, [rows[r] for r in batch], prompts, bases, batch[0] in reused)
             done[str(index)] = [asdict(r) for r in answered]
-            if tokens:
-                timing[str(index)] = [seconds, tokens]
+            timing[str(index)] = [seconds, tokens, scoring]
             write_json(checkpoint, {"plan": _plan_key(entry, texts, plan), "batches": done, "timing": timing}, indent=None)
         try:
             for r, data in zip(batch, done[str(index)], strict=True):
@@ -112,8 +113,9 @@ def _reuses_base(lab: Lab, entry: MethodEntry, rows: list[tuple[int, int]]) -> s
 
 
 def _answer_batch(lab: Lab, method: Steers, entry: MethodEntry, artifact: Artifact, rows: list[tuple[int, int]],
-                  prompts: list[str], bases: list[Generation], reuse: bool) -> tuple[list[Record], float, int]:
-    """The batch's records, and the seconds and tokens its generation took (0 when reused)."""
+                  prompts: list[str], bases: list[Generation], reuse: bool) -> tuple[list[Record], float, int, float]:
+    """The batch's records, the seconds and tokens its generation took (0 when reused), and the
+    seconds its scoring took (token statistics and every metric: on a CPU as long as decoding)."""
     controls = [entry.controls[c] for c, _ in rows]
     seconds = 0.0
     if reuse:
@@ -122,13 +124,14 @@ def _answer_batch(lab: Lab, method: Steers, entry: MethodEntry, artifact: Artifa
         start = time.perf_counter()
         gens = lab.answer(method, artifact, entry.space, controls, [prompts[p] for _, p in rows], desc=None)
         seconds = time.perf_counter() - start
+    start = time.perf_counter()
     wanted = {k for m in lab.study.metrics for k in lab.registry.metrics[m.name].needs}
     stats = token_stats(lab, method, artifact, entry, controls, gens, wanted) if wanted else [{} for _ in gens]
     samples = [Sample(prompts[p], entry.space.to_json(c), entry.space.key(c), gen, bases[p], st)
                for (ci, p), c, gen, st in zip(rows, controls, gens, stats)]
     scores = score(lab, samples)
     tokens = 0 if reuse else sum(len(g.output_ids) for g in gens)
-    return [Record(s.prompt, s.control, s.label, s.output, sc) for s, sc in zip(samples, scores)], seconds, tokens
+    return [Record(s.prompt, s.control, s.label, s.output, sc) for s, sc in zip(samples, scores)], seconds, tokens, time.perf_counter() - start
 
 
 def token_stats(lab: Lab, method: Steers, artifact: Artifact, entry: MethodEntry, controls: list[Any],
