@@ -126,7 +126,7 @@ class LikelihoodJudgeMetric(BaseMetric):
         truth, predicted = [r["label"] for r in rows], [names[i] for i in probs.argmax(axis=1)]
         accuracy = float(accuracy_score(truth, predicted))
         confusion = confusion_matrix(truth, predicted, labels=names).tolist()
-        held = f", the share {ctx.config.test_fraction:g} a judge metric with that test_fraction holds out" if ctx.config.test_fraction else ""
+        held = f", the texts the judge metric holds out at test_fraction {ctx.config.test_fraction:g}" if ctx.config.test_fraction else ""
         text = (f"The base model as a Bayes classifier over the styles' system prompts: accuracy **{accuracy:.3f}** on "
                 f"{len(rows)} labelled texts{held} (chance {1 / len(names):.3f}). Related to how the data was filtered (see "
                 "`steerlab/metrics/likelihood.py`): an optimistic bound. Confusion (rows: true, columns: predicted):\n\n"

@@ -74,8 +74,8 @@ def sequence_logprobs(model: LoadedModel, pairs: Sequence[Pair]) -> tuple[torch.
 def by_length(lengths: Sequence[int], size: int) -> list[list[int]]:
     """Indices grouped ``size`` at a time in order of length (ties by index). Why: every row of a
     teacher-forced batch is padded to its longest, and answers of one sweep batch range from a
-    few tokens to the cap; grouping similar lengths cut the chat3d study's scoring work by about
-    a fifth on CPU, where a forward is compute-bound and padding costs as much as real tokens."""
+    few tokens to the cap; on a CPU a forward is compute-bound, so padding costs as much as real
+    tokens (grouping cut chat3d's scoring time per sweep by 0-15%, benchmarks/RESULTS.md)."""
     order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
     return [order[i : i + size] for i in range(0, len(order), size)]
 
