@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from steerlab.model.generation import batches
 from steerlab.model.zoo import LoadedModel
 
 Pair = tuple[Sequence[int], Sequence[int]]  # (context ids, target ids)
@@ -72,12 +73,11 @@ def sequence_logprobs(model: LoadedModel, pairs: Sequence[Pair]) -> tuple[torch.
 
 
 def by_length(lengths: Sequence[int], size: int) -> list[list[int]]:
-    """Indices grouped ``size`` at a time in order of length (ties by index). Why: every row of a
-    teacher-forced batch is padded to its longest, and answers of one sweep batch range from a
-    few tokens to the cap; on a CPU a forward is compute-bound, so padding costs as much as real
+    """Indices in order of length (ties by index), in groups of at most ``size`` (``batches``: as
+    even as possible). Why: every row of a teacher-forced batch is padded to its longest, and
+    answers of one sweep batch range from a few tokens to the cap; on a CPU a forward is compute-bound, so padding costs as much as real
     tokens (grouping cut chat3d's scoring time per sweep by 0-15%, benchmarks/RESULTS.md)."""
-    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
-    return [order[i : i + size] for i in range(0, len(order), size)]
+    return list(batches(sorted(range(len(lengths)), key=lambda i: (lengths[i], i)), size))
 
 
 @torch.no_grad()
