@@ -5,6 +5,7 @@ all of them alike; generation makes exactly N new tokens per row (``min_new_toke
 variant does the same work. Figures go to benchmarks/RESULTS.md with the command and the device.
 
     python benchmarks/speed.py generation [--batch 1 64] [--tokens 32] [--repeats 5]
+    python benchmarks/speed.py graphs     [--batch 1 64] [--tokens 32] [--repeats 5]
     python benchmarks/speed.py sweep      [--prompts 12] [--tokens 48]
     python benchmarks/speed.py training   [--steps 5]
     python benchmarks/speed.py switch
@@ -13,6 +14,9 @@ variant does the same work. Figures go to benchmarks/RESULTS.md with the command
 ``generation``: tokens/s of the unsteered model against actdiff (one residual edit), Panacea
 unmerged (210 adapted projections, per-row lambda), Panacea merged at one lambda, and a PEFT LoRA
 of the same rank unmerged (what a GPU user compares Panacea with).
+``graphs``: the ``static`` backend (static KV cache; on a GPU the decode step replayed from one
+CUDA graph per call) against Hugging Face generate, unsteered, actdiff and Panacea unmerged, and
+whether its greedy tokens equal generate's.
 ``sweep``: the chat3d grid (15 lambdas) over N prompts, packed into per-row batches (today's
 sweep) against one generate call per lambda (the sweep before per-row controls).
 ``training``: Panacea against a PEFT LoRA of equal rank, tokens/s of forward + backward + step, and
@@ -38,6 +42,7 @@ import torch
 from steerlab.api import (DEFAULT_TARGETS, Artifact, GenerationSettings, Lab, ResidualVector, Simplex, build_registry, group_losses, load_model,
                           match_sites)
 from steerlab.model.generation import for_device, tokenize_prompts  # benchmarks time core's own pieces
+from steerlab.training import make_optimiser
 from steerlab_plugins.panacea.layers import PanaceaAdapter
 
 PROMPTS = ["Why is the sky blue?", "How do bees make honey?", "What is a prime number?", "Why do we dream?",
@@ -130,6 +135,61 @@ def generation(args: argparse.Namespace, model, lab: Lab) -> None:
               f"(overhead {100 * (lora['unsteered'] / lora['peft lora'] - 1):+.1f}%)")
 
 
+def graphs(args: argparse.Namespace, model, lab: Lab) -> None:
+    """The ``static`` backend (a CUDA graph per call on a GPU) against Hugging Face generate, unsteered
+    and steered, and whether its greedy tokens are generate's (steering replayed at every token)."""
+    from steerlab.model.generation import generate_batch
+    from steerlab.model.static_decode import StaticDecode, decode
+
+    sites = [s.name for s in match_sites(model.hf, DEFAULT_TARGETS)]
+    dtype = next(model.hf.parameters()).dtype
+    adapter = trained_like(PanaceaAdapter.for_engine(lab.engine, sites, RANK, M)).to(model.device, dtype)
+    site = f"blocks.{model.n_layers // 2}.resid_post"
+    vector = Artifact({"v": torch.randn(model.d_model) * 1e-3}, vectors=[ResidualVector(site, "v")])
+    backend = StaticDecode()
+    on_gpu = model.device.type == "cuda"
+    for batch in args.batch:
+        texts = [model.format_prompt(PROMPTS[i % len(PROMPTS)]) for i in range(batch)]
+        prefs = torch.distributions.Dirichlet(torch.ones(M)).sample((batch,))
+
+        def panacea_rows() -> AbstractContextManager:
+            adapter.set_preference(prefs)
+            return adapter.attached(lab.engine)
+
+        steering = {"unsteered": nullcontext, "panacea unmerged": panacea_rows,
+                    "actdiff": lambda: lab.engine.add_vectors(vector.vectors, vector.tensors, torch.full((batch,), 0.5))}
+
+        def static_fixed() -> int:
+            decode(model, tokenize_prompts(model, texts), args.tokens, on_gpu, backend._fell_back, stops=set())
+            return args.tokens * batch
+
+        variants = {}
+        for name, make in steering.items():
+            def run(make=make, fn=None) -> float:
+                with make():
+                    return timed(fn)
+            variants[f"{name}, generate"] = lambda run=run: run(fn=lambda: generate_fixed(model, texts, args.tokens))
+            variants[f"{name}, static"] = lambda run=run: run(fn=static_fixed)
+        result = interleave(variants, args.repeats)
+        base = result["unsteered, generate"]
+        print(f"\n{args.model} on {device_name(model)}, batch {batch}, {args.tokens} new tokens per row, median of {args.repeats} "
+              f"interleaved runs; static backend {'with' if on_gpu else 'without'} CUDA graphs")
+        for name, value in result.items():
+            print(f"  {name:28s} {value:9.1f} tok/s   ratio to unsteered generate {value / base:.3f}")
+        for name in steering:
+            print(f"  {name}: static / generate {result[f'{name}, static'] / result[f'{name}, generate']:.2f}x; "
+                  f"steered / unsteered, static {result[f'{name}, static'] / result['unsteered, static']:.3f}")
+        settings = GenerationSettings(max_new_tokens=args.tokens)
+        for name, make in steering.items():  # the same greedy tokens? (bf16 kernels may break near-ties differently)
+            with make():
+                ours = [g.output_ids for g in backend.generate(model, texts, settings)]
+                theirs = [g.output_ids for g in generate_batch(model, texts, settings)]
+            same = sum(a == b for a, b in zip(ours, theirs))
+            first = [next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b))) for a, b in zip(ours, theirs) if a != b]
+            print(f"  tokens, {name}: {same}/{batch} rows identical to generate's" + (f"; others diverge at token {sorted(first)}" if first else ""))
+    print(f"  fallbacks: {backend.fallbacks or 'none'}")
+
+
 def sweep(args: argparse.Namespace, model, lab: Lab) -> None:
     """The chat3d grid over N prompts: per-row packed batches against one call per lambda."""
     sites = [s.name for s in match_sites(model.hf, DEFAULT_TARGETS)]
@@ -177,7 +237,7 @@ def training(args: argparse.Namespace, model, lab: Lab) -> None:
     index = torch.tensor([0, 0, 1, 1, 2, 2], device=model.device)
 
     def step(params: list[torch.nn.Parameter]) -> Callable[[], int]:
-        optimiser = torch.optim.AdamW(params, lr=1e-4)
+        optimiser = make_optimiser(params, lr=1e-4)  # what training uses (fused on a GPU)
 
         def run() -> int:
             group_losses(model, pairs, index, 3).sum().backward()
@@ -278,7 +338,7 @@ def reads(args: argparse.Namespace, model, lab: Lab) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("what", choices=["generation", "sweep", "training", "switch", "reads"])
+    parser.add_argument("what", choices=["generation", "graphs", "sweep", "training", "switch", "reads"])
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--device", default=None)
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 64])
@@ -293,7 +353,7 @@ def main() -> None:
     registry = build_registry()
     model = load_model(args.model, registry.models, args.device)
     lab = Lab.for_model(model, registry, Path(tempfile.mkdtemp()))
-    {"generation": generation, "sweep": sweep, "training": training, "switch": switch, "reads": reads}[args.what](args, model, lab)
+    {"generation": generation, "graphs": graphs, "sweep": sweep, "training": training, "switch": switch, "reads": reads}[args.what](args, model, lab)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from steerlab.metrics.builtin import FluencyMetric, KLMetric, LengthMetric, Rele
 from steerlab.metrics.judge import JudgeMetric
 from steerlab.metrics.likelihood import LikelihoodJudgeMetric
 from steerlab.model.backends import HFGenerate
+from steerlab.model.static_decode import StaticDecode
 from steerlab.model.zoo import builtin_models
 from steerlab.vectors import VectorMethod
 
@@ -72,6 +73,7 @@ def steerlab_datasets(register: Callable[[Any], None]) -> None:
 @hookimpl
 def steerlab_backends(register: Callable[[Any], None]) -> None:
     register(HFGenerate())
+    register(StaticDecode())
 
 
 @hookimpl

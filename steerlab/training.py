@@ -201,6 +201,15 @@ class Validation:
     keep_best: bool = True
 
 
+def make_optimiser(params: list[torch.nn.Parameter] | list[dict], lr: float, weight_decay: float = 0.0) -> torch.optim.AdamW:
+    """AdamW, fused into one kernel per step when every parameter is on a GPU (where a small
+    model's step is bound by kernel launches, and an adapter has hundreds of parameter tensors);
+    PyTorch's default elsewhere, so CPU runs keep their numbers."""
+    tensors = [p for group in params for p in (group["params"] if isinstance(group, dict) else [group])]
+    fused = bool(tensors) and all(p.is_cuda for p in tensors)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, **({"fused": True} if fused else {}))
+
+
 def optimise(
     params: list[torch.nn.Parameter] | list[dict],
     step_loss: Callable[[int], tuple[torch.Tensor, dict[str, float | torch.Tensor]]],
@@ -219,7 +228,7 @@ def optimise(
     """
     from transformers import get_cosine_schedule_with_warmup
 
-    optimiser = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    optimiser = make_optimiser(params, lr, weight_decay)
     trained = [p for group in optimiser.param_groups for p in group["params"]]
     schedule = get_cosine_schedule_with_warmup(optimiser, num_warmup_steps=max(1, steps // 20), num_training_steps=steps)
     log: list[dict] = []

@@ -27,23 +27,32 @@ from torch import nn
 from steerlab.api import HookEngine
 
 
-class SharedPreference(nn.Module):
-    """The one lambda buffer every layer reads, (rows, m). Layers hold this module (not the
-    tensor), so moving the adapter with ``.to(device)`` moves what every layer sees.
+class SharedState(nn.Module):
+    """What every layer reads: the one lambda buffer ``value`` (rows, m), and every layer's learnable
+    singular values ``sigma`` (L, k) and scale ``scale`` (L,) stacked in two parameters. Layers hold
+    this module (not the tensors), so ``.to(device)`` moves what every layer sees.
+
+    Why stacked: building all layers' singular values is then one op per forward with no stack, the
+    optimiser steps two tensors instead of 420 tiny ones, and backward sums no per-layer slices (on
+    a GPU, where a 135M model's training step is bound by kernel launches, each op is a launch).
 
     A frozen adapter also keeps here every layer's full singular values for the current lambda,
     ``frozen`` (layers, rows, width), computed in one batched op per switch, and a ``version``
     that layers compare against to refresh what they derive from it lazily, on their next forward
     (so a switch costs a few tensor ops, not one per module)."""
 
-    def __init__(self, n_prefs: int) -> None:
+    def __init__(self, n_prefs: int, n_layers: int, rank: int, sigma_init: float = 1.0, scale_init: float = 1.0) -> None:
         super().__init__()
         self.register_buffer("value", torch.full((1, n_prefs), 1.0 / n_prefs))
+        self.sigma = nn.Parameter(torch.full((n_layers, rank), float(sigma_init)))
+        self.scale = nn.Parameter(torch.full((n_layers,), float(scale_init)))
         self.frozen: torch.Tensor | None = None
         self.version = 0
         # While a trainable adapter is attached: every layer's singular values for the current
-        # forward, (layers, rows, width), built with autograd once per forward of the model.
-        self.batched: torch.Tensor | None = None
+        # forward, one (rows, width) view per layer (``unbind``: its backward is one stack, where
+        # indexing would add a zero-filled (L, rows, width) gradient per layer), built with
+        # autograd once per forward of the model.
+        self.batched: tuple[torch.Tensor, ...] | None = None
 
 
 def full_singular_values(sigma: torch.Tensor, scale: torch.Tensor, preference: torch.Tensor, pref_rank: int) -> torch.Tensor:
@@ -54,8 +63,8 @@ def full_singular_values(sigma: torch.Tensor, scale: torch.Tensor, preference: t
 
 
 class PanaceaLayer(nn.Module):
-    def __init__(self, in_features: int, out_features: int, rank: int, shared: SharedPreference, generator: torch.Generator | None = None,
-                 pref_rank: int = 1, sigma_init: float = 1.0, scale_init: float = 1.0, index: int = 0) -> None:
+    def __init__(self, in_features: int, out_features: int, rank: int, shared: SharedState, generator: torch.Generator | None = None,
+                 pref_rank: int = 1, index: int = 0) -> None:
         super().__init__()
         m = shared.value.shape[-1]
         self.rank, self.pref_rank = rank, pref_rank
@@ -63,9 +72,16 @@ class PanaceaLayer(nn.Module):
         width = rank + m * pref_rank
         self.U = nn.Parameter(torch.zeros(out_features, width))
         self.V = nn.Parameter(torch.randn(in_features, width, generator=generator) / math.sqrt(in_features))
-        self.sigma = nn.Parameter(torch.full((rank,), float(sigma_init)))
-        self.scale = nn.Parameter(torch.full((), float(scale_init)))
-        self.index = index  # this layer's row in the shared ``frozen`` singular values
+        self.index = index  # this layer's row in the shared singular values (sigma, scale, frozen, batched)
+        self._folded: tuple[int, torch.Tensor, torch.Tensor] | None = None  # (version, V * sigma, U^T) for a one-row lambda
+
+    @property
+    def sigma(self) -> torch.Tensor:  # (k,): a view of this layer's row of the shared parameter
+        return self._shared[0].sigma[self.index]
+
+    @property
+    def scale(self) -> torch.Tensor:  # (): a view of this layer's entry of the shared parameter
+        return self._shared[0].scale[self.index]
         self._folded: tuple[int, torch.Tensor, torch.Tensor] | None = None  # (version, V * sigma, U^T) for a one-row lambda
 
     @property
@@ -80,8 +96,9 @@ class PanaceaLayer(nn.Module):
         """U diag(sigma_full) V^T x, differentiable: the training path."""
         batched = self._shared[0].batched
         sigma = (batched[self.index] if batched is not None else self.sigma_full())[:, None, :]  # (rows, 1, width), rows = batch or 1
-        if x.dtype != self.U.dtype:
-            return ((x @ self.V.to(x.dtype)) * sigma.to(x.dtype)) @ self.U.to(x.dtype).T
+        if x.dtype != self.U.dtype:  # a bf16 model with an fp32 adapter (training on a GPU): the adapter's math in
+            # fp32, as PEFT's LoRA does; one cast in and one out instead of three parameter casts per forward
+            return (((x.to(self.U.dtype) @ self.V) * sigma) @ self.U.T).to(x.dtype)
         return ((x @ self.V) * sigma) @ self.U.T
 
     def add_into(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -129,11 +146,11 @@ class PanaceaAdapter(nn.Module):
     def __init__(self, shapes: dict[str, tuple[int, int]], rank: int, n_prefs: int, seed: int = 0, pref_rank: int = 1,
                  sigma_init: float = 1.0, scale_init: float = 1.0) -> None:
         super().__init__()
-        self.shared = SharedPreference(n_prefs)
+        self.shared = SharedState(n_prefs, len(shapes), rank, sigma_init, scale_init)
         generator = torch.Generator().manual_seed(seed)
         self.sites, self.rank, self.pref_rank = list(shapes), rank, pref_rank
-        self._frozen_stack: tuple[torch.Tensor, torch.Tensor] | None = None  # every layer's (sigma, s_l), while frozen
-        self.layers = nn.ModuleList(PanaceaLayer(i, o, rank, self.shared, generator, pref_rank, sigma_init, scale_init, index)
+        self._is_frozen: bool | None = None  # no parameter trains: cached until requires_grad_ or .to()
+        self.layers = nn.ModuleList(PanaceaLayer(i, o, rank, self.shared, generator, pref_rank, index)
                                     for index, (i, o) in enumerate(shapes.values()))
 
     @property
@@ -165,15 +182,18 @@ class PanaceaAdapter(nn.Module):
         trainable one, whose sigma and s_l change every step)."""
         shared = self.shared
         shared.version += 1
-        if self._frozen_stack is None:
-            if any(p.requires_grad for p in self.parameters()):
-                shared.frozen = None
-                return
-            with torch.no_grad():  # kept until requires_grad_ or .to(): a frozen adapter's sigma and s_l never change
-                self._frozen_stack = self._stacked_sigma_and_scale()
+        if not self._frozen():
+            shared.frozen = None
+            return
         with torch.no_grad():
-            sigma, scale = self._frozen_stack  # (L, k), (L,)
-            shared.frozen = full_singular_values(sigma, scale, self.preference, self.pref_rank).to(self.layers[0].U.dtype)
+            shared.frozen = full_singular_values(shared.sigma, shared.scale, self.preference, self.pref_rank).to(self.layers[0].U.dtype)
+
+    def _frozen(self) -> bool:
+        """Whether no parameter trains (kept until ``requires_grad_`` or ``.to()``: scanning the
+        parameters at every switch would cost more than the switch)."""
+        if self._is_frozen is None:
+            self._is_frozen = not any(p.requires_grad for p in self.parameters())
+        return self._is_frozen
 
     def _drop_batched(self) -> None:
         """After each forward (its autograd graph keeps what backward needs): a direct call of a
@@ -182,20 +202,16 @@ class PanaceaAdapter(nn.Module):
 
     def stack_singular_values(self) -> None:
         """Before each forward of a trainable adapter: every layer's singular values in one batched
-        op with autograd (a stack of the L sigmas and scales, then ``full_singular_values``), so a
-        training step runs a handful of kernels for them instead of a few per layer forward and
-        backward (834 fewer launching operators per step on SmolLM2: benchmarks/RESULTS.md)."""
-        sigma, scale = self._stacked_sigma_and_scale()
-        self.shared.batched = full_singular_values(sigma, scale, self.preference, self.pref_rank)
-
-    def _stacked_sigma_and_scale(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Every layer's shared singular values and scale s_l: (L, k), (L,)."""
-        return torch.stack([layer.sigma for layer in self.layers]), torch.stack([layer.scale for layer in self.layers])
+        op with autograd (``full_singular_values`` of the stacked sigma and s_l, one view per layer),
+        so a training step runs a handful of kernels for them instead of a few per layer forward and
+        backward (benchmarks/RESULTS.md counts the operators)."""
+        shared = self.shared
+        shared.batched = full_singular_values(shared.sigma, shared.scale, self.preference, self.pref_rank).unbind(0)
 
     def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> "PanaceaAdapter":
         """``.to()``, ``.half()``...: the frozen singular values follow the parameters."""
         result = super()._apply(fn, *args, **kwargs)
-        self._frozen_stack = None
+        self._is_frozen = None
         self.shared.version += 1
         if self.shared.frozen is not None:
             self._refresh()
@@ -203,10 +219,9 @@ class PanaceaAdapter(nn.Module):
 
     def requires_grad_(self, requires_grad: bool = True) -> "PanaceaAdapter":
         """Freeze or unfreeze through here (not parameter by parameter): a switch relies on the
-        stacked singular values it caches while the adapter is frozen (scanning 840 parameters
-        and stacking 420 small tensors per switch cost 4 ms on SmolLM2)."""
+        frozen state it caches."""
         super().requires_grad_(requires_grad)
-        self._frozen_stack = None
+        self._is_frozen = None
         self.shared.frozen = None  # until the next set_preference: nothing derived from the old state is used
         self.shared.version += 1
         return self
@@ -218,7 +233,7 @@ class PanaceaAdapter(nn.Module):
         model: built before, dropped after), so they always reflect this step's parameters and
         lambda, and each backward has its own graph."""
         with ExitStack() as stack:
-            if any(p.requires_grad for p in self.parameters()):
+            if not self._frozen():
                 stack.callback(self._drop_batched)
                 stack.enter_context(engine.observe_inputs(lambda _inputs: self.stack_singular_values(), after=self._drop_batched))
             stack.enter_context(engine.update_outputs({site: layer.add_into for site, layer in zip(self.sites, self.layers)}))
@@ -237,8 +252,8 @@ class PanaceaAdapter(nn.Module):
     def state(self) -> dict[str, torch.Tensor]:
         out = {}
         for site, layer in zip(self.sites, self.layers):
-            for name in ("U", "V", "sigma", "scale"):
-                out[f"{site}.{name}"] = getattr(layer, name).detach()
+            for name in ("U", "V", "sigma", "scale"):  # sigma and s_l cloned: a saved tensor shares no storage
+                out[f"{site}.{name}"] = getattr(layer, name).detach().clone() if name in ("sigma", "scale") else getattr(layer, name).detach()
         return out
 
     @classmethod

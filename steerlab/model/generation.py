@@ -88,7 +88,7 @@ def tokenize_prompts(model: LoadedModel, texts: list[str]) -> dict[str, torch.Te
     return collate(ids, model.tokenizer.pad_token_id, model.device)
 
 
-def _stop_ids(model: LoadedModel) -> set[int]:
+def stop_ids(model: LoadedModel) -> set[int]:
     eos = model.hf.generation_config.eos_token_id
     ids = set(eos if isinstance(eos, list) else [eos]) if eos is not None else set()
     if model.tokenizer.eos_token_id is not None:
@@ -145,7 +145,6 @@ def has_hooks(module: torch.nn.Module) -> bool:
 def generate_batch(model: LoadedModel, texts: list[str], settings: GenerationSettings) -> list[Generation]:
     """Answer one batch of formatted prompts in one ``generate`` call (rows keep their order, so
     per-row steering lines up with them)."""
-    stops = _stop_ids(model)
     enc = tokenize_prompts(model, texts)
     enc.pop("position_ids")  # generate derives positions from the attention mask itself
     sampling = {"do_sample": True, "temperature": settings.temperature, "top_p": settings.top_p} if settings.do_sample else {"do_sample": False}
@@ -160,14 +159,21 @@ def generate_batch(model: LoadedModel, texts: list[str], settings: GenerationSet
         **({"stop_strings": model.stop_strings, "tokenizer": model.tokenizer} if model.stop_strings else {}),
         **sampling,
     )
-    width = enc["input_ids"].shape[1]
-    ids, mask, new_ids = enc["input_ids"].cpu(), enc["attention_mask"].bool().cpu(), out[:, width:].tolist()  # one read back per call, not per row
+    return to_generations(model, texts, enc, out[:, enc["input_ids"].shape[1]:])
+
+
+def to_generations(model: LoadedModel, texts: list[str], enc: dict[str, torch.Tensor], new: torch.Tensor) -> list[Generation]:
+    """Rows of new token ids (rows, steps), after the left-padded prompts ``enc``, as ``Generation``
+    records: each answer cut at its first stop token (or stop string), the prompt without padding.
+    Every backend ends here, so all of them cut answers the same way."""
+    stops = stop_ids(model)
+    ids, mask, new_ids = enc["input_ids"].cpu(), enc["attention_mask"].bool().cpu(), new.tolist()  # one read back per call, not per row
     gens = []
     for row, text in enumerate(texts):
         prompt_ids = ids[row][mask[row]].tolist()
-        new = new_ids[row]
-        cut = next((i for i, t in enumerate(new) if t in stops), None)
-        output_ids = new if cut is None else new[:cut]
+        new_row = new_ids[row]
+        cut = next((i for i, t in enumerate(new_row) if t in stops), None)
+        output_ids = new_row if cut is None else new_row[:cut]
         if model.stop_strings:
             output_ids, stopped_by_string = cut_at_stop_string(model.tokenizer, output_ids, model.stop_strings)
             cut = len(output_ids) if stopped_by_string else cut
