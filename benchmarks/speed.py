@@ -146,7 +146,7 @@ def graphs(args: argparse.Namespace, model, lab: Lab) -> None:
     adapter = trained_like(PanaceaAdapter.for_engine(lab.engine, sites, RANK, M)).to(model.device, dtype)
     site = f"blocks.{model.n_layers // 2}.resid_post"
     vector = Artifact({"v": torch.randn(model.d_model) * 1e-3}, vectors=[ResidualVector(site, "v")])
-    backend = StaticDecode()
+    backend = StaticDecode(graphs=True)
     on_gpu = model.device.type == "cuda"
     for batch in args.batch:
         texts = [model.format_prompt(PROMPTS[i % len(PROMPTS)]) for i in range(batch)]

@@ -73,7 +73,7 @@ def steerlab_datasets(register: Callable[[Any], None]) -> None:
 @hookimpl
 def steerlab_backends(register: Callable[[Any], None]) -> None:
     register(HFGenerate())
-    register(StaticDecode())
+    register(StaticDecode())  # cuda-graphs (StaticDecode(graphs=True)) is registered once a GPU has checked it: docs/scaling.md
 
 
 @hookimpl

@@ -87,6 +87,14 @@ def test_same_seed_gives_the_same_numbers(study_dir, finished):
     assert first == second
 
 
+def test_the_static_backend_gives_the_same_study_numbers(study_dir, finished):
+    """Every method's sweep through ``[generation] backend = "static"`` (the GPU's CUDA-graph path,
+    eager here) scores exactly what Hugging Face generate's answers scored."""
+    static = run(study_dir, "--quick", "--set", "generation.backend=static")
+    first, second = (without_cost(json.loads((d / "results.json").read_text())["methods"]) for d in (finished, static))
+    assert first == second
+
+
 def test_resume_skips_finished_stages_and_redoes_the_missing_ones(finished, capsys):
     artifact = finished / "methods" / "actdiff" / "artifact.safetensors"
     stamp = artifact.stat().st_mtime_ns

@@ -1,5 +1,5 @@
 #!/bin/bash
-# The GPU job (see README.md): chat3d on the 36 test requests, then the speed benchmarks. A 135M model leaves a GPU mostly idle at these batch sizes
+# The GPU job (see README.md): the CUDA-graph decode and training benchmarks, chat3d on the 36 test requests, then the others. A 135M model leaves a GPU mostly idle at these batch sizes
 # (launch-bound), so each study fans out: `--only base` first (it trains the judge and writes the
 # unsteered answers every method reuses), then one process per remaining method on the same run
 # folder, then a plain `--resume` that loads them all and writes results.json and the report. Every
@@ -21,10 +21,14 @@ fan_out() {  # fan_out STUDY OUT TAG [--set ...]: base first, the other methods 
 }
 
 stamp start
-# The leases so far ran studies/chat3d_ablation.toml (pick_winner.py) and studies/chat3d_budget.toml
-# (pick_budget.py) here, before chat3d; both are settled, so chat3d runs as the study file says.
+# First the checks this code has not had on a GPU yet (2026-11-26): the CUDA-graph decode (tokens equal
+# to generate's, steered, and its speed) and training after the stacked singular values + fused AdamW.
+for what in "graphs --batch 1 64 --tokens 64 --repeats 3" "training --steps 8"; do
+  python3 benchmarks/speed.py $what > /tmp/speed_${what%% *}.log 2>&1; echo "rc $?"; stamp "speed $what"
+done
+# Then chat3d as the study file says, on all 36 test requests.
 fan_out studies/chat3d.toml /tmp/runs_c3 c3 --set 'data.eval_limit=36'; stamp chat3d
-for what in "switch" "training --steps 8" "sweep --prompts 12 --tokens 48" "generation --batch 1 64 --tokens 32 --repeats 3"; do
+for what in "switch" "generation --batch 1 64 --tokens 32 --repeats 3"; do
   python3 benchmarks/speed.py $what > /tmp/speed_${what%% *}.log 2>&1; echo "rc $?"; stamp "speed $what"
 done
 echo ALLDONE

@@ -12,15 +12,64 @@ them into numbers. Interventions attached by the caller apply.
 
 from __future__ import annotations
 
+import copy
+import inspect
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from steerlab.model.generation import batches
+from steerlab.model.generation import batches, has_hooks
 from steerlab.model.zoo import LoadedModel
 
 Pair = tuple[Sequence[int], Sequence[int]]  # (context ids, target ids)
+
+MIN_SHARED_PREFIX = 8  # tokens: below this, a prefix pass costs more than it saves
+
+
+def cache_keyword(model: LoadedModel) -> str:
+    """transformers 5 names the KV cache argument ``cache`` (``past_key_values`` before)."""
+    return "cache" if "cache" in inspect.signature(model.hf.forward).parameters else "past_key_values"
+
+
+@dataclass
+class SharedPrefix:
+    """The KV cache of the context tokens every row of a scoring call begins with, computed once.
+
+    Why: the likelihood judge scores each answer under each style's system prompt, and the
+    perplexity pass under the default one; every row of such a call repeats the same chat header
+    (about 30 of ~130 tokens on chat3d), and on a CPU a forward costs per token. Only for an
+    unhooked model: a per-row intervention cannot act on one shared row.
+    """
+
+    length: int
+    cache: Any  # a transformers Cache holding ``length`` positions of one row
+
+    @classmethod
+    def of(cls, model: LoadedModel, contexts: Sequence[Sequence[int]], minimum: int = MIN_SHARED_PREFIX) -> "SharedPrefix | None":
+        """The longest prefix all ``contexts`` share, leaving each at least one token of its own
+        (the logit that predicts a row's first target token is computed with the row); None when
+        it is shorter than ``minimum`` or a hook is attached."""
+        if len(contexts) < 2 or has_hooks(model.hf):
+            return None
+        first, limit = contexts[0], min(len(c) for c in contexts) - 1
+        length = 0
+        while length < limit and all(c[length] == first[length] for c in contexts):
+            length += 1
+        if length < minimum:
+            return None
+        ids = torch.as_tensor([list(first[:length])], device=model.device)
+        with torch.no_grad():
+            out = model.hf(input_ids=ids, use_cache=True)
+        return cls(length, out.past_key_values)
+
+    def for_rows(self, rows: int) -> Any:
+        """A copy of the cache repeated for ``rows`` rows (a forward extends the cache it is given)."""
+        cache = copy.deepcopy(self.cache)
+        cache.batch_repeat_interleave(rows)
+        return cache
 
 
 def collate(rows: Sequence[Sequence[int]], pad_id: int, device: torch.device | str) -> dict[str, torch.Tensor]:
@@ -37,15 +86,22 @@ def collate(rows: Sequence[Sequence[int]], pad_id: int, device: torch.device | s
     return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "position_ids": positions.to(device)}
 
 
-def target_logits(model: LoadedModel, pairs: Sequence[Pair]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def target_logits(model: LoadedModel, pairs: Sequence[Pair], prefix: SharedPrefix | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One forward over ``context + target`` per row.
 
     Returns ``logits`` (rows, T, vocab) float32, the ``targets`` (rows, T) and their ``mask``
     (rows, T); T is the longest target and each row's target is right-aligned:
     ``logits[b, t]`` predicted ``targets[b, t]`` wherever ``mask[b, t]``. Contexts must be non-empty.
+    With ``prefix`` (every context begins with its tokens), the rows run after its cached
+    positions: ``[prefix][padding][rest of context + target]``, positions continuing the prefix's.
     """
     longest = max(len(t) for _, t in pairs)
-    batch = collate([list(c) + list(t) for c, t in pairs], model.tokenizer.pad_token_id or 0, model.device)
+    skip = prefix.length if prefix is not None else 0
+    batch = collate([list(c)[skip:] + list(t) for c, t in pairs], model.tokenizer.pad_token_id or 0, model.device)
+    if prefix is not None:
+        batch["attention_mask"] = torch.cat([batch["attention_mask"].new_ones(len(pairs), skip), batch["attention_mask"]], dim=1)
+        batch["position_ids"] = batch["position_ids"] + skip
+        batch[cache_keyword(model)] = prefix.for_rows(len(pairs))
     logits = model.hf(**batch, logits_to_keep=longest + 1).logits[:, :-1].float()  # (rows, T, vocab)
     targets = torch.zeros((len(pairs), longest), dtype=torch.long)
     mask = torch.zeros((len(pairs), longest), dtype=torch.bool)
@@ -66,9 +122,9 @@ def row_logprobs(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
     return (token_logprobs(logits, targets) * mask).sum(1)
 
 
-def sequence_logprobs(model: LoadedModel, pairs: Sequence[Pair]) -> tuple[torch.Tensor, torch.Tensor]:
+def sequence_logprobs(model: LoadedModel, pairs: Sequence[Pair], prefix: SharedPrefix | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed log p(target | context) per row and the number of target tokens: (rows,), (rows,)."""
-    logits, targets, mask = target_logits(model, pairs)
+    logits, targets, mask = target_logits(model, pairs, prefix)
     return row_logprobs(logits, targets, mask), mask.sum(1)
 
 
@@ -82,10 +138,12 @@ def by_length(lengths: Sequence[int], size: int) -> list[list[int]]:
 
 @torch.no_grad()
 def batched_sequence_logprobs(model: LoadedModel, pairs: Sequence[Pair], batch_size: int = 16) -> tuple[list[float], list[int]]:
-    """``sequence_logprobs`` over any number of pairs, batched by length; results in input order."""
+    """``sequence_logprobs`` over any number of pairs, batched by length, the context prefix they all
+    share run once (``SharedPrefix``); results in input order."""
     totals, counts = [0.0] * len(pairs), [0] * len(pairs)
+    prefix = SharedPrefix.of(model, [c for c, _ in pairs])
     for group in by_length([len(c) + len(t) for c, t in pairs], batch_size):
-        total, count = sequence_logprobs(model, [pairs[i] for i in group])
+        total, count = sequence_logprobs(model, [pairs[i] for i in group], prefix)
         for i, t, n in zip(group, total.tolist(), count.tolist()):
             totals[i], counts[i] = t, n
     return totals, counts

@@ -1,4 +1,6 @@
-"""Greedy decoding with a preallocated KV cache; on a GPU, each call's decode step is one CUDA graph.
+"""Greedy decoding with a preallocated KV cache (backend ``static``); with ``graphs`` on a GPU, each
+call's decode step is captured once as a CUDA graph and replayed (not registered until a GPU has
+checked it: ``StaticDecode``).
 
 Why: on a GPU, a 135M model's decode step is kernel launches and Python, not arithmetic (a batch
 of 64 costs about 1.4x a batch of 1 per step on an H100), and every kernel a steering method adds
@@ -20,13 +22,13 @@ On a CPU the same loop runs eagerly (nothing to replay): the path the tests chec
 
 from __future__ import annotations
 
-import inspect
 import warnings
 from collections.abc import Callable
 
 import torch
 
 from steerlab.model.generation import Generation, GenerationSettings, generate_batch, stop_ids, to_generations, tokenize_prompts
+from steerlab.model.scoring import cache_keyword
 from steerlab.model.zoo import LoadedModel
 
 MASK_KINDS = ("sdpa", "eager")  # attention implementations whose 4D masks this builds (bool; additive float)
@@ -49,22 +51,27 @@ def unsupported(model: LoadedModel, settings: GenerationSettings) -> str | None:
 
 
 class StaticDecode:
-    """The ``static`` backend: greedy decode with a static KV cache, a CUDA graph per call on a GPU."""
+    """Greedy decode with a static KV cache: ``static`` (eager everywhere; registered) or, with
+    ``graphs``, ``cuda-graphs`` (the decode step captured once per call and replayed on CUDA
+    devices; eager elsewhere). ``cuda-graphs`` is not registered yet: its loop passes the CPU
+    tests, but no GPU has run its capture so far, and an unchecked backend is not shipped.
+    ``benchmarks/speed.py graphs`` (in scripts/device/job.sh) is the check that would register it:
+    the same greedy tokens as generate's, steered, and its speed."""
 
-    name = "static"
-    description = ("greedy decode with a preallocated KV cache; on CUDA the decode step is captured once per call as a CUDA graph "
-                   "(the hooks attached at the call are part of it); other calls go to Hugging Face generate")
-
-    def __init__(self, graphs: bool | None = None) -> None:
-        self.graphs = graphs  # None: on CUDA devices
-        self.fallbacks: dict[str, int] = {}  # why calls went elsewhere, counted (the benchmark reports it)
+    def __init__(self, graphs: bool = False) -> None:
+        self.graphs = graphs
+        self.name = "cuda-graphs" if graphs else "static"
+        self.description = ("greedy decode with a static KV cache, the decode step replayed from one CUDA graph per call on a GPU "
+                            "(hooks attached at the call are part of it); eager on a CPU" if graphs else
+                            "greedy decode with a static KV cache, eager (the loop the cuda-graphs backend replays)")
+        self.fallbacks: dict[str, int] = {}  # why calls went to Hugging Face generate, counted (the benchmark reports it)
 
     def generate(self, model: LoadedModel, texts: list[str], settings: GenerationSettings) -> list[Generation]:
         reason = unsupported(model, settings)
         if reason is not None:
             self.fallbacks[reason] = self.fallbacks.get(reason, 0) + 1
             return generate_batch(model, texts, settings)
-        graphs = model.device.type == "cuda" if self.graphs is None else self.graphs
+        graphs = self.graphs and model.device.type == "cuda"
         enc = tokenize_prompts(model, texts)
         new = decode(model, enc, settings.max_new_tokens, graphs, self._fell_back)
         return to_generations(model, texts, enc, new)
@@ -79,11 +86,6 @@ def _mask_value(model: LoadedModel, allowed: torch.Tensor) -> torch.Tensor:
         return allowed
     dtype = next(model.hf.parameters()).dtype
     return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill_(~allowed, torch.finfo(dtype).min)
-
-
-def _cache_keyword(model: LoadedModel) -> str:
-    """transformers 5 names the KV cache argument ``cache`` (``past_key_values`` before)."""
-    return "cache" if "cache" in inspect.signature(model.hf.forward).parameters else "past_key_values"
 
 
 @torch.no_grad()
@@ -105,7 +107,7 @@ def decode(model: LoadedModel, enc: dict[str, torch.Tensor], steps: int, graphs:
     rows, width = ids.shape
     length = width + steps
     cache = StaticCache(config=hf.config, max_cache_len=length)
-    cache_kw = {_cache_keyword(model): cache, "use_cache": True}
+    cache_kw = {cache_keyword(model): cache, "use_cache": True}
     pad = model.tokenizer.pad_token_id if model.tokenizer.pad_token_id is not None else 0
     stops = torch.tensor(sorted(stop_ids(model) if stops is None else stops) or [-1], device=device)
 

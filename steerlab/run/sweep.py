@@ -38,7 +38,7 @@ from steerlab.errors import ConfigError
 from steerlab.metrics.base import Sample
 from steerlab.metrics.base import context as metric_context
 from steerlab.model.generation import Generation, batches
-from steerlab.model.scoring import by_length, kl_per_token, target_logits, token_logprobs
+from steerlab.model.scoring import SharedPrefix, by_length, kl_per_token, target_logits, token_logprobs
 from steerlab.run.results import Record, SchemaError, SweepPoint, SweepResult
 from steerlab.storage import read_json_object, write_json
 
@@ -142,10 +142,11 @@ def token_stats(lab: Lab, method: Steers, artifact: Artifact, entry: MethodEntry
     out: list[dict[str, float]] = [{k: float("nan") for k in wanted} for _ in gens]
     live = [i for i, g in enumerate(gens) if g.output_ids]
     vocab = lab.model.hf.config.get_text_config().vocab_size
+    plain = {i: tokenizer(lab.model.format_prompt(gens[i].prompt), add_special_tokens=False)["input_ids"] for i in live}
+    prefix = SharedPrefix.of(lab.model, list(plain.values()))  # the chat header every plain prompt begins with, run once
     for group in _micro_batches(live, [len(gens[i].output_ids) for i in live], vocab, passes=2 if "kl" in wanted else 1):
-        plain = [tokenizer(lab.model.format_prompt(gens[i].prompt), add_special_tokens=False)["input_ids"] for i in group]
         with torch.no_grad():
-            base, targets, mask = target_logits(lab.model, [(c, gens[i].output_ids) for c, i in zip(plain, group)])
+            base, targets, mask = target_logits(lab.model, [(plain[i], gens[i].output_ids) for i in group], prefix)
             nll = -(token_logprobs(base, targets) * mask).sum(1) / mask.sum(1)
             kl = None
             if "kl" in wanted:
