@@ -6,6 +6,7 @@ variant does the same work. Figures go to benchmarks/RESULTS.md with the command
 
     python benchmarks/speed.py generation [--batch 1 64] [--tokens 32] [--repeats 5]
     python benchmarks/speed.py graphs     [--batch 1 64] [--tokens 32] [--repeats 5]
+    python benchmarks/speed.py scoring    [--prompts 12] [--repeats 5]
     python benchmarks/speed.py sweep      [--prompts 12] [--tokens 48]
     python benchmarks/speed.py training   [--steps 5]
     python benchmarks/speed.py switch
@@ -17,6 +18,8 @@ of the same rank unmerged (what a GPU user compares Panacea with).
 ``graphs``: the ``static`` backend (static KV cache; on a GPU the decode step replayed from one
 CUDA graph per call) against Hugging Face generate, unsteered, actdiff and Panacea unmerged, and
 whether its greedy tokens equal generate's.
+``scoring``: the likelihood judge's passes over N chat3d judge texts (each under each style's
+system prompt), the chat header all rows share run once against every row whole.
 ``sweep``: the chat3d grid (15 lambdas) over N prompts, packed into per-row batches (today's
 sweep) against one generate call per lambda (the sweep before per-row controls).
 ``training``: Panacea against a PEFT LoRA of equal rank, tokens/s of forward + backward + step, and
@@ -190,6 +193,34 @@ def graphs(args: argparse.Namespace, model, lab: Lab) -> None:
     print(f"  fallbacks: {backend.fallbacks or 'none'}")
 
 
+def scoring(args: argparse.Namespace, model, lab: Lab) -> None:
+    """The likelihood judge's passes (each answer under each chat3d style's system prompt) with the
+    shared chat header run once (``SharedPrefix``) against every row whole."""
+    import json
+
+    from steerlab.metrics.likelihood import read_systems
+    from steerlab.model.scoring import SharedPrefix, batched_sequence_logprobs
+
+    rows = [json.loads(line) for line in Path("studies/data/chat3d/judge.jsonl").read_text().splitlines()][: args.prompts]
+    tok = model.tokenizer
+    targets = [tok(r["text"], add_special_tokens=False)["input_ids"] for r in rows]
+    calls = [list(zip([tok(model.format_prompt(r["prompt"], system), add_special_tokens=False)["input_ids"] for r in rows], targets))
+             for system in read_systems(Path("studies/data/chat3d/styles.json")).values()]
+    tokens = sum(len(c) + len(t) for pairs in calls for c, t in pairs)
+    shared = [SharedPrefix.of(model, [c for c, _ in pairs]).length for pairs in calls]
+
+    def run(share: bool) -> Callable[[], float]:
+        return lambda: timed(lambda: sum(len(batched_sequence_logprobs(model, pairs, 16, share_prefix=share)[0]) for pairs in calls) and tokens)
+
+    result = interleave({"every row whole": run(False), "shared prefix once": run(True)}, args.repeats)
+    same = [batched_sequence_logprobs(model, pairs, 16, share_prefix=s)[0] for s in (False, True) for pairs in calls[:1]]
+    print(f"\n{args.model} on {device_name(model)}: likelihood judge, {len(rows)} answers x {len(calls)} styles, {tokens} tokens, "
+          f"shared prefixes {shared} tokens, median of {args.repeats} interleaved runs")
+    for name, value in result.items():
+        print(f"  {name:20s} {value:8.1f} tok/s   ratio {value / result['every row whole']:.3f}")
+    print(f"  largest log-probability difference: {max(abs(a - b) for a, b in zip(*same)):.2e}")
+
+
 def sweep(args: argparse.Namespace, model, lab: Lab) -> None:
     """The chat3d grid over N prompts: per-row packed batches against one call per lambda."""
     sites = [s.name for s in match_sites(model.hf, DEFAULT_TARGETS)]
@@ -338,7 +369,7 @@ def reads(args: argparse.Namespace, model, lab: Lab) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("what", choices=["generation", "graphs", "sweep", "training", "switch", "reads"])
+    parser.add_argument("what", choices=["generation", "graphs", "scoring", "sweep", "training", "switch", "reads"])
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--device", default=None)
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 64])
@@ -353,7 +384,7 @@ def main() -> None:
     registry = build_registry()
     model = load_model(args.model, registry.models, args.device)
     lab = Lab.for_model(model, registry, Path(tempfile.mkdtemp()))
-    {"generation": generation, "graphs": graphs, "sweep": sweep, "training": training, "switch": switch, "reads": reads}[args.what](args, model, lab)
+    {"generation": generation, "graphs": graphs, "scoring": scoring, "sweep": sweep, "training": training, "switch": switch, "reads": reads}[args.what](args, model, lab)
 
 
 if __name__ == "__main__":

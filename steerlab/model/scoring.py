@@ -63,7 +63,7 @@ class SharedPrefix:
         ids = torch.as_tensor([list(first[:length])], device=model.device)
         with torch.no_grad():
             out = model.hf(input_ids=ids, use_cache=True)
-        return cls(length, out.past_key_values)
+        return cls(length, out.cache if "cache" in out else out.past_key_values)  # transformers 5 names it ``cache``
 
     def for_rows(self, rows: int) -> Any:
         """A copy of the cache repeated for ``rows`` rows (a forward extends the cache it is given)."""
@@ -137,11 +137,13 @@ def by_length(lengths: Sequence[int], size: int) -> list[list[int]]:
 
 
 @torch.no_grad()
-def batched_sequence_logprobs(model: LoadedModel, pairs: Sequence[Pair], batch_size: int = 16) -> tuple[list[float], list[int]]:
+def batched_sequence_logprobs(model: LoadedModel, pairs: Sequence[Pair], batch_size: int = 16,
+                              share_prefix: bool = True) -> tuple[list[float], list[int]]:
     """``sequence_logprobs`` over any number of pairs, batched by length, the context prefix they all
-    share run once (``SharedPrefix``); results in input order."""
+    share run once (``SharedPrefix``; ``share_prefix=False``: every row whole, as the benchmark's
+    baseline); results in input order."""
     totals, counts = [0.0] * len(pairs), [0] * len(pairs)
-    prefix = SharedPrefix.of(model, [c for c, _ in pairs])
+    prefix = SharedPrefix.of(model, [c for c, _ in pairs]) if share_prefix else None
     for group in by_length([len(c) + len(t) for c, t in pairs], batch_size):
         total, count = sequence_logprobs(model, [pairs[i] for i in group], prefix)
         for i, t, n in zip(group, total.tolist(), count.tolist()):
