@@ -117,28 +117,31 @@ def test_length_sorted_scoring_returns_each_pair_in_input_order(tiny_llama):
         assert abs(total - float(alone)) < 1e-3
 
 
-def test_a_shared_context_prefix_runs_once_and_changes_no_score(tiny_llama):
+def test_a_shared_context_prefix_runs_once_and_changes_no_score(tiny_model):
     """Rows that begin with the same chat header (a style's system prompt) score the same when the
     header's KV is computed once and reused, left padding between it and each row's own tokens."""
     from steerlab.model.engine import HookEngine
     from steerlab.model.scoring import SharedPrefix, batched_sequence_logprobs, sequence_logprobs
 
-    tok = tiny_llama.tokenizer
+    tok = tiny_model.tokenizer
     system = "You are a stand-up comedian. Answer every question with jokes and puns."
     requests = ["Why is the sky blue?", "Hi", "Tell me a long story about a cat who sat on a mat all day", "Ok"]
-    contexts = [tok(tiny_llama.format_prompt(r, system), add_special_tokens=False)["input_ids"] for r in requests]
+    contexts = [tok(tiny_model.format_prompt(r, system), add_special_tokens=False)["input_ids"] for r in requests]
     answers = [tok(a, add_special_tokens=False)["input_ids"] for a in ["Light scatters.", "Hello there, friend.", "Once a cat sat.", "Yes"]]
     pairs = list(zip(contexts, answers))
-    prefix = SharedPrefix.of(tiny_llama, contexts)
-    assert prefix is not None and prefix.length >= 10 and all(c[:prefix.length] == contexts[0][:prefix.length] for c in contexts)
-    totals, counts = batched_sequence_logprobs(tiny_llama, pairs, batch_size=3)
+    prefix = SharedPrefix.of(tiny_model, contexts)
+    if tiny_model.name == "tiny-gemma3":  # sliding-window layers count cache slots: never shared, rows scored whole
+        assert prefix is None
+    else:
+        assert prefix is not None and prefix.length >= 10 and all(c[:prefix.length] == contexts[0][:prefix.length] for c in contexts)
+    totals, counts = batched_sequence_logprobs(tiny_model, pairs, batch_size=3)
     for pair, total, count in zip(pairs, totals, counts):
-        alone, n = sequence_logprobs(tiny_llama, [pair])  # no prefix: the whole context in the row
+        alone, n = sequence_logprobs(tiny_model, [pair])  # no prefix: the whole context in the row
         assert count == int(n) == len(pair[1])
         assert abs(total - float(alone)) < 1e-3
-    with HookEngine(tiny_llama.hf).edit({"blocks.1.resid_post": lambda a: a + 1.0}):
-        assert SharedPrefix.of(tiny_llama, contexts) is None  # an intervention may act per row: never shared
-    assert SharedPrefix.of(tiny_llama, [c[-5:] for c in contexts]) is None  # nothing long enough in common
+    with HookEngine(tiny_model.hf).edit({"blocks.1.resid_post": lambda a: a + 1.0}):
+        assert SharedPrefix.of(tiny_model, contexts) is None  # an intervention may act per row: never shared
+    assert SharedPrefix.of(tiny_model, [c[-5:] for c in contexts]) is None  # nothing long enough in common
 
 
 def test_the_likelihood_judge_reports_on_the_texts_the_minilm_judge_held_out(tmp_path, monkeypatch):

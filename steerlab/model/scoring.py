@@ -34,6 +34,14 @@ def cache_keyword(model: LoadedModel) -> str:
     return "cache" if "cache" in inspect.signature(model.hf.forward).parameters else "past_key_values"
 
 
+def full_attention_only(model: LoadedModel) -> bool:
+    """Whether every layer attends to the whole cache: a sliding window counts cache slots, so any
+    padding placed between cached positions and new ones would move it (Gemma 3)."""
+    text = model.hf.config.get_text_config(decoder=True)
+    kinds = set(getattr(text, "layer_types", None) or ["full_attention"])
+    return kinds == {"full_attention"} and getattr(text, "sliding_window", None) is None
+
+
 @dataclass
 class SharedPrefix:
     """The KV cache of the context tokens every row of a scoring call begins with, computed once.
@@ -41,7 +49,8 @@ class SharedPrefix:
     Why: the likelihood judge scores each answer under each style's system prompt, and the
     perplexity pass under the default one; every row of such a call repeats the same chat header
     (about 30 of ~130 tokens on chat3d), and on a CPU a forward costs per token. Only for an
-    unhooked model: a per-row intervention cannot act on one shared row.
+    unhooked model (a per-row intervention cannot act on one shared row) whose layers all attend
+    to the whole cache (``full_attention_only``).
     """
 
     length: int
@@ -51,8 +60,8 @@ class SharedPrefix:
     def of(cls, model: LoadedModel, contexts: Sequence[Sequence[int]], minimum: int = MIN_SHARED_PREFIX) -> "SharedPrefix | None":
         """The longest prefix all ``contexts`` share, leaving each at least one token of its own
         (the logit that predicts a row's first target token is computed with the row); None when
-        it is shorter than ``minimum`` or a hook is attached."""
-        if len(contexts) < 2 or has_hooks(model.hf):
+        it is shorter than ``minimum``, a hook is attached or a layer has a sliding window."""
+        if len(contexts) < 2 or has_hooks(model.hf) or not full_attention_only(model):
             return None
         first, limit = contexts[0], min(len(c) for c in contexts) - 1
         length = 0

@@ -28,7 +28,7 @@ from collections.abc import Callable
 import torch
 
 from steerlab.model.generation import Generation, GenerationSettings, generate_batch, stop_ids, to_generations, tokenize_prompts
-from steerlab.model.scoring import cache_keyword
+from steerlab.model.scoring import cache_keyword, full_attention_only
 from steerlab.model.zoo import LoadedModel
 
 MASK_KINDS = ("sdpa", "eager")  # attention implementations whose 4D masks this builds (bool; additive float)
@@ -43,9 +43,7 @@ def unsupported(model: LoadedModel, settings: GenerationSettings) -> str | None:
         return "a hook on the whole model (an observer such as GenARM's reward stream) runs Python at every forward"
     if getattr(hf.config, "_attn_implementation", None) not in MASK_KINDS:
         return f"attention implementation {hf.config._attn_implementation!r} (needs one of {MASK_KINDS})"
-    text = hf.config.get_text_config(decoder=True)
-    kinds = set(getattr(text, "layer_types", None) or ["full_attention"])
-    if kinds != {"full_attention"} or getattr(text, "sliding_window", None) is not None:
+    if not full_attention_only(model):
         return "sliding-window or chunked attention layers"
     return None
 
