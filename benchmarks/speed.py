@@ -163,7 +163,7 @@ def graphs(args: argparse.Namespace, model, lab: Lab) -> None:
                     "actdiff": lambda: lab.engine.add_vectors(vector.vectors, vector.tensors, torch.full((batch,), 0.5))}
 
         def static_fixed() -> int:
-            decode(model, tokenize_prompts(model, texts), args.tokens, on_gpu, backend._fell_back, stops=set())
+            decode(model, tokenize_prompts(model, texts), args.tokens, on_gpu, backend.note_fallback, stops=set())
             return args.tokens * batch
 
         variants = {}

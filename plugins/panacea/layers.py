@@ -82,7 +82,6 @@ class PanaceaLayer(nn.Module):
     @property
     def scale(self) -> torch.Tensor:  # (): a view of this layer's entry of the shared parameter
         return self._shared[0].scale[self.index]
-        self._folded: tuple[int, torch.Tensor, torch.Tensor] | None = None  # (version, V * sigma, U^T) for a one-row lambda
 
     @property
     def preference(self) -> torch.Tensor:  # (rows, m)

@@ -67,14 +67,15 @@ class StaticDecode:
     def generate(self, model: LoadedModel, texts: list[str], settings: GenerationSettings) -> list[Generation]:
         reason = unsupported(model, settings)
         if reason is not None:
-            self.fallbacks[reason] = self.fallbacks.get(reason, 0) + 1
+            self.note_fallback(reason)
             return generate_batch(model, texts, settings)
         graphs = self.graphs and model.device.type == "cuda"
         enc = tokenize_prompts(model, texts)
-        new = decode(model, enc, settings.max_new_tokens, graphs, self._fell_back)
+        new = decode(model, enc, settings.max_new_tokens, graphs, self.note_fallback)
         return to_generations(model, texts, enc, new)
 
-    def _fell_back(self, reason: str) -> None:
+    def note_fallback(self, reason: str) -> None:
+        """Count a call (or the rest of one) that did not take this backend's path, by reason."""
         self.fallbacks[reason] = self.fallbacks.get(reason, 0) + 1
 
 
@@ -120,7 +121,7 @@ def decode(model: LoadedModel, enc: dict[str, torch.Tensor], steps: int, graphs:
     token = torch.zeros(rows, 1, dtype=torch.long, device=device)  # the step's input buffers
     position = positions[:, -1:].clone()
     mask = _mask_value(model, keys[:, None, None, :]).clone()
-    opened = torch.zeros((), dtype=mask.dtype, device=device) if mask.dtype != torch.bool else torch.ones((), dtype=torch.bool, device=device)
+    opened = _mask_value(model, torch.ones((), dtype=torch.bool, device=device))  # an admitted slot, in the mask's own kind
 
     def step() -> torch.Tensor:
         return hf(input_ids=token, attention_mask=mask, position_ids=position, **cache_kw).logits[:, -1]
