@@ -9,6 +9,7 @@ variant does the same work. Figures go to benchmarks/RESULTS.md with the command
     python benchmarks/speed.py scoring    [--prompts 12] [--repeats 5]
     python benchmarks/speed.py sweep      [--prompts 12] [--tokens 48]
     python benchmarks/speed.py training   [--steps 5]
+    python benchmarks/speed.py chunks     [--steps 5]
     python benchmarks/speed.py switch
     python benchmarks/speed.py reads      [--layer 15] [--repeats 5]
 
@@ -25,6 +26,8 @@ sweep) against one generate call per lambda (the sweep before per-row controls).
 ``training``: Panacea against a PEFT LoRA of equal rank, tokens/s of forward + backward + step, and
 the aten operators a step dispatches (each non-view one is a kernel launch on a GPU); Panacea also
 with each layer building its own singular values (before they were built once per forward).
+``chunks``: Panacea training steps on real chat3d batches (6 rows of 51-160 tokens), the rows in
+one padded forward against ``step_chunks``' split (on a CPU: two length-sorted forwards).
 ``reads``: activation reads at one block over the compare study's answer texts (what actdiff and
 transfer train on): ``collect`` (texts batched by length, forward stopped at the site) against a
 full forward pass per batch in the caller's order with a capture hook (the reader before).
@@ -307,6 +310,45 @@ def training(args: argparse.Namespace, model, lab: Lab) -> None:
         print(f"  {name:38s} {value:8.0f} tok/s   ratio to LoRA {value / lora:.3f}   ops {ops[name][0]} / {ops[name][1]}")
 
 
+def chunks(args: argparse.Namespace, model, lab: Lab) -> None:
+    from pathlib import Path as _Path
+
+    from steerlab.api import GroupSampler, read_sft, target_logits, token_logprobs
+    from steerlab.training import step_chunks
+
+    dims = ["helpful", "humorous", "philosophical"]
+    data = _Path(__file__).resolve().parents[1] / "studies" / "data" / "chat3d" / "train.jsonl"
+    sampler = GroupSampler(model, read_sft(data, dims), 160, 0)
+    batches = [sampler.batch(2) for _ in range(args.steps)]
+    adapter = PanaceaAdapter.for_engine(lab.engine, [s.name for s in match_sites(model.hf, DEFAULT_TARGETS)], 1, M, pref_rank=4).to(model.device)
+    adapter.set_preference(torch.full((M,), 1.0 / M, device=model.device))
+
+    def one_forward(pairs, index) -> torch.Tensor:  # what group_losses did before step_chunks
+        logits, targets, mask = target_logits(model, pairs)
+        loss = -(token_logprobs(logits, targets) * mask).sum(1)
+        return torch.zeros(M, device=model.device).index_add(0, index, loss) / torch.zeros(M, device=model.device).index_add(0, index, mask.sum(1).float())
+
+    def run(losses) -> Callable[[], float]:
+        def go() -> float:
+            start, tokens = time.perf_counter(), 0
+            for pairs, index in batches:
+                losses(pairs, index).sum().backward()
+                adapter.zero_grad(set_to_none=True)
+                tokens += sum(len(c) + len(t) for c, t in pairs)
+            if model.device.type == "cuda":
+                torch.cuda.synchronize()
+            return tokens / (time.perf_counter() - start)
+        return go
+
+    plan = [len(step_chunks([len(c) + len(t) for c, t in pairs], model.device)) for pairs, _ in batches]
+    with adapter.attached(lab.engine):
+        result = interleave({"one padded forward": run(one_forward), "step_chunks": run(lambda p, i: group_losses(model, p, i, M))}, args.repeats)
+    before, after = result["one padded forward"], result["step_chunks"]
+    print(f"\n{args.model} on {device_name(model)}: {args.steps} Panacea steps on chat3d batches (forwards per step: {sorted(set(plan))}), "
+          f"median of {args.repeats}")
+    print(f"  one padded forward: {before:.1f} tok/s;  step_chunks: {after:.1f} tok/s   speed-up {after / before:.2f}x")
+
+
 def count_ops(run: Callable[[], int]) -> tuple[int, int]:
     """aten operators one call of ``run`` dispatches: (all, not views)."""
     from torch.utils._python_dispatch import TorchDispatchMode
@@ -369,7 +411,7 @@ def reads(args: argparse.Namespace, model, lab: Lab) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("what", choices=["generation", "graphs", "scoring", "sweep", "training", "switch", "reads"])
+    parser.add_argument("what", choices=["generation", "graphs", "scoring", "sweep", "training", "chunks", "switch", "reads"])
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--device", default=None)
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 64])
@@ -384,7 +426,7 @@ def main() -> None:
     registry = build_registry()
     model = load_model(args.model, registry.models, args.device)
     lab = Lab.for_model(model, registry, Path(tempfile.mkdtemp()))
-    {"generation": generation, "graphs": graphs, "scoring": scoring, "sweep": sweep, "training": training, "switch": switch, "reads": reads}[args.what](args, model, lab)
+    {"generation": generation, "chunks": chunks, "graphs": graphs, "scoring": scoring, "sweep": sweep, "training": training, "switch": switch, "reads": reads}[args.what](args, model, lab)
 
 
 if __name__ == "__main__":

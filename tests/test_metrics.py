@@ -173,3 +173,39 @@ def test_the_likelihood_judge_reports_on_the_texts_the_minilm_judge_held_out(tmp
     section = LikelihoodJudgeMetric().section(ctx)
     assert seen == [f"text {i}" for i in sorted(test)] and len(seen) == 6
     assert section.summary["accuracy"] == pytest.approx(2 / 6)  # every text called "a": the two held-out a's are right
+
+
+def test_a_training_step_split_by_length_gives_the_same_group_losses_and_gradients(tiny_model):
+    """On a CPU ``group_losses`` runs a step's rows as two length-sorted forwards (less padding);
+    each group's mean token loss and the gradient must equal one padded forward's."""
+    import torch
+
+    from steerlab.model.scoring import target_logits, token_logprobs
+    from steerlab.training import group_losses, step_chunks
+
+    tok = tiny_model.tokenizer
+    texts = [("Why is the sky blue?", "Light scatters off the air, blue the most, and so on and on."), ("Hi", "Hello."),
+             ("Tell me a long story about a cat", "Once upon a time a cat sat."), ("Ok", "Yes"),
+             ("What is rain?", "Water falling from clouds."), ("Name a colour", "Red, or maybe a long list of many colours.")]
+    pairs = [(tok(c, add_special_tokens=False)["input_ids"], tok(t, add_special_tokens=False)["input_ids"]) for c, t in texts]
+    index = torch.tensor([0, 0, 1, 1, 2, 2])
+    lengths = [len(c) + len(t) for c, t in pairs]
+    chunks = step_chunks(lengths, torch.device("cpu"))
+    assert len(chunks) == 2 and sorted(i for c in chunks for i in c) == list(range(6))
+    assert max(lengths[i] for i in chunks[0]) <= min(lengths[i] for i in chunks[1])  # sorted by length
+    assert step_chunks(lengths, torch.device("cuda")) == [list(range(6))]  # a GPU: one forward
+    assert step_chunks(lengths[:3], torch.device("cpu")) == [[0, 1, 2]]
+
+    weight = tiny_model.hf.get_input_embeddings().weight
+    weight.requires_grad_(True)
+    try:
+        split = group_losses(tiny_model, pairs, index, 3)
+        (grad_split,) = torch.autograd.grad(split.sum(), weight)
+        logits, targets, mask = target_logits(tiny_model, pairs)  # one padded forward
+        loss = -(token_logprobs(logits, targets) * mask).sum(1)
+        whole = torch.stack([loss[index == g].sum() / mask[index == g].sum() for g in range(3)])
+        (grad_whole,) = torch.autograd.grad(whole.sum(), weight)
+    finally:
+        weight.requires_grad_(False)
+    assert torch.allclose(split, whole, atol=1e-5)
+    assert torch.allclose(grad_split, grad_whole, atol=1e-5)

@@ -6,7 +6,9 @@ next-token distribution at every target position, given the context. ``collate``
 rows (the one collator: generation uses it too) and gives each row positions that start at 0
 after its padding, as ``generate`` does; ``target_logits`` asks the model for the logits of the
 last positions only (``logits_to_keep``), where every row's target sits right-aligned, so a
-262k-token vocabulary never costs a full (rows, length, vocab) tensor. The reductions below turn
+262k-token vocabulary never costs a full (rows, length, vocab) tensor. Those positions are asked
+for as an index tensor, not a count: the count slices the hidden states without copying, and the
+LM head over that strided view ran 16-19% slower on the CPU (a batched matmul instead of one). The reductions below turn
 them into numbers. Interventions attached by the caller apply.
 """
 
@@ -111,7 +113,9 @@ def target_logits(model: LoadedModel, pairs: Sequence[Pair], prefix: SharedPrefi
         batch["attention_mask"] = torch.cat([batch["attention_mask"].new_ones(len(pairs), skip), batch["attention_mask"]], dim=1)
         batch["position_ids"] = batch["position_ids"] + skip
         batch[cache_keyword(model)] = prefix.for_rows(len(pairs))
-    logits = model.hf(**batch, logits_to_keep=longest + 1).logits[:, :-1].float()  # (rows, T, vocab)
+    width = batch["input_ids"].shape[1]
+    keep = torch.arange(width - longest - 1, width, device=model.device)  # an index, not a count: see below
+    logits = model.hf(**batch, logits_to_keep=keep).logits[:, :-1].float()  # (rows, T, vocab)
     targets = torch.zeros((len(pairs), longest), dtype=torch.long)
     mask = torch.zeros((len(pairs), longest), dtype=torch.bool)
     for i, (_, t) in enumerate(pairs):
@@ -171,3 +175,4 @@ def kl_per_token(steered: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
     """KL(steered || base) of next-token distributions at each position: (rows, T)."""
     steered_lp, base_lp = F.log_softmax(steered, dim=-1), F.log_softmax(base, dim=-1)
     return (steered_lp.exp() * (steered_lp - base_lp)).sum(-1).clamp(min=0.0)
+
