@@ -124,8 +124,8 @@ def step_chunks(lengths: list[int], device: torch.device) -> list[list[int]]:
 
     Why: every row of a forward is padded to its longest, and rows of a chat3d step range from 51
     to 160 tokens (21% of a padded step's tokens were padding). On a CPU, where a forward costs
-    per token, two length-sorted halves ran a Panacea step 13-14% faster (7.7-7.9 s against
-    9.0-9.1 s, SmolLM2, 6 rows); on a GPU a small model's step is bound by kernel launches, and a
+    per token, two length-sorted halves ran Panacea's steps 1.19x faster (SmolLM2, 6 rows;
+    ``python benchmarks/speed.py chunks``, benchmarks/RESULTS.md); on a GPU a small model's step is bound by kernel launches, and a
     second forward would double them. (Packing all rows into one sequence with block-diagonal
     attention, tried too, saved nothing: its attention over the packed length cost what the
     padding had.)

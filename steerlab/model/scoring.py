@@ -175,4 +175,3 @@ def kl_per_token(steered: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
     """KL(steered || base) of next-token distributions at each position: (rows, T)."""
     steered_lp, base_lp = F.log_softmax(steered, dim=-1), F.log_softmax(base, dim=-1)
     return (steered_lp.exp() * (steered_lp - base_lp)).sum(-1).clamp(min=0.0)
-
