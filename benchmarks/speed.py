@@ -311,22 +311,15 @@ def training(args: argparse.Namespace, model, lab: Lab) -> None:
 
 
 def chunks(args: argparse.Namespace, model, lab: Lab) -> None:
-    from pathlib import Path as _Path
-
-    from steerlab.api import GroupSampler, read_sft, target_logits, token_logprobs
+    from steerlab.api import GroupSampler, read_sft
     from steerlab.training import step_chunks
 
     dims = ["helpful", "humorous", "philosophical"]
-    data = _Path(__file__).resolve().parents[1] / "studies" / "data" / "chat3d" / "train.jsonl"
+    data = Path(__file__).resolve().parents[1] / "studies" / "data" / "chat3d" / "train.jsonl"
     sampler = GroupSampler(model, read_sft(data, dims), 160, 0)
     batches = [sampler.batch(2) for _ in range(args.steps)]
     adapter = PanaceaAdapter.for_engine(lab.engine, [s.name for s in match_sites(model.hf, DEFAULT_TARGETS)], 1, M, pref_rank=4).to(model.device)
     adapter.set_preference(torch.full((M,), 1.0 / M, device=model.device))
-
-    def one_forward(pairs, index) -> torch.Tensor:  # what group_losses did before step_chunks
-        logits, targets, mask = target_logits(model, pairs)
-        loss = -(token_logprobs(logits, targets) * mask).sum(1)
-        return torch.zeros(M, device=model.device).index_add(0, index, loss) / torch.zeros(M, device=model.device).index_add(0, index, mask.sum(1).float())
 
     def run(losses) -> Callable[[], float]:
         def go() -> float:
@@ -342,7 +335,8 @@ def chunks(args: argparse.Namespace, model, lab: Lab) -> None:
 
     plan = [len(step_chunks([len(c) + len(t) for c, t in pairs], model.device)) for pairs, _ in batches]
     with adapter.attached(lab.engine):
-        result = interleave({"one padded forward": run(one_forward), "step_chunks": run(lambda p, i: group_losses(model, p, i, M))}, args.repeats)
+        result = interleave({"one padded forward": run(lambda p, i: group_losses(model, p, i, M, split=False)),
+                             "step_chunks": run(lambda p, i: group_losses(model, p, i, M))}, args.repeats)
     before, after = result["one padded forward"], result["step_chunks"]
     print(f"\n{args.model} on {device_name(model)}: {args.steps} Panacea steps on chat3d batches (forwards per step: {sorted(set(plan))}), "
           f"median of {args.repeats}")

@@ -100,16 +100,17 @@ def lora_factors(peft_model: torch.nn.Module, module_to_site: dict[str, str]) ->
     return factors
 
 
-def group_losses(model: LoadedModel, pairs: list[Pair], group_index: torch.Tensor, n_groups: int) -> torch.Tensor:
+def group_losses(model: LoadedModel, pairs: list[Pair], group_index: torch.Tensor, n_groups: int, split: bool = True) -> torch.Tensor:
     """Mean token loss of each group: (n_groups,). ``group_index``: (batch,) group of each row.
 
     The rows may run in more than one forward (``step_chunks``), so an intervention attached by
-    the caller must act the same on every row (one lambda, one vector); a method whose training
-    gives each row its own control calls ``target_logits`` itself (IAV does).
+    the caller must act the same on every row (one lambda, one vector). ``split=False`` runs them
+    in one forward, in input order: for a method whose training gives each row its own control,
+    and as the benchmark's baseline.
     """
     sums = torch.zeros(n_groups, device=model.device)
     counts = torch.zeros(n_groups, device=model.device)
-    for chunk in step_chunks([len(c) + len(t) for c, t in pairs], model.device):
+    for chunk in step_chunks([len(c) + len(t) for c, t in pairs], model.device) if split else [list(range(len(pairs)))]:
         logits, targets, mask = target_logits(model, [pairs[i] for i in chunk])
         loss, mask = -token_logprobs(logits, targets), mask.float()  # (rows, T) each
         rows = group_index[torch.as_tensor(chunk, device=group_index.device)].to(model.device)
@@ -125,8 +126,8 @@ def step_chunks(lengths: list[int], device: torch.device) -> list[list[int]]:
     Why: every row of a forward is padded to its longest, and rows of a chat3d step range from 51
     to 160 tokens (21% of a padded step's tokens were padding). On a CPU, where a forward costs
     per token, two length-sorted halves ran Panacea's steps 1.19x faster (SmolLM2, 6 rows;
-    ``python benchmarks/speed.py chunks``, benchmarks/RESULTS.md); on a GPU a small model's step is bound by kernel launches, and a
-    second forward would double them. (Packing all rows into one sequence with block-diagonal
+    ``python benchmarks/speed.py chunks``, benchmarks/RESULTS.md); on a GPU a small model's step
+    is bound by kernel launches, and a second forward would double them. (Packing all rows into one sequence with block-diagonal
     attention, tried too, saved nothing: its attention over the packed length cost what the
     padding had.)
     """

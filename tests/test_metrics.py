@@ -201,6 +201,7 @@ def test_a_training_step_split_by_length_gives_the_same_group_losses_and_gradien
     try:
         split = group_losses(tiny_model, pairs, index, 3)
         (grad_split,) = torch.autograd.grad(split.sum(), weight)
+        one = group_losses(tiny_model, pairs, index, 3, split=False)  # one forward, in input order
         logits, targets, mask = target_logits(tiny_model, pairs)  # one padded forward
         loss = -(token_logprobs(logits, targets) * mask).sum(1)
         whole = torch.stack([loss[index == g].sum() / mask[index == g].sum() for g in range(3)])
@@ -208,4 +209,5 @@ def test_a_training_step_split_by_length_gives_the_same_group_losses_and_gradien
     finally:
         weight.requires_grad_(False)
     assert torch.allclose(split, whole, atol=1e-5)
+    assert torch.allclose(one.detach(), whole.detach(), atol=1e-5)
     assert torch.allclose(grad_split, grad_whole, atol=1e-5)

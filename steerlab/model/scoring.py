@@ -8,8 +8,8 @@ after its padding, as ``generate`` does; ``target_logits`` asks the model for th
 last positions only (``logits_to_keep``), where every row's target sits right-aligned, so a
 262k-token vocabulary never costs a full (rows, length, vocab) tensor. Those positions are asked
 for as an index tensor, not a count: the count slices the hidden states without copying, and the
-LM head over that strided view ran 16-19% slower on the CPU (a batched matmul instead of one). The reductions below turn
-them into numbers. Interventions attached by the caller apply.
+LM head over that strided view ran 16-19% slower on the CPU (a batched matmul instead of one).
+The reductions below turn them into numbers. Interventions attached by the caller apply.
 """
 
 from __future__ import annotations
