@@ -39,8 +39,8 @@ import argparse
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 import torch
@@ -123,6 +123,7 @@ def generation(args: argparse.Namespace, model, lab: Lab) -> None:
             "unsteered": with_context(nullcontext),
             "actdiff": with_context(lambda: lab.engine.add_vectors(vector.vectors, vector.tensors, torch.full((batch,), 0.5))),
             "panacea unmerged": with_context(panacea_rows),
+            "panacea, hooks": with_context(lambda: hooked(adapter, lab, prefs)),
             "panacea merged": with_context(lambda: adapter.merged(lab.engine, [0.2, 0.3, 0.5])),
         }
         result = interleave(variants, args.repeats)
@@ -139,6 +140,20 @@ def generation(args: argparse.Namespace, model, lab: Lab) -> None:
             print(f"  {name:18s} {value:9.1f} tok/s   ratio to unsteered {value / base:.3f}   overhead {100 * (base / value - 1):+.1f}%")
         print(f"  (separate pairing) unsteered {lora['unsteered']:.1f} tok/s, PEFT LoRA r{RANK + M} unmerged {lora['peft lora']:.1f} tok/s "
               f"(overhead {100 * (lora['unsteered'] / lora['peft lora'] - 1):+.1f}%)")
+
+
+@contextmanager
+def hooked(adapter: PanaceaAdapter, lab: Lab, prefs: torch.Tensor) -> Iterator[None]:
+    """Panacea's frozen adapter attached as forward hooks, as the engine's update kind was before
+    it wrapped forwards (``UpdateChain``): the in-process baseline for that change."""
+    adapter.set_preference(prefs)
+    modules = [lab.engine.site(site).module for site in adapter.sites]
+    handles = [m.register_forward_hook(lambda _m, args, out, f=layer.add_into: f(args[0], out)) for m, layer in zip(modules, adapter.layers)]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def graphs(args: argparse.Namespace, model, lab: Lab) -> None:

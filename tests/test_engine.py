@@ -35,6 +35,47 @@ def test_hooks_are_removed_after_an_exception_and_foreign_hooks_survive(tiny_lla
     foreign.remove()
 
 
+def test_an_update_wraps_the_module_forward_and_exits_leave_the_module_as_it_was(tiny_llama):
+    from steerlab.model.generation import has_hooks
+
+    q = "blocks.1.attn.q_proj"
+    engine, module = HookEngine(tiny_llama.hf), tiny_llama.hf.model.layers[1].self_attn.q_proj
+    base = logits(tiny_llama)
+    seen = []
+    first = lambda x, out: (seen.append("first"), out.add_(1.0))[1]  # noqa: E731
+    second = lambda x, out: (seen.append("second"), out * 2.0)[1]  # noqa: E731
+    with pytest.raises(RuntimeError, match="boom"):
+        with engine.update_outputs({q: first}), engine.update_outputs({q: second}):
+            assert hook_count(tiny_llama.hf) == 0 and engine.n_attached == 2  # no hook: the forward is wrapped
+            assert has_hooks(tiny_llama.hf)  # but a compiled step or a shared prefix must still see it
+            x = torch.randn(2, 3, module.in_features)
+            assert torch.equal(module(x), (torch.nn.functional.linear(x, module.weight) + 1.0) * 2.0)  # attachment order
+            assert seen == ["first", "second"]
+            assert not torch.equal(logits(tiny_llama), base)
+            raise RuntimeError("boom")
+    assert "forward" not in vars(module) and engine.n_attached == 0 and not has_hooks(tiny_llama.hf)
+    assert torch.equal(logits(tiny_llama), base)
+
+
+def test_updates_removed_out_of_order_keep_the_others_and_a_foreign_wrapper(tiny_llama):
+    q = "blocks.0.attn.q_proj"
+    engine, module = HookEngine(tiny_llama.hf), tiny_llama.hf.model.layers[0].self_attn.q_proj
+    foreign = module.forward
+    module.forward = lambda x: foreign(x) - 3.0  # someone else's instance wrapper (accelerate does this)
+    x = torch.randn(1, 2, module.in_features)
+    plain = module(x)
+    add_one = lambda _x, out: out + 1.0  # noqa: E731
+    outer, inner = engine.update_outputs({q: add_one}), engine.update_outputs({q: add_one})  # one function, twice
+    outer.__enter__()
+    inner.__enter__()
+    assert torch.allclose(module(x), plain + 2.0)
+    outer.__exit__(None, None, None)  # not the last one attached
+    assert torch.allclose(module(x), plain + 1.0)
+    inner.__exit__(None, None, None)
+    assert torch.equal(module(x), plain) and engine.n_attached == 0
+    del module.forward
+
+
 def test_a_bad_site_name_attaches_nothing(tiny_llama):
     engine, before = HookEngine(tiny_llama.hf), hook_count(tiny_llama.hf)
     with pytest.raises(Exception, match="unknown site"):

@@ -1,0 +1,95 @@
+"""Steering strength against fluency for every trained method of some finished chat3d-style runs.
+
+    python scripts/tradeoff.py docs/results/chat3d_ablation docs/results/chat3d_budget \
+        --out docs/results/chat3d_tradeoff
+
+Why: issue 11 asks Panacea to beat rewarded soups on the style front *and* on fluency. One run's
+report shows each method at one setting; this puts every setting of the ablation and budget
+studies (same dev requests, same grid, same seed) on two planes, hypervolume against perplexity
+and against distinct trigrams, so one can see whether any Panacea setting sits on soups' better
+side of both at once, and which settings move towards it. It reads only ``results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+UNTRAINED = {"base", "prompting"}  # nothing to tune: not part of the trade-off
+
+
+def control_mean(summary: dict[str, float], score: str) -> float:
+    """A score's mean over a method's controls (what the report's "other scores" table shows)."""
+    return statistics.fmean(v for k, v in summary.items() if k.startswith(f"{score}@"))
+
+
+def rows_of(run: Path) -> list[dict[str, object]]:
+    results = json.loads((run / "results.json").read_text())
+    corners = results["comparison"]["corners"]
+    rows = []
+    for name, method in results["methods"].items():
+        if name in UNTRAINED:
+            continue
+        summary = method["summary"]
+        rows.append({
+            "study": results["study"]["name"], "setting": name, "method": method["method"],
+            "hypervolume": summary["hypervolume"], "alignment": summary["lambda_alignment"],
+            "smallest_gap": min(c["gap"] for c in corners[name]),
+            "perplexity": control_mean(summary, "perplexity"), "distinct3": control_mean(summary, "distinct3"),
+        })
+    return rows
+
+
+def table(rows: list[dict[str, object]]) -> str:
+    head = "| study | setting | method | hypervolume | lambda alignment | smallest corner gap | perplexity | distinct3 |\n|---|---|---|---|---|---|---|---|\n"
+    return head + "".join(
+        f"| {r['study']} | {r['setting']} | {r['method']} | {r['hypervolume']:.3f} | {r['alignment']:.2f} | {r['smallest_gap']:+.3f} "
+        f"| {r['perplexity']:.2f} | {r['distinct3']:.3f} |\n" for r in rows)
+
+
+def figure(rows: list[dict[str, object]], path: Path) -> None:
+    seen, points = set(), []
+    for r in rows:  # a setting both studies ran (soups, tchebycheff) reran to the same numbers: drawn once
+        key = (r["setting"], round(float(r["hypervolume"]), 3), round(float(r["perplexity"]), 2))
+        if key not in seen:
+            seen.add(key)
+            points.append(r)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    for ax, score, better in ((axes[0], "perplexity", "lower"), (axes[1], "distinct3", "higher")):
+        for r in points:
+            soups = r["method"] == "soups"
+            ax.scatter(r[score], r["hypervolume"], marker="s" if soups else "o", s=60, color="tab:orange" if soups else "tab:blue")
+            ax.annotate(str(r["setting"]), (r[score], r["hypervolume"]), textcoords="offset points", xytext=(4, 3), fontsize=7)
+        ax.set_xlabel(f"mean {score} over the controls ({better} is more fluent)")
+        ax.set_ylabel("hypervolume (MiniLM judge)")
+        if better == "lower":
+            ax.invert_xaxis()  # more fluent to the right on both panels
+        ax.grid(alpha=0.3)
+    axes[0].set_title("orange squares: rewarded soups; blue: Panacea settings", fontsize=9)
+    fig.suptitle("Style front (hypervolume) against fluency, dev requests: up and right is better")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="finished run folders (each with results.json)")
+    parser.add_argument("--out", type=Path, required=True, help="folder for tradeoff.png and tradeoff.md")
+    args = parser.parse_args()
+    rows = [row for run in args.runs for row in rows_of(run)]
+    args.out.mkdir(parents=True, exist_ok=True)
+    figure(rows, args.out / "tradeoff.png")
+    (args.out / "tradeoff.md").write_text(table(rows))
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()
