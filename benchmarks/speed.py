@@ -11,6 +11,7 @@ variant does the same work. Figures go to benchmarks/RESULTS.md with the command
     python benchmarks/speed.py training   [--steps 5]
     python benchmarks/speed.py chunks     [--steps 5]
     python benchmarks/speed.py switch
+    python benchmarks/speed.py update     [--repeats 25]
     python benchmarks/speed.py reads      [--layer 15] [--repeats 5]
 
 ``generation``: tokens/s of the unsteered model against actdiff (one residual edit), Panacea
@@ -28,6 +29,9 @@ the aten operators a step dispatches (each non-view one is a kernel launch on a 
 with each layer building its own singular values (before they were built once per forward).
 ``chunks``: Panacea training steps on real chat3d batches (6 rows of 51-160 tokens), the rows in
 one padded forward against ``step_chunks``' split (on a CPU: two length-sorted forwards).
+``update``: one adapted projection of the model (the first MLP up-projection) called at batch 1,
+alone, with Panacea's frozen update attached as the engine attaches it (its forward wrapped on the
+instance) and as a forward hook (the form before): microseconds per call.
 ``reads``: activation reads at one block over the compare study's answer texts (what actdiff and
 transfer train on): ``collect`` (texts batched by length, forward stopped at the site) against a
 full forward pass per batch in the caller's order with a capture hook (the reader before).
@@ -154,6 +158,43 @@ def hooked(adapter: PanaceaAdapter, lab: Lab, prefs: torch.Tensor) -> Iterator[N
     finally:
         for handle in handles:
             handle.remove()
+
+
+def update(args: argparse.Namespace, model, lab: Lab) -> None:
+    site = next(s.name for s in match_sites(model.hf, DEFAULT_TARGETS) if s.name.endswith("mlp.up_proj"))
+    adapter = trained_like(PanaceaAdapter.for_engine(lab.engine, [site], RANK, M)).to(model.device, next(model.hf.parameters()).dtype)
+    module = lab.engine.site(site).module
+    x = torch.randn(1, 1, module.in_features, device=model.device, dtype=module.weight.dtype)
+    calls = 4000
+
+    def per_call() -> float:  # microseconds per call, as a "rate" the interleaver takes the median of
+        with torch.no_grad():
+            for _ in range(50):
+                module(x)
+            start = time.perf_counter()
+            for _ in range(calls):
+                module(x)
+            return 1e6 * (time.perf_counter() - start) / calls
+
+    def attached(make: Callable[[], AbstractContextManager]) -> Callable[[], float]:
+        def run() -> float:
+            with make():
+                return per_call()
+        return run
+
+    one_row = torch.tensor([[0.2, 0.3, 0.5]])
+
+    def wrapped() -> AbstractContextManager:
+        adapter.set_preference(one_row)
+        return adapter.attached(lab.engine)
+
+    result = interleave({"plain projection": per_call,
+                         "update, instance forward": attached(wrapped),
+                         "update, forward hook": attached(lambda: hooked(adapter, lab, one_row))}, args.repeats)
+    print(f"\n{args.model} on {device_name(model)}: {site} ({module.in_features} -> {module.out_features}) at batch 1, "
+          f"median of {args.repeats} interleaved rounds of {calls} calls")
+    for name, value in result.items():
+        print(f"  {name:26s} {value:7.1f} us/call   over the plain projection {value - result['plain projection']:+6.1f} us")
 
 
 def graphs(args: argparse.Namespace, model, lab: Lab) -> None:
@@ -420,7 +461,7 @@ def reads(args: argparse.Namespace, model, lab: Lab) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("what", choices=["generation", "graphs", "scoring", "sweep", "training", "chunks", "switch", "reads"])
+    parser.add_argument("what", choices=["generation", "graphs", "scoring", "sweep", "training", "chunks", "switch", "update", "reads"])
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--device", default=None)
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 64])
@@ -435,7 +476,7 @@ def main() -> None:
     registry = build_registry()
     model = load_model(args.model, registry.models, args.device)
     lab = Lab.for_model(model, registry, Path(tempfile.mkdtemp()))
-    {"generation": generation, "chunks": chunks, "graphs": graphs, "scoring": scoring, "sweep": sweep, "training": training, "switch": switch, "reads": reads}[args.what](args, model, lab)
+    {"generation": generation, "chunks": chunks, "graphs": graphs, "scoring": scoring, "sweep": sweep, "training": training, "switch": switch, "update": update, "reads": reads}[args.what](args, model, lab)
 
 
 if __name__ == "__main__":

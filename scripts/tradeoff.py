@@ -7,7 +7,9 @@ Why: issue 11 asks Panacea to beat rewarded soups on the style front *and* on fl
 report shows each method at one setting; this puts every setting of the ablation and budget
 studies (same dev requests, same grid, same seed) on two planes, hypervolume against perplexity
 and against distinct trigrams, so one can see whether any Panacea setting sits on soups' better
-side of both at once, and which settings move towards it. It reads only ``results.json``.
+side of both at once, and which settings move towards it. It reads each method's per-control points
+(``results.json``, or ``methods/*/result.json`` of a run made with ``--only``) and measures them with
+``steerlab.analysis.pareto``, the functions the reports use.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import tomllib
 from pathlib import Path
 
 import matplotlib
@@ -22,29 +25,41 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from steerlab.analysis import pareto  # noqa: E402
+
 UNTRAINED = {"base", "prompting"}  # nothing to tune: not part of the trade-off
+AXES = ["judge.helpful", "judge.humorous", "judge.philosophical"]
 
 
-def control_mean(summary: dict[str, float], score: str) -> float:
-    """A score's mean over a method's controls (what the report's "other scores" table shows)."""
-    return statistics.fmean(v for k, v in summary.items() if k.startswith(f"{score}@"))
+def method_points(run: Path) -> tuple[str, dict[str, tuple[str, list[dict]]]]:
+    """The study's name and each method's (plugin, per-control points): from ``results.json`` for a
+    finished run, or from each ``methods/*/result.json`` for a run of some methods (``--only``)."""
+    if (run / "results.json").exists():
+        results = json.loads((run / "results.json").read_text())
+        return results["study"]["name"], {name: (m["method"], m["points"]) for name, m in results["methods"].items()}
+    config = tomllib.loads((run / "study.toml").read_text())
+    methods = {}
+    for result in sorted(run.glob("methods/*/result.json")):
+        name = result.parent.name
+        methods[name] = (config["methods"][name].get("method", name), json.loads(result.read_text())["points"])
+    return config["study"]["name"], methods
+
+
+def row(study: str, setting: str, method: str, pts: list[dict]) -> dict[str, object]:
+    """One method's numbers, computed by steerlab's own front measures from its per-control points."""
+    coords, scores = [p["control"] for p in pts], [p["scores"] for p in pts]
+    front = pareto.front_summary(coords, scores, AXES)
+    return {
+        "study": study, "setting": setting, "method": method,
+        "hypervolume": front["hypervolume"], "alignment": front["lambda_alignment"],
+        "smallest_gap": min(float(c["gap"]) for c in pareto.corner_effects(coords, scores, AXES)),
+        "perplexity": statistics.fmean(s["perplexity"] for s in scores), "distinct3": statistics.fmean(s["distinct3"] for s in scores),
+    }
 
 
 def rows_of(run: Path) -> list[dict[str, object]]:
-    results = json.loads((run / "results.json").read_text())
-    corners = results["comparison"]["corners"]
-    rows = []
-    for name, method in results["methods"].items():
-        if name in UNTRAINED:
-            continue
-        summary = method["summary"]
-        rows.append({
-            "study": results["study"]["name"], "setting": name, "method": method["method"],
-            "hypervolume": summary["hypervolume"], "alignment": summary["lambda_alignment"],
-            "smallest_gap": min(c["gap"] for c in corners[name]),
-            "perplexity": control_mean(summary, "perplexity"), "distinct3": control_mean(summary, "distinct3"),
-        })
-    return rows
+    study, methods = method_points(run)
+    return [row(study, name, method, pts) for name, (method, pts) in methods.items() if method not in UNTRAINED]
 
 
 def table(rows: list[dict[str, object]]) -> str:
