@@ -76,6 +76,22 @@ def test_updates_removed_out_of_order_keep_the_others_and_a_foreign_wrapper(tiny
     del module.forward
 
 
+def test_a_model_nnsight_has_traced_counts_as_unhooked_until_an_update_is_attached(tiny_llama):
+    """nnsight leaves a pass-through forward on every module it traced: that must not switch off
+    the shared scoring prefix or a compiled decode for the rest of the process."""
+    from steerlab.model.activations import collect
+    from steerlab.model.generation import has_hooks
+
+    collect(tiny_llama, ["Hello there", "A b c"], ["blocks.1.resid_post"])
+    module = tiny_llama.hf.model.layers[1].self_attn.q_proj
+    traced = vars(module).get("forward")
+    assert traced is not None and not has_hooks(tiny_llama.hf)
+    engine = HookEngine(tiny_llama.hf)
+    with engine.update_outputs({"blocks.1.attn.q_proj": lambda _x, out: out}):
+        assert has_hooks(tiny_llama.hf)
+    assert vars(module)["forward"] is traced and not has_hooks(tiny_llama.hf)
+
+
 def test_a_bad_site_name_attaches_nothing(tiny_llama):
     engine, before = HookEngine(tiny_llama.hf), hook_count(tiny_llama.hf)
     with pytest.raises(Exception, match="unknown site"):

@@ -57,9 +57,14 @@ class UpdateChain:
 
     Why not a forward hook: any hook sends every call of its module down ``Module.__call__``'s slow
     path, which on a 2-core CPU costs about as much as one of the adapter's two small matmuls, per
-    adapted module per decoded token. An instance ``forward`` keeps the fast path. ``has_hooks`` in
-    ``steerlab.model.generation`` counts an instance ``forward`` as a hook (a compiled step or a
-    shared scoring prefix must not silently skip it)."""
+    adapted module per decoded token. An instance ``forward`` keeps the fast path.
+
+    While it holds updates, the chain is also named by the module attribute ``MARK``, which
+    ``has_hooks`` in ``steerlab.model.generation`` reads (a compiled step or a shared scoring prefix
+    must not silently skip an update). Not "any instance forward": nnsight leaves a pass-through
+    ``forward`` on every module it has traced, which would switch those paths off for good."""
+
+    MARK = "steerlab_update_chain"
 
     def __init__(self, module: nn.Module) -> None:
         self.module = module
@@ -71,7 +76,7 @@ class UpdateChain:
     @classmethod
     def on(cls, module: nn.Module) -> "UpdateChain":
         """The module's chain, installed if it has none yet."""
-        current = vars(module).get("forward")
+        current = vars(module).get(cls.MARK, vars(module).get("forward"))
         if isinstance(current, cls):
             return current
         chain = cls(module)
@@ -102,6 +107,10 @@ class UpdateChain:
 
     def _set(self, entries: tuple["UpdateHandle", ...]) -> None:
         self.entries, self.updates = entries, tuple(h.fn for h in entries)
+        if entries:
+            setattr(self.module, self.MARK, self)
+        else:
+            vars(self.module).pop(self.MARK, None)
 
 
 class UpdateHandle:

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from steerlab.model.engine import UpdateChain
 from steerlab.model.zoo import LoadedModel
 
 
@@ -132,16 +133,15 @@ def cut_at_stop_string(tokenizer: Any, ids: list[int], stops: list[str]) -> tupl
 
 
 def has_hooks(module: torch.nn.Module) -> bool:
-    """Whether any submodule has a forward hook or pre-hook, or a forward wrapped on the instance
-    (steering attached: the engine's updates wrap forwards, ``UpdateChain``; so does accelerate's
-    offloading, which is counted too: a false positive only costs the slower, eager path).
+    """Whether any submodule has a forward hook or pre-hook, or engine updates (steering attached:
+    the engine's updates wrap forwards on the instance, ``UpdateChain``, which marks the module).
 
     Why it matters: with a static cache on CUDA, transformers compiles the decode step once and
     reuses it, and torch.compile does not guard on module hooks (``skip_nnmodule_hook_guards``):
     hooks attached after the compile are silently skipped at every decode step (only the eager
     prefill is steered), and hooks present at the compile are replayed afterwards. A hooked call
     therefore decodes eagerly."""
-    return any(m._forward_hooks or m._forward_pre_hooks or "forward" in vars(m) for m in module.modules())
+    return any(m._forward_hooks or m._forward_pre_hooks or UpdateChain.MARK in vars(m) for m in module.modules())
 
 
 def generate_batch(model: LoadedModel, texts: list[str], settings: GenerationSettings) -> list[Generation]:
