@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import tomllib
 from pathlib import Path
 
 import matplotlib
@@ -26,6 +25,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from steerlab.analysis import pareto  # noqa: E402
+from steerlab.study.loader import read_toml  # noqa: E402
 
 UNTRAINED = {"base", "prompting"}  # nothing to tune: not part of the trade-off
 AXES = ["judge.helpful", "judge.humorous", "judge.philosophical"]
@@ -37,7 +37,7 @@ def method_points(run: Path) -> tuple[str, dict[str, tuple[str, list[dict]]]]:
     if (run / "results.json").exists():
         results = json.loads((run / "results.json").read_text())
         return results["study"]["name"], {name: (m["method"], m["points"]) for name, m in results["methods"].items()}
-    config = tomllib.loads((run / "study.toml").read_text())
+    config = read_toml(run / "study.toml")
     methods = {}
     for result in sorted(run.glob("methods/*/result.json")):
         name = result.parent.name
