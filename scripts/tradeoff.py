@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -25,6 +26,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from steerlab.analysis import pareto  # noqa: E402
+from steerlab.errors import ConfigError  # noqa: E402
 from steerlab.study.loader import read_toml  # noqa: E402
 
 UNTRAINED = {"base", "prompting"}  # nothing to tune: not part of the trade-off
@@ -37,9 +39,12 @@ def method_points(run: Path) -> tuple[str, dict[str, tuple[str, list[dict]]]]:
     if (run / "results.json").exists():
         results = json.loads((run / "results.json").read_text())
         return results["study"]["name"], {name: (m["method"], m["points"]) for name, m in results["methods"].items()}
+    method_files = sorted(run.glob("methods/*/result.json"))
+    if not method_files:
+        raise ConfigError(f"{run}: no results.json and no methods/*/result.json (expected a run folder with a finished method)")
     config = read_toml(run / "study.toml")
     methods = {}
-    for result in sorted(run.glob("methods/*/result.json")):
+    for result in method_files:
         name = result.parent.name
         methods[name] = (config["methods"][name].get("method", name), json.loads(result.read_text())["points"])
     return config["study"]["name"], methods
@@ -96,14 +101,19 @@ def figure(rows: list[dict[str, object]], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("runs", nargs="+", type=Path, help="finished run folders (each with results.json)")
+    parser.add_argument("runs", nargs="+", type=Path, help="run folders (results.json, or methods/*/result.json of a run made with --only)")
     parser.add_argument("--out", type=Path, required=True, help="folder for tradeoff.png and tradeoff.md")
     args = parser.parse_args()
-    rows = [row for run in args.runs for row in rows_of(run)]
+    try:
+        rows = [row for run in args.runs for row in rows_of(run)]
+    except ConfigError as exc:
+        print(f"tradeoff: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     args.out.mkdir(parents=True, exist_ok=True)
     figure(rows, args.out / "tradeoff.png")
-    (args.out / "tradeoff.md").write_text(table(rows))
-    print(table(rows))
+    text = table(rows)
+    (args.out / "tradeoff.md").write_text(text)
+    print(text)
 
 
 if __name__ == "__main__":

@@ -127,9 +127,9 @@ def step_chunks(lengths: list[int], device: torch.device) -> list[list[int]]:
     to 160 tokens (21% of a padded step's tokens were padding). On a CPU, where a forward costs
     per token, two length-sorted halves ran Panacea's steps 1.19x faster (SmolLM2, 6 rows;
     ``python benchmarks/speed.py chunks``, benchmarks/RESULTS.md); on a GPU a small model's step
-    is bound by kernel launches, and a second forward would double them. (Packing all rows into one sequence with block-diagonal
-    attention, tried too, saved nothing: its attention over the packed length cost what the
-    padding had.)
+    is bound by kernel launches, and a second forward would double them. (Packing all rows into
+    one sequence with block-diagonal attention, tried too, saved nothing: its attention over the
+    packed length cost what the padding had.)
     """
     rows = list(range(len(lengths)))
     if torch.device(device).type != "cpu" or len(rows) < 4:

@@ -34,3 +34,11 @@ def test_tradeoff_reads_a_run_made_with_only(tmp_path):
     rows = load_tradeoff().rows_of(source)
     assert [r["setting"] for r in rows] == ["capacity_normalised"] and rows[0]["method"] == "panacea"
     assert 0 < rows[0]["hypervolume"] < 1 and rows[0]["perplexity"] > 1
+
+
+def test_tradeoff_names_a_folder_that_holds_no_run_and_exits_2(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("sys.argv", ["tradeoff.py", str(tmp_path), "--out", str(tmp_path / "out")])
+    with pytest.raises(SystemExit) as exit_info:
+        load_tradeoff().main()
+    assert exit_info.value.code == 2
+    assert str(tmp_path) in capsys.readouterr().err and not (tmp_path / "out").exists()

@@ -76,8 +76,8 @@ class UpdateChain:
     @classmethod
     def on(cls, module: nn.Module) -> "UpdateChain":
         """The module's chain, installed if it has none yet."""
-        current = vars(module).get(cls.MARK, vars(module).get("forward"))
-        if isinstance(current, cls):
+        current = vars(module).get(cls.MARK)  # set while the chain holds updates, so it is the one to extend
+        if current is not None:
             return current
         chain = cls(module)
         module.forward = chain  # an instance attribute: nn.Module.__call__ calls self.forward
@@ -149,7 +149,7 @@ class HookEngine:
 
     @property
     def n_attached(self) -> int:
-        """How many hooks this engine has attached and not yet removed."""
+        """How many interventions (hooks and wrapped updates) this engine has attached and not yet removed."""
         return len(self._live)
 
     def _register(self, attachment: Attachment) -> RemovableHandle | UpdateHandle:
