@@ -34,6 +34,7 @@ class BaseModelMethod(BaseMethod):
 
     name = "base"
     description = "the unsteered model (reference)"
+    trains = False
 
     def control_space(self, config: Any) -> ControlSpace:
         return Fixed()

@@ -37,9 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a study key, e.g. methods.actdiff.layer=12")
     run.add_argument("--resume", metavar="RUN_DIR", help="finish an interrupted run exactly as it began, skipping finished stages")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    run.add_argument("--only", action="append", default=[], metavar="METHOD",
-                     help="run just this method entry (repeatable) and stop before the results; run others in parallel "
-                          "with --resume RUN_DIR --only OTHER, then --resume RUN_DIR to finish")
+    run.add_argument("--only", action="append", default=[], metavar="METHOD[@SEED]",
+                     help="run just this method entry, or one training seed of it (repeatable), and stop before the results; "
+                          "run others in parallel with --resume RUN_DIR --only OTHER, then --resume RUN_DIR to finish")
     _add_plugin_flag(run)
 
     plugins = sub.add_parser("plugins", help="list methods, metrics, inspectors, datasets and models with their plugin")

@@ -16,6 +16,9 @@
 * ``analyze``: optional extra numbers, figures and report text (a layer sweep, an SVD view).
 * ``check(lab, config)``: optional checks against the loaded model (sites exist, budgets fit),
   run before the run folder is created.
+* ``trains``: whether ``train`` draws from the seed (default true). A study with several
+  ``seeds`` trains and sweeps such a method once per seed; one that does not train (the base
+  model, prompting) runs once under greedy decoding, since its answers cannot change with it.
 
 Subclass ``BaseMethod`` for the defaults of the optional members.
 """
@@ -43,6 +46,7 @@ class SteeringMethod(Protocol):
     name: str
     description: str
     Config: type
+    trains: bool
 
     def control_space(self, config: Any) -> ControlSpace: ...
 
@@ -65,6 +69,7 @@ class BaseMethod:
     name: str = ""
     description: str = ""
     Config: type = NoConfig
+    trains: bool = True
 
     def control_space(self, config: Any) -> ControlSpace:
         return Scalar("strength")

@@ -46,6 +46,7 @@ class VectorMethod(BaseMethod):
     name = "vector"
     description = "a llama.cpp control vector (.gguf), added at the output of each block it names"
     Config = VectorConfig
+    trains = False  # a fixed vector read from a file
 
     def control_space(self, config: VectorConfig) -> ControlSpace:
         return Scalar("strength", grid=[-1.0, 0.0, 1.0])

@@ -69,7 +69,7 @@ def test_results_json_has_the_promised_shape(finished):
         method = results["methods"][name]
         assert all(v is None or isinstance(v, float) for v in method["summary"].values())
         for record in method["records"]:
-            assert set(record) == {"prompt", "control", "label", "output", "scores"}
+            assert set(record) == {"prompt", "control", "label", "output", "scores", "seed"} and record["seed"] == results["study"]["seed"]
             assert isinstance(record["prompt"], str) and isinstance(record["output"], str)
             assert all(v is None or isinstance(v, float) for v in record["scores"].values())
     actdiff = results["methods"]["actdiff"]

@@ -48,6 +48,7 @@ class PromptingMethod(BaseMethod):
     name = "prompting"
     description = "baseline: a system prompt asking for the lambda mix of styles"
     Config = PromptingConfig
+    trains = False  # a system prompt: nothing to draw from a seed
 
     def control_space(self, config: PromptingConfig) -> ControlSpace:
         return Simplex(config.dimensions, config.grid_step)

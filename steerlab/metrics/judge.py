@@ -129,7 +129,7 @@ class StyleJudge:
         if Artifact.exists(ctx.folder):
             return cls.from_artifact(Artifact.load(ctx.folder), embedder(ctx), ctx.folder / "artifact.json")
         texts, labels = read_labelled(Path(ctx.config.data))
-        judge = cls.train(texts, labels, embedder(ctx), ctx.config.test_fraction, ctx.config.C, ctx.lab.seed)
+        judge = cls.train(texts, labels, embedder(ctx), ctx.config.test_fraction, ctx.config.C, ctx.lab.study_seed)
         judge.to_artifact().save(ctx.folder)
         return judge
 

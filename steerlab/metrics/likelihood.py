@@ -118,7 +118,7 @@ class LikelihoodJudgeMetric(BaseMetric):
         systems = read_systems(Path(ctx.config.styles))
         rows = [r for r in read_jsonl(Path(ctx.config.data), ("text", "label", "prompt")) if r["label"] in systems]
         if ctx.config.test_fraction:  # the texts the MiniLM judge held out: both accuracies on the same texts
-            rows = [rows[i] for i in sorted(heldout_split([r["label"] for r in rows], ctx.config.test_fraction, ctx.lab.seed)[1])]
+            rows = [rows[i] for i in sorted(heldout_split([r["label"] for r in rows], ctx.config.test_fraction, ctx.lab.study_seed)[1])]
         if 0 < ctx.config.data_limit < len(rows):  # spread evenly: judge files are often grouped by label
             rows = [rows[i * len(rows) // ctx.config.data_limit] for i in range(ctx.config.data_limit)]
         probs = posteriors(ctx.lab, systems, [r["prompt"] for r in rows], [r["text"] for r in rows], ctx.config.batch_size)

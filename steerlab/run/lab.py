@@ -7,6 +7,7 @@ answers, each metric's context), so nothing is built twice.
 
 from __future__ import annotations
 
+import copy
 import random
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
@@ -70,6 +71,7 @@ class Lab:
     engine: HookEngine = field(init=False)
     _resources: dict[str, Any] = field(default_factory=dict, init=False)
     control_chooser: ControlChooser | None = field(default=None, init=False)  # set by the runner once the [compare] reference ran
+    train_seed: int | None = field(default=None, init=False)  # the training seed of this lab's (entry, seed) piece (``at_seed``)
 
     def __post_init__(self) -> None:
         self.engine = HookEngine(self.model.hf)
@@ -81,7 +83,23 @@ class Lab:
 
     @property
     def seed(self) -> int:
-        return self.study.meta.seed if self.study else 0
+        """The training seed methods draw from: this piece's (``at_seed``), else the study's first."""
+        return self.train_seed if self.train_seed is not None else self.study_seed
+
+    @property
+    def study_seed(self) -> int:
+        """The seed of what every training seed shares (the judges' splits, the unsteered answers),
+        so that seeds differ only in what they train."""
+        return self.study.meta.first_seed if self.study else 0
+
+    def at_seed(self, seed: int, own_folder: bool) -> "Lab":
+        """This lab for one (entry, seed) piece: the same model, engine and shared resources (the
+        judge is built once), a different training seed, and with ``own_folder`` the method
+        folders of that seed (``methods/NAME/seed-K``)."""
+        lab = copy.copy(self)  # shallow: _resources, engine and control_chooser are shared
+        lab.train_seed = seed
+        lab.layout = self.layout.for_seed(seed if own_folder else None)
+        return lab
 
     @property
     def settings(self) -> GenerationSettings:
@@ -92,10 +110,11 @@ class Lab:
         """A tqdm bar on stderr (silent when progress is off, e.g. in tests)."""
         return tqdm(iterable, desc=desc, total=total, disable=not self.show_progress, leave=False, dynamic_ncols=True)
 
-    def seeded(self, stage: str) -> None:
-        """Reset every RNG from the study seed and the stage name, so stages replay alike on resume."""
+    def seeded(self, stage: str, shared: bool = False) -> None:
+        """Reset every RNG from the seed and the stage name, so stages replay alike on resume
+        (``shared``: from the study's first seed, for what every training seed shares)."""
         offset = sum(ord(c) * (i + 1) for i, c in enumerate(stage)) % 100_003
-        seed_everything(self.seed * 100_003 + offset)
+        seed_everything((self.study_seed if shared else self.seed) * 100_003 + offset)
 
     def resource(self, name: str, build: Callable[[], Any]) -> Any:
         """A shared, expensive object (the sentence embedder) built once per lab."""
@@ -132,7 +151,7 @@ class Lab:
                     return [Generation(**g) for g in rows]
                 except TypeError:
                     raise ConfigError(f"{path}: malformed unsteered answers (delete it to regenerate)") from None
-            self.seeded("base_generations")
+            self.seeded("base_generations", shared=True)
             gens = self.generate(self.eval_prompts(), desc="unsteered answers")
             write_json(path, [g.__dict__ for g in gens], indent=None)
             return gens

@@ -3,7 +3,8 @@
     RUN/study.toml                   the study as run
     RUN/run.json                     the request (absolute paths, overrides, data hashes) for --resume
     RUN/base_generations[.MODEL].json  unsteered answers to the eval prompts (shared by the methods on a model)
-    RUN/methods/NAME/artifact.*      the trained artifact (safetensors + JSON)
+    RUN/methods/NAME/artifact.*      the trained artifact (safetensors + JSON); with several training
+                                     seeds, each seed's files sit in RUN/methods/NAME/seed-K/
     RUN/methods/NAME/sweep.partial.json   finished batches of an unfinished sweep
     RUN/methods/NAME/result.json     the finished sweep
     RUN/methods/NAME/analysis.json   the method's extras; its figures sit beside it
@@ -25,6 +26,11 @@ from steerlab.errors import ConfigError
 @dataclass(frozen=True)
 class RunLayout:
     root: Path
+    seed: int | None = None  # set: the method folders of one training seed (a multi-seed study)
+
+    def for_seed(self, seed: int | None) -> "RunLayout":
+        """The same run, its method folders those of training seed ``seed`` (None: unsuffixed)."""
+        return RunLayout(self.root, seed)
 
     @classmethod
     def create(cls, out: Path, study_name: str) -> "RunLayout":
@@ -86,8 +92,9 @@ class RunLayout:
         return self.figures / f"{stem}.png"
 
     def method(self, name: str) -> Path:
-        """The folder of one method entry: artifact, sweep, analysis and its figures."""
-        return self.root / "methods" / name
+        """The folder of one method entry (of one seed): artifact, sweep, analysis and its figures."""
+        folder = self.root / "methods" / name
+        return folder if self.seed is None else folder / f"seed-{self.seed}"
 
     def result(self, name: str) -> Path:
         return self.method(name) / "result.json"

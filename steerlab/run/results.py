@@ -18,7 +18,8 @@ import numpy as np
 from steerlab.errors import ConfigError
 from steerlab.storage import read_json_object, write_json
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (2, 3)  # 3 added each record's "seed", each method's "seeds" and "intervals"; 2 reads with seed null
 
 
 class SchemaError(ValueError):
@@ -64,19 +65,24 @@ def mean_finite(values: list[float]) -> float:
 
 @dataclass
 class Record:
-    """One answer: the prompt, the control (JSON form and label), the text and its scores."""
+    """One answer: the prompt, the control (JSON form and label), the text, its scores and the
+    training seed of the piece that answered (None in files written before seeds existed)."""
 
     prompt: str
     control: Any
     label: str
     output: str
     scores: dict[str, float] = field(default_factory=dict)
+    seed: int | None = None
 
     @classmethod
     def from_json(cls, data: Any, where: str) -> "Record":
         data = _dict(data, where)
+        seed = data.get("seed")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise SchemaError(f"{where}.seed: expected an integer or null, got {seed!r}")
         return cls(_str(data.get("prompt"), f"{where}.prompt"), data.get("control"), _str(data.get("label"), f"{where}.label"),
-                   _str(data.get("output"), f"{where}.output"), _numbers(data.get("scores", {}), f"{where}.scores"))
+                   _str(data.get("output"), f"{where}.output"), _numbers(data.get("scores", {}), f"{where}.scores"), seed)
 
 
 @dataclass
@@ -161,15 +167,24 @@ class MethodResult:
     records: list[Record]
     analysis: Section = field(default_factory=Section)
     cost: dict[str, float] = field(default_factory=dict)  # wall-clock and memory: not reproducible like the scores
+    seeds: list[int] = field(default_factory=list)  # the training seeds behind the records (one for an untrained method)
+    intervals: dict[str, list[float]] = field(default_factory=dict)  # summary name -> 95% [low, high] (steerlab.analysis.evidence)
+    n: dict[str, int] = field(default_factory=dict)  # {"prompts", "seeds"} behind the intervals
 
     @classmethod
     def from_json(cls, name: str, data: Any, where: str) -> "MethodResult":
         data = _dict(data, where)
         points = [SweepPoint.from_json(p, f"{where}.points[{i}]") for i, p in enumerate(_list(data.get("points"), f"{where}.points"))]
         records = [Record.from_json(r, f"{where}.records[{i}]") for i, r in enumerate(_list(data.get("records"), f"{where}.records"))]
+        seeds = _list(data.get("seeds", []), f"{where}.seeds")
+        if not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+            raise SchemaError(f"{where}.seeds: expected a list of integers")
+        intervals = {k: [_number(v, f"{where}.intervals.{k}") for v in _list(pair, f"{where}.intervals.{k}")]
+                     for k, pair in _dict(data.get("intervals", {}), f"{where}.intervals").items()}
         return cls(name, _str(data.get("method"), f"{where}.method"), _dict(data.get("controls"), f"{where}.controls"),
                    _numbers(data.get("summary", {}), f"{where}.summary"), points, records,
-                   Section.from_json(data.get("analysis", {}), f"{where}.analysis"), _numbers(data.get("cost", {}), f"{where}.cost"))
+                   Section.from_json(data.get("analysis", {}), f"{where}.analysis"), _numbers(data.get("cost", {}), f"{where}.cost"),
+                   seeds, intervals, {k: int(v) for k, v in _numbers(data.get("n", {}), f"{where}.n").items()})
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -212,8 +227,8 @@ class RunResults:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "RunResults":
         version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise SchemaError(f"schema_version {version!r} (this steerlab reads {SCHEMA_VERSION})")
+        if version not in READABLE_VERSIONS:
+            raise SchemaError(f"schema_version {version!r} (this steerlab reads {', '.join(map(str, READABLE_VERSIONS))})")
         methods = {n: MethodResult.from_json(n, m, f"methods.{n}") for n, m in _dict(data.get("methods"), "methods").items()}
         metrics = {n: Section.from_json(s, f"metrics.{n}") for n, s in _dict(data.get("metrics", {}), "metrics").items()}
         comparison, concepts = data.get("comparison"), data.get("concepts")

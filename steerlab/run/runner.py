@@ -29,7 +29,7 @@ from steerlab.registry import Registry
 from steerlab.run import report
 from steerlab.run.lab import Lab
 from steerlab.run.layout import RunLayout
-from steerlab.run.results import Figure, MethodResult, RunResults, SchemaError, Section, SweepResult
+from steerlab.run.results import Figure, MethodResult, Record, RunResults, SchemaError, Section, SweepPoint, SweepResult, mean_finite
 from steerlab.storage import read_json_object, write_json
 from steerlab.study.config import as_dict
 from steerlab.study.loader import load_study, read_toml
@@ -45,6 +45,7 @@ class RunRequest:
     quick: bool = False
     plugin_files: list[str] = field(default_factory=list)
     data_sha256: dict[str, str] = field(default_factory=dict)  # every data file the study reads, at the start
+    seeds: list[int] = field(default_factory=list)  # the training seeds the run began with (empty: written before seeds)
 
     def absolute(self) -> "RunRequest":
         """Paths made absolute, so a resume from any folder finds them."""
@@ -82,7 +83,8 @@ def start(request: RunRequest, out: Path, show_progress: bool = True, only: Sequ
     preflight(study, registry, models)
     layout = RunLayout.create(out, study.meta.name)
     shutil.copyfile(study.path, layout.study)
-    request = dataclasses.replace(request, data_sha256={str(p): file_digest(p) for p in study.data_files()})
+    request = dataclasses.replace(request, data_sha256={str(p): file_digest(p) for p in study.data_files()},
+                                  seeds=study.meta.seed_list)
     write_json(layout.request, asdict(request))
     return Session(study, registry, models, layout, request)
 
@@ -101,6 +103,9 @@ def reopen(run_dir: Path, extra_plugins: list[str] = (), check_data: bool = True
     if not layout.study.is_file() or layout.study.read_bytes() != study_path.read_bytes():
         raise ConfigError(f"{study_path}: changed since run {layout.root} began; start a new run instead of --resume")
     study, registry = plan(request, extra_plugins)
+    if request.seeds and request.seeds != study.meta.seed_list:
+        raise ConfigError(f"{study_path}: seeds {study.meta.seed_list} differ from the seeds {request.seeds} run {layout.root} "
+                          "began with; start a new run instead of --resume")
     if check_data:
         for path, digest in request.data_sha256.items():
             if not Path(path).is_file() or file_digest(Path(path)) != digest:
@@ -159,7 +164,41 @@ def trained_artifact(lab: Lab, entry: MethodEntry) -> Artifact:
     return artifact
 
 
-def run_method(lab: Lab, entry: MethodEntry) -> MethodResult:
+@dataclass(frozen=True)
+class Piece:
+    """One unit of a run's work: a method entry at one training seed (train, sweep, analyze).
+    ``own_folder``: the entry is repeated over several seeds, so its files sit under ``seed-K``."""
+
+    entry: MethodEntry
+    seed: int
+    own_folder: bool
+
+    @property
+    def name(self) -> str:
+        return f"{self.entry.name}@{self.seed}"
+
+
+def pieces(study: Study, registry: Registry) -> list[Piece]:
+    """Every (entry, seed) of the study, in order. A method that trains (or any method, when
+    decoding samples) runs once per seed; the others once, at the first seed."""
+    seeds, out = study.meta.seed_list, []
+    for entry in study.methods:
+        repeats = registry.methods[entry.method].trains or study.generation.do_sample
+        out += [Piece(entry, seed, repeats and len(seeds) > 1) for seed in (seeds if repeats else seeds[:1])]
+    return out
+
+
+@dataclass
+class PieceResult:
+    seed: int
+    result: SweepResult
+    analysis: Section
+    cost: dict[str, float]
+
+
+def run_piece(lab: Lab, entry: MethodEntry) -> PieceResult:
+    """Train (or load), sweep and analyze one entry at the lab's training seed; each stage is
+    skipped when its file exists. Every record is stamped with the seed."""
     method = lab.registry.methods[entry.method]
     artifact = trained_artifact(lab, entry)
     path = lab.layout.result(entry.name)
@@ -167,7 +206,11 @@ def run_method(lab: Lab, entry: MethodEntry) -> MethodResult:
         result = _load(path, "method result", SweepResult.from_json)
     else:
         result = method.evaluate(lab, entry, artifact)
+        for record in result.records:
+            record.seed = lab.seed
         write_json(path, result.to_json())
+    for record in result.records:
+        record.seed = lab.seed  # files written before seeds existed
     path = lab.layout.analysis(entry.name)
     if path.exists():
         analysis = _load(path, "analysis", Section.from_json)
@@ -175,11 +218,46 @@ def run_method(lab: Lab, entry: MethodEntry) -> MethodResult:
         lab.seeded(f"analyze:{entry.name}")
         analysis = method.analyze(lab, entry, artifact, result, lab.layout.method(entry.name))
         write_json(path, asdict(analysis))
+    return PieceResult(lab.seed, result, analysis, {**cost(artifact), **result.timing})
+
+
+def run_method(lab: Lab, entry: MethodEntry) -> MethodResult:
+    """One entry at the lab's seed, as a method result (a one-seed study's whole method)."""
+    return method_result(lab, entry, [run_piece(lab, entry)])
+
+
+def method_result(lab: Lab, entry: MethodEntry, done: list[PieceResult]) -> MethodResult:
+    """An entry's pieces (one per seed) as one method result: every record of every seed, a point
+    per control over all of them, each analysis number averaged over seeds, the first seed's
+    figures and text (each seed's sit in its own folder), each cost averaged per seed."""
+    records = [r for piece in done for r in piece.result.records]
+    points = _points(entry, records) if len(done) > 1 else done[0].result.points
+    first = done[0].analysis
+    analysis = first if len(done) == 1 else dataclasses.replace(
+        first, summary=_mean_dicts([p.analysis.summary for p in done]),
+        markdown=f"*Figures and text of seed {done[0].seed}; numbers averaged over seeds {[p.seed for p in done]}.*\n\n{first.markdown}")
+    result = SweepResult(points, records)
     sweep_png = lab.layout.figure(f"{entry.name}_sweep")
     if entry.space.plot_sweep(f"{entry.name}: mean score per {entry.space.label}", _plot_points(entry, result), sweep_png):
         analysis.figures.insert(0, Figure(lab.layout.relative(sweep_png), f"{entry.name}: mean scores against {entry.space.label}"))
     return MethodResult(entry.name, entry.method, entry.space.describe(), {**result.summary(), **analysis.summary},
-                        result.points, result.records, analysis, {**cost(artifact), **result.timing})
+                        points, records, analysis, _mean_dicts([p.cost for p in done]), seeds=[p.seed for p in done])
+
+
+def _points(entry: MethodEntry, records: list[Record]) -> list[SweepPoint]:
+    """A point per control of ``entry`` that has records, over every prompt and seed."""
+    out = []
+    for control in entry.controls:
+        label = entry.space.key(control)
+        rows = [r for r in records if r.label == label]
+        if rows:
+            out.append(SweepPoint.from_records(entry.space.to_json(control), label, rows))
+    return out
+
+
+def _mean_dicts(rows: list[dict[str, float]]) -> dict[str, float]:
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    return {k: mean_finite([row.get(k, float("nan")) for row in rows]) for k in keys}
 
 
 def cost(artifact: Artifact) -> dict[str, float]:
@@ -207,7 +285,7 @@ def _load(path: Path, what: str, parse: Any) -> Any:
 def study_record(study: Study, lab: Lab, request: RunRequest) -> dict[str, Any]:
     return {
         "name": study.meta.name, "description": study.meta.description, "model": study.meta.model,
-        "seed": study.meta.seed, "quick": study.quick, "n_eval_prompts": len(lab.eval_prompts()),
+        "seed": study.meta.first_seed, "seeds": study.meta.seed_list, "quick": study.quick, "n_eval_prompts": len(lab.eval_prompts()),
         "max_new_tokens": study.generation.max_new_tokens, "batch_size": lab.settings.batch_size,
         "backend": study.generation.backend, "device": str(lab.model.device),
         "data_sha256": request.data_sha256, "metrics": study.metric_names,
@@ -257,11 +335,26 @@ def metric_section(lab: Lab, name: str) -> Section | None:
 
 
 def check_only(study: Study, only: Sequence[str]) -> None:
-    """``--only`` names method entries of the study; a typo must not silently run nothing."""
+    """``--only`` names method entries of the study (``NAME``: every seed of it; ``NAME@SEED``:
+    one piece); a typo must not silently run nothing."""
     names = [m.name for m in study.methods]
-    for name in only:
+    for item in only:
+        name, _, seed = item.partition("@")
         if name not in names:
-            raise ConfigError(f"--only {name}: {study.path} has no [methods.{name}]; expected one of {', '.join(names)}")
+            raise ConfigError(f"--only {item}: {study.path} has no [methods.{name}]; expected one of {', '.join(names)}")
+        if seed and (not seed.isdigit() or int(seed) not in study.meta.seed_list):
+            raise ConfigError(f"--only {item}: expected NAME@SEED with SEED one of the study's seeds {study.meta.seed_list}")
+
+
+def _selected(piece: Piece, only: Sequence[str]) -> bool:
+    """Whether ``--only`` asks for this piece (no ``--only``: every piece)."""
+    if not only:
+        return True
+    for item in only:
+        name, _, seed = item.partition("@")
+        if name == piece.entry.name and (not seed or int(seed) == piece.seed):
+            return True
+    return False
 
 
 def _chooses_test_controls(study: Study, entry: MethodEntry) -> bool:
@@ -292,11 +385,17 @@ def execute(session: Session, show_progress: bool = True, only: Sequence[str] = 
     labs = {name: Lab(study=study, model=model, registry=session.registry, layout=session.layout, show_progress=show_progress)
             for name, model in session.models.items()}
     lab = labs[study.meta.model]
-    methods = {}
+    methods: dict[str, MethodResult] = {}
     for entry in study.methods:
-        if only and entry.name not in only and not _needed_for_only(study, entry, only, session.layout):
-            continue
-        methods[entry.name] = run_method(labs[entry.model], entry)
+        todo = [p for p in pieces(study, session.registry) if p.entry.name == entry.name]
+        if only and not any(_selected(p, only) for p in todo):
+            if not _needed_for_only(study, entry, only, session.layout):
+                continue
+            todo = todo[:1]  # the concept reference: never trained here, read back
+        elif only:
+            todo = [p for p in todo if _selected(p, only)]
+        done = [run_piece(labs[entry.model].at_seed(p.seed, p.own_folder), entry) for p in todo]
+        methods[entry.name] = method_result(labs[entry.model], entry, done)
         if _chooses_test_controls(study, entry):
             for each in labs.values():  # from here on, strength entries are generated on the test split at their chosen control only
                 each.control_chooser = ChosenOnDev(study.compare, methods[entry.name].records)

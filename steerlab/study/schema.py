@@ -17,7 +17,9 @@ MAX_SEED = 2**31 - 1
 class StudyMeta:
     name: str
     model: str = cfg.help_field("smollm2-135m-instruct", "zoo name, local path or hub id")
-    seed: int = cfg.help_field(0, f"0..{MAX_SEED}: every random draw of the run derives from it")
+    seed: int | None = cfg.help_field(None, f"0..{MAX_SEED}: one training seed (default 0); every random draw derives from it")
+    seeds: list[int] | None = cfg.help_field(None, "distinct training seeds, e.g. [0, 1, 2]: every trained entry is trained and "
+                                                   "swept once per seed (instead of 'seed')")
     description: str = ""
     device: str = cfg.help_field("auto", "auto (CUDA when present), cpu, cuda, cuda:1, ...")
     dtype: str = cfg.help_field("auto", "auto (fp32 on CPU, bf16 on GPU), float32, bfloat16, float16")
@@ -27,8 +29,27 @@ class StudyMeta:
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():
             raise ValueError(f"key 'name' must be letters, digits, '-' or '_' (got {self.name!r})")
-        if not 0 <= self.seed <= MAX_SEED:
+        if self.seed is not None and self.seeds is not None:
+            raise ValueError("give either key 'seed' (one seed) or key 'seeds' (a list), not both")
+        if self.seed is not None and not 0 <= self.seed <= MAX_SEED:
             raise ValueError(f"key 'seed' must be between 0 and {MAX_SEED} (got {self.seed})")
+        if self.seeds is not None:
+            bad = [s for s in self.seeds if not 0 <= s <= MAX_SEED]
+            if not self.seeds or bad or len(set(self.seeds)) != len(self.seeds):
+                raise ValueError(f"key 'seeds' must be a non-empty list of distinct integers between 0 and {MAX_SEED} "
+                                 f"(got {self.seeds})")
+
+    @property
+    def seed_list(self) -> list[int]:
+        """The training seeds, in the study's order (``seed = N`` is one seed; neither: seed 0)."""
+        if self.seeds is not None:
+            return list(self.seeds)
+        return [self.seed if self.seed is not None else 0]
+
+    @property
+    def first_seed(self) -> int:
+        """The seed of everything shared by all seeds: judges, unsteered answers, untrained methods."""
+        return self.seed_list[0]
 
 
 @dataclass(frozen=True)
