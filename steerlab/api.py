@@ -35,7 +35,8 @@ from steerlab.storage import atomic_write_text, read_json, write_json
 from steerlab.study.config import as_dict, help_field, path_field
 from steerlab.study.schema import MethodEntry
 from steerlab.training_report import heldout_table, plot_training_logs
-from steerlab.training import DEFAULT_TARGETS, GroupSampler, SFTExample, StyleTraining, Validation, encode_answer, group_losses, lora_factors, optimise, read_sft, sample_simplex
+from steerlab.training import (DEFAULT_TARGETS, GroupSampler, SFTExample, StyleTraining, Validation, answer_tokens, encode_answer, gradient_tokens,
+                               group_losses, kept_gradient_tokens, lora_factors, optimise, read_sft, sample_simplex)
 
 __all__ = [
     # plugin hooks and errors
@@ -54,7 +55,7 @@ __all__ = [
     "target_logits", "token_logprobs", "row_logprobs", "sequence_logprobs", "mean_logprobs", "kl_per_token",
     # training
     "SFTExample", "read_sft", "GroupSampler", "group_losses", "optimise", "Validation", "StyleTraining", "DEFAULT_TARGETS", "sample_simplex", "seed_everything",
-    "encode_answer", "lora_factors", "PreferencePair", "read_pairs", "PairSampler", "plot_training_logs", "heldout_table",
+    "encode_answer", "lora_factors", "answer_tokens", "gradient_tokens", "kept_gradient_tokens", "PreferencePair", "read_pairs", "PairSampler", "plot_training_logs", "heldout_table",
     # data and dataset builders
     "read_jsonl", "write_jsonl", "read_prompts", "read_labelled", "file_digest", "DatasetSpec", "BuildRequest",
     "Style", "answer_in_style", "style_scores", "load_instructions", "split_by_id", "build_registry",

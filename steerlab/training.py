@@ -119,6 +119,29 @@ def group_losses(model: LoadedModel, pairs: list[Pair], group_index: torch.Tenso
     return sums / counts.clamp(min=1.0)
 
 
+def answer_tokens(pairs: list[Pair], group_index: torch.Tensor, n_groups: int) -> torch.Tensor:
+    """Target (answer) tokens of each group in a step: (n_groups,), on the index's device."""
+    counts = torch.zeros(n_groups)
+    for (_, target), group in zip(pairs, group_index.tolist()):
+        counts[group] += len(target)
+    return counts.to(group_index.device)
+
+
+def gradient_tokens(loss: torch.Tensor, per_group: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """How many answer tokens ``loss`` sends gradient to: the tokens of every group whose loss it
+    depends on at this step. Why: a budget counted in tokens *seen* is not a budget in tokens
+    *learnt from*; under a weighted Tchebycheff aggregation only the worst-off group's rows get
+    gradient, a third of the step for three styles. (A backward through the scalarisation only.)"""
+    (weights,) = torch.autograd.grad(loss, per_group, retain_graph=True)
+    return (counts.to(weights.device) * (weights != 0)).sum().detach()
+
+
+def kept_gradient_tokens(log: list[dict[str, float]]) -> float:
+    """Answer tokens that received gradient up to the step whose parameters were kept."""
+    last = int(log[-1].get("best_step", len(log) - 1)) if log else -1
+    return float(sum(row.get("grad_tokens", 0.0) for row in log[: last + 1]))
+
+
 def step_chunks(lengths: list[int], device: torch.device) -> list[list[int]]:
     """How a training step's rows are split into forwards: on a CPU, two halves sorted by length
     (when there are at least four rows); elsewhere one forward.
@@ -225,6 +248,7 @@ class Validation:
     every: int
     score: str = "mean"
     keep_best: bool = True
+    snapshot: Callable[[], object] | None = None  # called after each measure (a caller that picks the step itself)
 
 
 def make_optimiser(params: list[torch.nn.Parameter] | list[dict], lr: float, weight_decay: float = 0.0) -> torch.optim.AdamW:
@@ -271,6 +295,8 @@ def optimise(
         if validation and ((step + 1) % validation.every == 0 or step + 1 == steps):
             measured = validation.measure()
             log[-1].update({f"heldout.{k}": v for k, v in measured.items()})
+            if validation.snapshot is not None:
+                validation.snapshot()
             if validation.keep_best and (best is None or measured[validation.score] < best[0]):
                 best = (measured[validation.score], step, [p.detach().clone() for p in trained])
         if hasattr(bar, "set_postfix") and step % 10 == 0:

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from steerlab.api import (Artifact, BaseMethod, ControlSpace, GroupSampler, Lab, MethodEntry, Section, Simplex, SweepResult,
-                          Validation, file_digest, group_losses, match_sites, optimise, read_sft, sample_simplex)
+                          Validation, answer_tokens, file_digest, gradient_tokens, group_losses, kept_gradient_tokens, match_sites, optimise, read_sft, sample_simplex)
 
 from steerlab_plugins.panacea import losses
 from steerlab_plugins.panacea.config import PanaceaConfig
@@ -52,7 +52,9 @@ class PanaceaMethod(BaseMethod):
             per_dim = group_losses(lab.model, pairs, index, m)
             info = {f"loss.{d}": v for d, v in zip(config.dimensions, per_dim.detach())}
             scaled = scale(per_dim) if scale else per_dim
-            return scalarise(scaled, preference.to(per_dim.device)), {**info, "lambda": preference}
+            loss = scalarise(scaled, preference.to(per_dim.device))
+            info["grad_tokens"] = gradient_tokens(loss, per_dim, answer_tokens(pairs, index, m))
+            return loss, {**info, "lambda": preference}
 
         with adapter.attached(lab.engine):
             log = optimise(self.parameter_groups(adapter, config), step_loss, config.steps, config.lr, lab.progress,
@@ -60,6 +62,7 @@ class PanaceaMethod(BaseMethod):
         meta = {"rank": config.rank, "pref_rank": config.pref_rank, "dimensions": config.dimensions, "train_log": log,
                 "tokens_per_step": sampler.tokens_per_batch(config.per_dimension), "data_sha256": file_digest(Path(config.data)),
                 "train_tokens": sampler.tokens_per_batch(config.per_dimension) * config.steps,
+                "grad_tokens": kept_gradient_tokens(log),
                 "trainable_parameters": sum(p.numel() for p in adapter.parameters())}
         return Artifact(adapter.state(), meta, sites=sites)
 

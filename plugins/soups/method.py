@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from steerlab.api import (StyleTraining, Validation, lora_factors, Artifact, BaseMethod, ControlSpace, Delta, Figure, GroupSampler, Lab, MethodEntry,
-                          Section, Simplex, SweepResult, file_digest, group_losses, heldout_table, help_field, match_sites, optimise,
+                          Section, Simplex, SweepResult, answer_tokens, file_digest, kept_gradient_tokens, group_losses, heldout_table, help_field, match_sites, optimise,
                           plot_training_logs, read_sft)
 
 
@@ -25,21 +25,33 @@ class SoupsConfig(StyleTraining):
 
     rank: int = help_field(4, "LoRA rank r")
     alpha: float = help_field(8.0, "LoRA alpha (scaling alpha / r)")
+    stopping: str = help_field("joint", "with held-out checks: 'joint' keeps one step for every LoRA (the lowest held-out loss "
+                                        "averaged over styles, as Panacea stops), 'each' keeps each LoRA's own lowest")
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.rank < 1:
             raise ValueError(f"key 'rank' must be >= 1 (got {self.rank})")
+        if self.stopping not in ("joint", "each"):
+            raise ValueError(f"key 'stopping' must be 'joint' or 'each' (got {self.stopping!r})")
+
+
+LoraFactors = dict[str, torch.Tensor]  # "{dimension}.{site}.A" / ".B" -> tensor
 
 
 def train_lora(lab: Lab, config: SoupsConfig, sampler: GroupSampler, dimension: str,
-               module_to_site: dict[str, str]) -> tuple[dict[str, torch.Tensor], list[dict[str, float]]]:
-    """Train one PEFT LoRA on one dimension's examples; return its (A, B) per site and its
-    training log, the model restored."""
+               module_to_site: dict[str, str]) -> tuple[LoraFactors, list[dict[str, float]], list[LoraFactors]]:
+    """Train one PEFT LoRA on one dimension's examples; return its (A, B) per site, its training
+    log and (with joint stopping) its factors at every held-out check, the model restored."""
     from peft import LoraConfig, get_peft_model
 
     lora = LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=0.0, target_modules=list(module_to_site))
     peft_model = get_peft_model(lab.model.hf, lora)
+    snapshots: list[LoraFactors] = []
+
+    def factors() -> LoraFactors:
+        return {f"{dimension}.{site}.{k}": t for site, ab in lora_factors(lab.model.hf, module_to_site).items() for k, t in zip("AB", ab)}
+
     try:
         index = sampler.groups.index(dimension)
         params = [p for p in peft_model.parameters() if p.requires_grad]
@@ -47,18 +59,31 @@ def train_lora(lab: Lab, config: SoupsConfig, sampler: GroupSampler, dimension: 
         def step_loss(step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
             pairs, rows = sampler.batch(config.per_dimension, [dimension])
             loss = group_losses(lab.model, pairs, rows, len(sampler.groups))[index]
-            return loss, {f"loss.{dimension}": loss.detach()}
+            return loss, {f"loss.{dimension}": loss.detach(), "grad_tokens": answer_tokens(pairs, rows, len(sampler.groups))[index]}
 
         def heldout() -> dict[str, float]:
             loss = sampler.heldout_losses([dimension])[dimension]
             return {dimension: loss, "mean": loss}
 
-        validation = Validation(heldout, config.eval_every) if config.eval_every else None
+        joint = config.stopping == "joint"
+        validation = Validation(heldout, config.eval_every, keep_best=not joint,
+                                snapshot=(lambda: snapshots.append(factors())) if joint else None) if config.eval_every else None
         log = optimise(params, step_loss, config.steps, config.lr, lab.progress, f"soups LoRA {dimension}", validation=validation)
-        factors = lora_factors(lab.model.hf, module_to_site)
-        return {f"{dimension}.{site}.{k}": t for site, ab in factors.items() for k, t in zip("AB", ab)}, log
+        return factors(), log, snapshots
     finally:
         peft_model.unload()  # puts the original Linear modules back, unmerged
+
+
+def joint_stop(logs: dict[str, list[dict[str, float]]], snapshots: dict[str, list[LoraFactors]]) -> LoraFactors:
+    """Every LoRA's factors at the one held-out check where the loss averaged over styles is
+    lowest (Panacea's rule: one stop for the whole model); each log is marked with that step."""
+    dims = list(logs)
+    checks = [[row for row in logs[d] if f"heldout.{d}" in row] for d in dims]
+    means = [sum(rows[k][f"heldout.{d}"] for d, rows in zip(dims, checks)) / len(dims) for k in range(len(checks[0]))]
+    best = min(range(len(means)), key=means.__getitem__)
+    for d, rows in zip(dims, checks):
+        logs[d][-1]["best_step"] = rows[best]["step"]
+    return {k: t for d in dims for k, t in snapshots[d][best].items()}
 
 
 class SoupsMethod(BaseMethod):
@@ -83,14 +108,17 @@ class SoupsMethod(BaseMethod):
         module_to_site = {s.module_path: s.name for s in sites}
         sampler = GroupSampler(lab.model, read_sft(Path(config.data), config.dimensions), config.max_tokens, lab.seed, config.holdout)
         tensors: dict[str, torch.Tensor] = {}
-        logs = {}
+        logs, snapshots = {}, {}
         for dimension in config.dimensions:
             lab.seeded(f"soups:{dimension}")
-            lora, logs[dimension] = train_lora(lab, config, sampler, dimension, module_to_site)
+            lora, logs[dimension], snapshots[dimension] = train_lora(lab, config, sampler, dimension, module_to_site)
             tensors.update(lora)
+        if config.eval_every and config.stopping == "joint":
+            tensors = joint_stop(logs, snapshots)
         meta = {"dimensions": config.dimensions, "data_sha256": file_digest(Path(config.data)), "train_logs": logs,
                 "tokens_per_step": sampler.tokens_per_batch(config.per_dimension) / len(config.dimensions),
                 "train_tokens": sampler.tokens_per_batch(config.per_dimension) / len(config.dimensions) * config.steps * len(config.dimensions),
+                "grad_tokens": sum(kept_gradient_tokens(log) for log in logs.values()),
                 "trainable_parameters": sum(t.numel() for t in tensors.values())}
         return Artifact(tensors, meta, sites=[s.name for s in sites])
 

@@ -77,7 +77,8 @@ def write_report(layout: RunLayout, results: RunResults) -> None:
 
 
 COST_COLUMNS = [("train_seconds", "train s"), ("decode_seconds", "decode s"), ("score_seconds", "scoring s"),
-                ("decode_tokens_per_s", "decode tok/s"), ("train_tokens", "train tokens"), ("extra_memory_mb", "extra MB")]
+                ("decode_tokens_per_s", "decode tok/s"), ("train_tokens", "train tokens"),
+                ("grad_tokens", "tokens with gradient"), ("extra_memory_mb", "extra MB")]
 
 
 def cost_section(results: RunResults) -> list[str]:

@@ -266,6 +266,7 @@ def cost(artifact: Artifact) -> dict[str, float]:
     stored = sum(t.numel() * t.element_size() for t in artifact.tensors.values())
     return {"train_seconds": artifact.header.train_seconds if artifact.header else float("nan"),
             "train_tokens": float(artifact.meta.get("train_tokens", float("nan"))),
+            "grad_tokens": float(artifact.meta.get("grad_tokens", float("nan"))),  # answer tokens that got gradient, to the kept step
             "extra_memory_mb": (stored + float(artifact.meta.get("inference_extra_bytes", 0))) / 2**20}
 
 
