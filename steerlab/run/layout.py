@@ -8,6 +8,7 @@
     RUN/methods/NAME/sweep.partial.json   finished batches of an unfinished sweep
     RUN/methods/NAME/result.json     the finished sweep
     RUN/methods/NAME/analysis.json   the method's extras; its figures sit beside it
+    RUN/methods/NAME/cost.json       training seconds and tokens, extra memory: a finished entry needs no artifact
     RUN/metrics/NAME/                a metric's own state (the judge's coefficients)
     RUN/figures/*.png                figures of the report
     RUN/inspect/                     what ``steerlab inspect`` writes
@@ -102,6 +103,11 @@ class RunLayout:
     def sweep_partial(self, name: str, stage: str = "") -> Path:
         """Finished batches of a sweep (``stage``: a staged sweep's second part, e.g. ``test``)."""
         return self.method(name) / (f"sweep.{stage}.partial.json" if stage else "sweep.partial.json")
+
+    def cost(self, name: str) -> Path:
+        """What training the entry cost (seconds, tokens, memory), so a finished piece never
+        needs its artifact loaded again (a run folder can be kept without its tensors)."""
+        return self.method(name) / "cost.json"
 
     def analysis(self, name: str) -> Path:
         return self.method(name) / "analysis.json"

@@ -198,10 +198,14 @@ class PieceResult:
 
 def run_piece(lab: Lab, entry: MethodEntry) -> PieceResult:
     """Train (or load), sweep and analyze one entry at the lab's training seed; each stage is
-    skipped when its file exists. Every record is stamped with the seed."""
-    method = lab.registry.methods[entry.method]
-    artifact = trained_artifact(lab, entry)
-    path = lab.layout.result(entry.name)
+    skipped when its file exists, and a finished piece is read back without its artifact.
+    Every record is stamped with the seed."""
+    method, layout = lab.registry.methods[entry.method], lab.layout
+    finished = all(p.exists() for p in (layout.result(entry.name), layout.analysis(entry.name), layout.cost(entry.name)))
+    artifact = None if finished else trained_artifact(lab, entry)
+    if not layout.cost(entry.name).exists():
+        write_json(layout.cost(entry.name), cost(artifact))
+    path = layout.result(entry.name)
     if path.exists():
         result = _load(path, "method result", SweepResult.from_json)
     else:
@@ -211,14 +215,15 @@ def run_piece(lab: Lab, entry: MethodEntry) -> PieceResult:
         write_json(path, result.to_json())
     for record in result.records:
         record.seed = lab.seed  # files written before seeds existed
-    path = lab.layout.analysis(entry.name)
+    path = layout.analysis(entry.name)
     if path.exists():
         analysis = _load(path, "analysis", Section.from_json)
     else:
         lab.seeded(f"analyze:{entry.name}")
-        analysis = method.analyze(lab, entry, artifact, result, lab.layout.method(entry.name))
+        analysis = method.analyze(lab, entry, artifact, result, layout.method(entry.name))
         write_json(path, asdict(analysis))
-    return PieceResult(lab.seed, result, analysis, {**cost(artifact), **result.timing})
+    spent = _load(layout.cost(entry.name), "training cost", lambda data, where: {k: float("nan") if v is None else float(v) for k, v in data.items()})
+    return PieceResult(lab.seed, result, analysis, {**spent, **result.timing})
 
 
 def run_method(lab: Lab, entry: MethodEntry) -> MethodResult:
