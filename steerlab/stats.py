@@ -11,7 +11,8 @@ Why a bootstrap, and why this one:
   method that does not train (the base model, prompting) has one seed: every drawn seed maps to
   it, and only its prompts vary;
 * **any statistic**: hypervolume, rank correlations and corner gaps are not means; the statistic
-  is a function of the per-control means of each replicate, so one mechanism serves them all;
+  is a function of the per-control means of each replicate (all replicates at once, a leading
+  axis, so rank correlations and gaps run as array operations), so one mechanism serves them all;
 * **deterministic**: a fixed resample count and generator seed, so a study with its seeds gives
   the same intervals twice (``RESAMPLES``, ``BOOTSTRAP_SEED``).
 
@@ -35,7 +36,7 @@ RESAMPLES = 2000
 BOOTSTRAP_SEED = 20_261_202
 LEVEL = 0.95
 
-Statistic = Callable[[np.ndarray], float]  # per-control means (controls, axes) -> a number
+Statistic = Callable[[np.ndarray], np.ndarray]  # per-control means (B, controls, axes) -> (B,): one number per replicate
 VERDICTS = ("better", "worse", "higher", "lower", "not distinguishable", "undefined")
 
 
@@ -157,14 +158,33 @@ def percentile_interval(replicates: np.ndarray, level: float = LEVEL) -> tuple[f
     return float(low), float(high)
 
 
+@dataclass(frozen=True)
+class Sampled:
+    """A statistic of one cube: its value on all the data and on every replicate (computed once,
+    then reused by every comparison the method takes part in)."""
+
+    value: float
+    replicates: np.ndarray
+    n_prompts: int
+    n_seeds: int
+
+    def estimate(self) -> Estimate:
+        return Estimate(self.value, *percentile_interval(self.replicates), self.n_prompts, self.n_seeds)
+
+
+def sample(cube: Cube, statistic: Statistic, draws: Draws, on_rows: bool = False) -> Sampled:
+    """``statistic`` of the cube's per-control means (``on_rows``: of its pooled rows (B, S * P,
+    controls, axes), for a statistic that is not a function of means, e.g. a median), on the
+    data and on every replicate of ``draws``."""
+    data = pooled(cube) if on_rows else point_means(cube)
+    value = float(statistic(data[None])[0])
+    replicates = np.asarray(statistic(draws.replicates(cube) if on_rows else draws.replicate_means(cube)), dtype=float)
+    return Sampled(value, replicates, cube.n_prompts, cube.n_seeds)
+
+
 def estimate(cube: Cube, statistic: Statistic, draws: Draws, on_rows: bool = False) -> Estimate:
-    """``statistic`` of the cube's per-control means (``on_rows``: of its pooled rows (S * P,
-    controls, axes), for a statistic that is not a function of means, e.g. a median), with its
-    bootstrap interval."""
-    value = statistic(pooled(cube) if on_rows else point_means(cube))
-    drawn = draws.replicates(cube) if on_rows else draws.replicate_means(cube)
-    replicates = np.array([statistic(m) for m in drawn])
-    return Estimate(value, *percentile_interval(replicates), cube.n_prompts, cube.n_seeds)
+    """``statistic`` with its bootstrap interval (see ``sample``)."""
+    return sample(cube, statistic, draws, on_rows).estimate()
 
 
 def verdict(low: float, high: float, higher_is_better: bool | None) -> str:
@@ -192,33 +212,39 @@ def prompts_needed(difference: Estimate) -> float:
 
 
 def compare(a: Cube, b: Cube, statistic: Statistic, draws: Draws, higher_is_better: bool | None = True,
-            with_ratio: bool = False) -> Comparison:
-    """A against B on ``statistic``, both resampled with the same ``draws`` (paired)."""
+            with_ratio: bool = False, statistic_b: Statistic | None = None, on_rows: bool = False) -> Comparison:
+    """A against B on ``statistic``, both resampled with the same ``draws`` (paired).
+    ``statistic_b``: B's own form of the statistic where it depends on the method (a front
+    measure reads each method's own controls); ``on_rows`` as for ``sample``."""
     if a.n_prompts != b.n_prompts:
         raise ValueError(f"paired comparison needs the same prompts ({a.n_prompts} against {b.n_prompts})")
-    point_a, point_b = statistic(point_means(a)), statistic(point_means(b))
-    rep_a = np.array([statistic(m) for m in draws.replicate_means(a)])
-    rep_b = np.array([statistic(m) for m in draws.replicate_means(b)])
+    return compare_sampled(sample(a, statistic, draws, on_rows), sample(b, statistic_b or statistic, draws, on_rows),
+                           higher_is_better, with_ratio)
+
+
+def compare_sampled(a: Sampled, b: Sampled, higher_is_better: bool | None = True, with_ratio: bool = False) -> Comparison:
+    """A against B from their statistics sampled with the same draws: the paired difference (and
+    ratio), the verdict read from the difference's interval, and the prompts needed."""
     n_prompts, n_seeds = a.n_prompts, max(a.n_seeds, b.n_seeds)
-    diff = Estimate(point_a - point_b, *percentile_interval(rep_a - rep_b), n_prompts, n_seeds)
+    diff = Estimate(a.value - b.value, *percentile_interval(a.replicates - b.replicates), n_prompts, n_seeds)
     ratio = None
     if with_ratio:
         with np.errstate(divide="ignore", invalid="ignore"):
-            ratios = np.where(rep_b > 0, rep_a / np.where(rep_b > 0, rep_b, 1.0), np.nan)
-        ratio = Estimate(point_a / point_b if point_b > 0 else float("nan"), *percentile_interval(ratios), n_prompts, n_seeds)
+            ratios = np.where(b.replicates > 0, a.replicates / np.where(b.replicates > 0, b.replicates, 1.0), np.nan)
+        ratio = Estimate(a.value / b.value if b.value > 0 else float("nan"), *percentile_interval(ratios), n_prompts, n_seeds)
     return Comparison(diff, ratio, verdict(diff.low, diff.high, higher_is_better), higher_is_better, prompts_needed(diff))
 
 
 def mean_over_controls(axis: int = 0) -> Statistic:
     """The mean over controls of one axis's per-control means (a method's overall mean score)."""
-    return lambda means: float(_nanmean(means[:, axis], axis=0))
+    return lambda means: _nanmean(means[..., axis], axis=-1)
 
 
 def median_of_rows(axis: int = 0) -> Statistic:
     """The median of one axis over every row and control (use with ``on_rows``)."""
-    def statistic(rows: np.ndarray) -> float:
-        values = rows[..., axis].ravel()
-        values = values[np.isfinite(values)]
-        return float(np.median(values)) if len(values) else float("nan")
+    def statistic(rows: np.ndarray) -> np.ndarray:  # (B, N, controls, axes)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmedian(rows[..., axis].reshape(rows.shape[0], -1), axis=1)
 
     return statistic

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from steerlab.analysis import pareto
+from steerlab.analysis.evidence import Design, answer_evidence, front_evidence
 from steerlab.controls import ControlSpace
 from steerlab.figures import MARKERS, new_figure, save_figure, simplex_edges
 from steerlab.run.layout import RunLayout
@@ -43,17 +44,27 @@ def compare(results: RunResults, study: Study, layout: RunLayout) -> dict[str, A
     """The comparison block on ``[pareto] axes``, and on ``also`` (a second judge's axes) under
     ``block["also"]``; front measures go into each method's summary (``hypervolume``, and
     ``hypervolume[lm]`` for the second set)."""
-    block = compare_on(results, study, layout, study.pareto.axes, "")
+    design = Design.of(results)
+    block = compare_on(results, study, layout, study.pareto.axes, "", design)
     if study.pareto.also:
-        block["also"] = compare_on(results, study, layout, study.pareto.also, _short_prefix(study.pareto.also))
+        block["also"] = compare_on(results, study, layout, study.pareto.also, _short_prefix(study.pareto.also), design)
+    judges = (study.pareto.axes, study.pareto.also) if _same_styles(study.pareto.axes, study.pareto.also) else None
+    block["answers"] = answer_evidence(results, design, block["anchor"], [*study.pareto.axes, *study.pareto.also], judges)
+    block["design"] = {"prompts": len(design.prompts), "seeds": design.seeds, "resamples": int(design.draws.seeds.shape[0]),
+                       "level": 0.95}
     return block
+
+
+def _same_styles(axes: list[str], also: list[str]) -> bool:
+    """Two judges over the same styles in the same order (``judge.helpful`` ~ ``lm.helpful``)."""
+    return bool(also) and [_short(a) for a in axes] == [_short(a) for a in also]
 
 
 def _short_prefix(axes: list[str]) -> str:
     return axes[0].split(".")[0] if "." in axes[0] else "also"
 
 
-def compare_on(results: RunResults, study: Study, layout: RunLayout, axes: list[str], tag: str) -> dict[str, Any]:
+def compare_on(results: RunResults, study: Study, layout: RunLayout, axes: list[str], tag: str, design: Design) -> dict[str, Any]:
     """Fill each method's front summary on ``axes``; return the comparison block (figures relative to the run)."""
     key = (lambda k: f"{k}[{tag}]") if tag else (lambda k: k)  # noqa: E731
     stem = (lambda s: f"{s}_{tag}") if tag else (lambda s: s)  # noqa: E731
@@ -72,6 +83,9 @@ def compare_on(results: RunResults, study: Study, layout: RunLayout, axes: list[
                 "coverage_by_other": pareto.coverage(pts[other], pts[anchor]),
                 "hypervolume_ratio": _ratio(results.methods[anchor].summary[key("hypervolume")], results.methods[other].summary[key("hypervolume")]),
             }
+    tests = front_evidence(results, design, coords, axes, anchor, key)
+    for other, measures in tests.items():
+        block["versus"][other]["tests"] = measures
     corners = {n: pareto.corner_effects(coords[n], [p.scores for p in m.points], axes) for n, m in results.methods.items()}
     block["corners"] = {k: v for k, v in corners.items() if v}
     figures = [_plot_projections(pts, axes, layout.figure(stem("fronts_pairwise")))]

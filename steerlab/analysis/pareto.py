@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import moocore
 import numpy as np
-from scipy.stats import spearmanr
+from scipy.stats import rankdata
 
 Scores = dict[str, float]
 
@@ -52,31 +52,79 @@ def spacing(pts: np.ndarray) -> float:
 def lambda_alignment(coords: Sequence[Sequence[float]], scores: Sequence[Scores], axes: Sequence[str]) -> float:
     """Mean over axes of Spearman(coordinate_i, score_i); NaN with fewer than 3 points or when
     the controls do not have one coordinate per axis."""
-    if len(coords) < 3 or any(len(c) != len(axes) for c in coords):
-        return float("nan")
+    means = np.array([[s.get(a, float("nan")) for a in axes] for s in scores], dtype=float).reshape(1, len(scores), len(axes))
+    return float(lambda_alignment_batch(coords, means)[0])
+
+
+def lambda_alignment_batch(coords: Sequence[Sequence[float]], means: np.ndarray) -> np.ndarray:
+    """``lambda_alignment`` of every replicate at once: means (B, controls, axes) -> (B,).
+    An axis counts in a replicate when its coordinate and its scores vary and are finite
+    (Spearman's rho with average ranks for ties, as scipy's)."""
+    batch, n_axes = means.shape[0], means.shape[2]
+    if len(coords) < 3 or any(len(c) != n_axes for c in coords):
+        return np.full(batch, np.nan)
+    lam = np.asarray(coords, dtype=float)  # (controls, axes)
     rhos = []
-    for i, axis in enumerate(axes):
-        lam, score = [c[i] for c in coords], [s.get(axis, float("nan")) for s in scores]
-        if np.std(lam) > 0 and np.std(score) > 0 and all(math.isfinite(v) for v in score):
-            rhos.append(spearmanr(lam, score).statistic)
-    return float(np.mean(rhos)) if rhos else float("nan")
+    for i in range(n_axes):
+        if np.std(lam[:, i]) == 0:
+            continue
+        score = means[:, :, i]  # (B, controls)
+        usable = np.isfinite(score).all(1) & (np.nanstd(score, axis=1) > 0)
+        ranked = rankdata(np.where(np.isfinite(score), score, 0.0), axis=1)
+        rho = _pearson_rows(np.broadcast_to(rankdata(lam[:, i]), ranked.shape), ranked)
+        rhos.append(np.where(usable, rho, np.nan))
+    if not rhos:
+        return np.full(batch, np.nan)
+    stacked = np.stack(rhos)
+    counted = np.isfinite(stacked).sum(0)
+    return np.where(counted > 0, np.nansum(stacked, 0) / np.maximum(counted, 1), np.nan)
+
+
+def _pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    x, y = x - x.mean(1, keepdims=True), y - y.mean(1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (x * y).sum(1) / np.sqrt((x * x).sum(1) * (y * y).sum(1))
+
+
+def corner_indices(coords: Sequence[Sequence[float]], n_axes: int) -> list[int] | None:
+    """For each axis, the control that puts all weight on it (None unless every axis has one)."""
+    corners: dict[int, int] = {}
+    for k, c in enumerate(coords):
+        if len(c) == n_axes and max(c) == 1.0:
+            corners[list(c).index(1.0)] = k
+    return [corners[i] for i in range(n_axes)] if len(corners) == n_axes else None
+
+
+def corner_gaps_batch(coords: Sequence[Sequence[float]], means: np.ndarray) -> np.ndarray:
+    """Each axis's score at its own corner minus its mean at the other corners, for every
+    replicate: means (B, controls, axes) -> (B, axes); NaN without a corner per axis."""
+    n_axes = means.shape[2]
+    corners = corner_indices(coords, n_axes)
+    if corners is None:
+        return np.full((means.shape[0], n_axes), np.nan)
+    at = means[:, corners, :]  # (B, corner of axis j, axes)
+    own = np.stack([at[:, i, i] for i in range(n_axes)], 1)
+    others = np.stack([np.delete(at[:, :, i], i, axis=1).mean(1) for i in range(n_axes)], 1)
+    return own - others
 
 
 def corner_effects(coords: Sequence[Sequence[float]], scores: Sequence[Scores], axes: Sequence[str]) -> list[dict[str, float | str]]:
     """For each axis i: its mean score at the corner (coordinate i = 1, the rest 0) against the
     mean at the other corners. A positive gap: turning that dimension fully on raises its score."""
-    corners: dict[int, Scores] = {}
-    for c, s in zip(coords, scores):
-        if len(c) == len(axes) and max(c) == 1.0:
-            corners[list(c).index(1.0)] = s
-    if len(corners) < len(axes):
+    corners = corner_indices(coords, len(axes))
+    if corners is None:
         return []
     out: list[dict[str, float | str]] = []
     for i, axis in enumerate(axes):
-        own = corners[i][axis]
-        others = float(np.mean([corners[j][axis] for j in corners if j != i]))
+        own = scores[corners[i]][axis]
+        others = float(np.mean([scores[corners[j]][axis] for j in range(len(axes)) if j != i]))
         out.append({"axis": axis, "at_own_corner": own, "at_other_corners": others, "gap": own - others})
     return out
+
+
+def hypervolume_batch(means: np.ndarray) -> np.ndarray:
+    """Hypervolume of every replicate's points (rows with a NaN dropped): (B, controls, axes) -> (B,)."""
+    return np.array([hypervolume(m[np.isfinite(m).all(1)]) for m in means])
 
 
 def coverage(a: np.ndarray, b: np.ndarray) -> float:
