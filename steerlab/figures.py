@@ -74,11 +74,11 @@ def score_panels(title: str, xlabel: str, xs: Sequence[float], scores: Sequence[
     save_figure(fig, path)
 
 
-def simplex_edges(title: str, axes: Sequence[str], series: dict[str, Sequence[tuple[Sequence[float], dict[str, float]]]],
-                  path: Path) -> bool:
+def simplex_edges(title: str, axes: Sequence[str], series: dict[str, Sequence[tuple[Any, ...]]], path: Path) -> bool:
     """For each edge i-j of the simplex, the scores on ``axes[i]`` (solid) and ``axes[j]``
     (dashed) as the control moves from corner i to corner j; one colour per series (method).
-    Coordinate i of every control belongs to ``axes[i]``. False when no edge has two points."""
+    Each row is (coordinates, scores) or (coordinates, scores, {axis: [low, high]}), the last drawn
+    as a band. Coordinate i of every control belongs to ``axes[i]``. False when no edge has two points."""
     m = len(axes)
     edges = list(itertools.combinations(range(m), 2))
     fig, panels = new_figure(ncols=len(edges), width=4.0, height=3.5)
@@ -86,15 +86,18 @@ def simplex_edges(title: str, axes: Sequence[str], series: dict[str, Sequence[tu
     drawn = False
     for ax, (i, j) in zip(panels, edges):
         for k, (name, rows) in enumerate(series.items()):
-            line = sorted(((c, s) for c, s in rows if all(c[t] == 0 for t in range(m) if t not in (i, j))), key=lambda r: r[0][j])
+            line = sorted((r for r in rows if all(r[0][t] == 0 for t in range(m) if t not in (i, j))), key=lambda r: r[0][j])
             if len(line) < 2:
                 continue
             drawn = True
-            t = [c[j] for c, _ in line]
+            t = [r[0][j] for r in line]
             marker = MARKERS[k % len(MARKERS)]
             prefix = f"{name}: " if len(series) > 1 else ""
-            ax.plot(t, [s.get(axes[i], float("nan")) for _, s in line], "-", marker=marker, color=f"C{k}", label=f"{prefix}{axes[i]}")
-            ax.plot(t, [s.get(axes[j], float("nan")) for _, s in line], "--", marker=marker, color=f"C{k}", label=f"{prefix}{axes[j]}")
+            for axis, style in ((axes[i], "-"), (axes[j], "--")):
+                ax.plot(t, [r[1].get(axis, float("nan")) for r in line], style, marker=marker, color=f"C{k}", label=f"{prefix}{axis}")
+                bands = [r[2].get(axis) if len(r) > 2 else None for r in line]
+                if all(b is not None for b in bands):
+                    ax.fill_between(t, [b[0] for b in bands], [b[1] for b in bands], color=f"C{k}", alpha=0.12, lw=0)
         ax.set_xlabel(f"weight on {axes[j].split('.')[-1]} (rest on {axes[i].split('.')[-1]})")
         ax.set_ylabel("mean score")
         if ax.lines:

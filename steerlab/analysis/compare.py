@@ -83,16 +83,17 @@ def compare_on(results: RunResults, study: Study, layout: RunLayout, axes: list[
                 "coverage_by_other": pareto.coverage(pts[other], pts[anchor]),
                 "hypervolume_ratio": _ratio(results.methods[anchor].summary[key("hypervolume")], results.methods[other].summary[key("hypervolume")]),
             }
-    tests = front_evidence(results, design, coords, axes, anchor, key)
-    for other, measures in tests.items():
+    evidence = front_evidence(results, design, coords, axes, anchor, key)
+    for other, measures in evidence.tests.items():
         block["versus"][other]["tests"] = measures
     corners = {n: pareto.corner_effects(coords[n], [p.scores for p in m.points], axes) for n, m in results.methods.items()}
     block["corners"] = {k: v for k, v in corners.items() if v}
-    figures = [_plot_projections(pts, axes, layout.figure(stem("fronts_pairwise")))]
+    bars = {n: _point_bars(results.methods[n], evidence.points[n], axes) for n in pts}
+    figures = [_plot_projections(pts, bars, axes, layout.figure(stem("fronts_pairwise")))]
     if len(axes) == 3:
         figures.append(_plot_ternary(results.methods, coords, axes, layout.figure(stem("fronts_ternary"))))
     figures.append(_plot_hypervolume(results.methods, layout.figure(stem("hypervolume")), key("hypervolume")))
-    figures.append(_plot_edges(results.methods, coords, axes, layout.figure(stem("simplex_edges"))))
+    figures.append(_plot_edges(results.methods, coords, evidence.points, axes, layout.figure(stem("simplex_edges"))))
     block["figures"] = [{"path": layout.relative(path), "caption": caption} for path, caption in figures if path is not None]
     return block
 
@@ -105,22 +106,30 @@ def _short(axis: str) -> str:
     return axis.split(".")[-1]
 
 
-def _plot_projections(pts: dict[str, np.ndarray], axes: list[str], path: Path) -> tuple[Path, str]:
+def _point_bars(method: MethodResult, intervals: dict[str, dict[str, list[float]]], axes: list[str]) -> np.ndarray:
+    """(points, axes, 2) interval of each plotted point (the rows ``pareto.points`` keeps)."""
+    kept = [p for p in method.points if all(a in p.scores and math.isfinite(p.scores[a]) for a in axes)]
+    return np.array([[intervals.get(p.label, {}).get(a, [np.nan, np.nan]) for a in axes] for p in kept], dtype=float).reshape(-1, len(axes), 2)
+
+
+def _plot_projections(pts: dict[str, np.ndarray], bars: dict[str, np.ndarray], axes: list[str], path: Path) -> tuple[Path, str]:
     pairs = list(itertools.combinations(range(len(axes)), 2))
     fig, panels = new_figure(ncols=len(pairs), width=4.0, height=3.8)
     panels = panels if len(pairs) > 1 else [panels]
     for ax, (i, j) in zip(panels, pairs):
         for k, (name, p) in enumerate(pts.items()):
             if len(p):
-                front = pareto.nondominated(p)
+                front = pareto.nondominated_mask(p)
+                err = lambda axis: np.abs(bars[name][:, axis, :].T - p[:, axis])  # noqa: E731  (2, points) below / above
+                ax.errorbar(p[:, i], p[:, j], xerr=err(i), yerr=err(j), fmt="none", ecolor=f"C{k}", alpha=0.3, lw=0.8)
                 ax.scatter(p[:, i], p[:, j], marker=MARKERS[k % len(MARKERS)], alpha=0.35, color=f"C{k}")
-                ax.scatter(front[:, i], front[:, j], marker=MARKERS[k % len(MARKERS)], color=f"C{k}", label=name)
+                ax.scatter(p[front, i], p[front, j], marker=MARKERS[k % len(MARKERS)], color=f"C{k}", label=name)
         ax.set_xlabel(_short(axes[i]))
         ax.set_ylabel(_short(axes[j]))
     panels[0].legend(fontsize=7)
-    fig.suptitle("Mean judged scores per control (solid: non-dominated in all axes)")
+    fig.suptitle("Mean judged scores per control, 95% intervals (solid: non-dominated in all axes)")
     save_figure(fig, path)
-    return path, "Pairwise projections of each method's points and front"
+    return path, "Pairwise projections of each method's points and front, each point with its 95% interval on both axes"
 
 
 def _ternary_xy(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -180,18 +189,21 @@ def _plot_ternary(methods: dict[str, MethodResult], coords: dict[str, list[tuple
 
 def _plot_hypervolume(methods: dict[str, MethodResult], path: Path, key: str = "hypervolume") -> tuple[Path, str]:
     names = list(methods)
-    values = [methods[n].summary[key] for n in names]
+    values = np.array([methods[n].summary[key] for n in names])
+    intervals = np.array([methods[n].intervals.get(key, [np.nan, np.nan]) for n in names], dtype=float)
     fig, ax = new_figure(width=5.0, height=3.5)
     ax.bar(names, values, color=[f"C{k}" for k in range(len(names))])
+    ax.errorbar(names, values, yerr=np.abs(intervals.T - values), fmt="none", ecolor="black", capsize=4)
     ax.set_ylabel("hypervolume (reference 0)")
-    ax.set_title("Hypervolume of each method's judged points")
+    ax.set_title("Hypervolume per method (95% intervals)")
     save_figure(fig, path)
-    return path, "Hypervolume per method"
+    return path, "Hypervolume per method with its 95% interval (paired bootstrap over prompts and seeds)"
 
 
-def _plot_edges(methods: dict[str, MethodResult], coords: dict[str, list[tuple[float, ...]]], axes: list[str],
-                path: Path) -> tuple[Path | None, str]:
+def _plot_edges(methods: dict[str, MethodResult], coords: dict[str, list[tuple[float, ...]]],
+                intervals: dict[str, dict[str, dict[str, list[float]]]], axes: list[str], path: Path) -> tuple[Path | None, str]:
     """Every method with one coordinate per axis, along the simplex edges, in the same panels."""
-    series = {n: list(zip(coords[n], [p.scores for p in r.points])) for n, r in methods.items() if coords[n] and all(coords[n])}
-    drawn = bool(series) and simplex_edges("Scores along the simplex edges", axes, series, path)
-    return (path if drawn else None), "Scores along the simplex edges (solid: first style of the edge, dashed: second)"
+    series = {n: list(zip(coords[n], [p.scores for p in r.points], [intervals[n].get(p.label, {}) for p in r.points]))
+              for n, r in methods.items() if coords[n] and all(coords[n])}
+    drawn = bool(series) and simplex_edges("Scores along the simplex edges (bands: 95% intervals)", axes, series, path)
+    return (path if drawn else None), "Scores along the simplex edges with 95% bands (solid: first style of the edge, dashed: second)"

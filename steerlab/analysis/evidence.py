@@ -107,17 +107,32 @@ def front_statistics(coords: list[tuple[float, ...]], n_axes: int, axes: list[st
     return out
 
 
+@dataclass
+class FrontEvidence:
+    """The anchor's paired comparisons (``{other: {measure: comparison}}``) and each method's
+    per-control interval on every axis (``{method: {label: {axis: [low, high]}}}``, the error
+    bars of the figures)."""
+
+    tests: dict[str, dict[str, Any]]
+    points: dict[str, dict[str, dict[str, list[float]]]]
+
+
 def front_evidence(results: RunResults, design: Design, coords: dict[str, list[tuple[float, ...]]], axes: list[str],
-                   anchor: str, key: Callable[[str], str]) -> dict[str, dict[str, Any]]:
-    """Interval of every front measure per method (into ``method.intervals``) and the anchor's
-    paired comparison with each other method: ``{other: {measure: comparison}}``."""
+                   anchor: str, key: Callable[[str], str]) -> FrontEvidence:
+    """Interval of every front measure per method (into ``method.intervals``), of every per-control
+    mean, and the anchor's paired comparison with each other method."""
     sampled: dict[str, dict[str, stats.Sampled]] = {}
+    points: dict[str, dict[str, dict[str, list[float]]]] = {}
     for name, method in results.methods.items():
-        cube = design.score_cube(method, axes)
+        labels = [p.label for p in method.points]
+        cube = design.score_cube(method, axes, labels)
         sampled[name] = {m: stats.sample(cube, f, design.draws) for m, f in front_statistics(coords[name], len(axes), axes).items()}
         for measure, s in sampled[name].items():
             _record(method, key(measure), s.estimate())
-    return _against_anchor(sampled, anchor, key, ratio_of={"hypervolume"})
+        means = design.draws.replicate_means(cube)  # (B, controls, axes)
+        points[name] = {label: {a: list(stats.percentile_interval(means[:, c, i])) for i, a in enumerate(axes)}
+                        for c, label in enumerate(labels)}
+    return FrontEvidence(_against_anchor(sampled, anchor, key, ratio_of={"hypervolume"}), points)
 
 
 def answer_evidence(results: RunResults, design: Design, anchor: str, axes: list[str],

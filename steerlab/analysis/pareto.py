@@ -32,7 +32,12 @@ def points(scores: Sequence[Scores], axes: Sequence[str]) -> np.ndarray:
 
 
 def nondominated(pts: np.ndarray) -> np.ndarray:
-    return pts[moocore.is_nondominated(pts, maximise=True)] if len(pts) else pts
+    return pts[nondominated_mask(pts)] if len(pts) else pts
+
+
+def nondominated_mask(pts: np.ndarray) -> np.ndarray:
+    """Which points no other point dominates (maximising every axis)."""
+    return moocore.is_nondominated(pts, maximise=True) if len(pts) else np.zeros(0, dtype=bool)
 
 
 def hypervolume(pts: np.ndarray, reference: float = 0.0) -> float:

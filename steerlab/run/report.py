@@ -49,7 +49,9 @@ def section_markdown(title: str, section: Section) -> list[str]:
 def write_report(layout: RunLayout, results: RunResults) -> None:
     study = results.study
     out = [f"# Study `{study['name']}`", "", study.get("description", ""), ""]
-    out.append(f"Model `{study['model']}`, seed {study['seed']}, {study['n_eval_prompts']} eval prompts, "
+    seeds = study.get("seeds") or [study["seed"]]
+    out.append(f"Model `{study['model']}`, {'seeds ' + str(seeds) if len(seeds) > 1 else 'seed ' + str(seeds[0])}, "
+               f"{study['n_eval_prompts']} eval prompts, "
                f"token cap {study['max_new_tokens']}{' (quick run)' if study.get('quick') else ''}.\n")
     nan_note = _nan_note(results)
     if nan_note:
@@ -107,39 +109,111 @@ def _nan_note(results: RunResults) -> str:
             "values, or a front measure with fewer than three points is undefined.")
 
 
+def interval_text(value: float, interval: list[float] | None) -> str:
+    """``0.064 [0.058, 0.071]``: a number with its 95% interval (the number alone without one)."""
+    if not interval or len(interval) != 2:
+        return fmt(value)
+    return f"{fmt(value)} [{fmt(interval[0])}, {fmt(interval[1])}]"
+
+
+def estimate_text(block: dict[str, Any]) -> str:
+    """An ``Estimate.to_json()`` block as text."""
+    value = block.get("value")
+    return interval_text(float("nan") if value is None else value, [float("nan") if v is None else v for v in block["interval"]])
+
+
+def _summary_text(method: MethodResult, key: str) -> str:
+    return interval_text(method.summary.get(key, float("nan")), method.intervals.get(key))
+
+
+def design_line(comparison: dict[str, Any]) -> str:
+    design = comparison.get("design") or {}
+    if not design:
+        return ""
+    seeds = design["seeds"]
+    return (f"n = {design['prompts']} prompts x {len(seeds)} training seed{'s' if len(seeds) > 1 else ''} ({seeds}) per cell for "
+            "trained methods, x 1 for untrained ones (greedy decoding gives them one answer per prompt). Intervals: 95%, a paired "
+            f"bootstrap over prompts{', hierarchical over seeds' if len(seeds) > 1 else ''} ({design['resamples']} resamples, "
+            "`steerlab/stats.py`). A verdict is read from the interval of the paired difference: better or worse when it "
+            "excludes 0, not distinguishable when it holds 0; *prompts needed* is how many prompts per cell would make the "
+            "observed difference clear its interval.")
+
+
 def comparison_section(results: RunResults, comparison: dict[str, Any]) -> list[str]:
     tag = comparison.get("tag", "")
     key = (lambda k: f"{k}[{tag}]") if tag else (lambda k: k)  # noqa: E731
     axes = ", ".join(f"`{a}`" for a in comparison["axes"])
-    rows = [[name, *[m.summary.get(key(k), float("nan")) for k in FRONT_KEYS]] for name, m in results.methods.items()]
+    rows = [[name, *[_summary_text(m, key(k)) for k in FRONT_KEYS]] for name, m in results.methods.items()]
     title = f"## Comparison on {axes}" if tag else "## Comparison"
-    out = [title, "", f"Each control of each method is one point: its mean {axes} over the eval prompts.", "",
-           markdown_table(["method", *FRONT_KEYS], rows), ""]
+    out = [title, "", f"Each control of each method is one point: its mean {axes} over the eval prompts (and seeds).", ""]
+    if not tag and design_line(comparison):
+        out += [design_line(comparison), ""]
+    out += [markdown_table(["method", *FRONT_KEYS], rows), ""]
     anchor = comparison["anchor"]
-    versus = [[other, v["coverage_of_other"], v["coverage_by_other"], v["hypervolume_ratio"]] for other, v in comparison["versus"].items()]
+    versus = [[other, v["coverage_of_other"], v["coverage_by_other"], *_ratio_cells(v.get("tests", {}).get(key("hypervolume")),
+                                                                                       v["hypervolume_ratio"])]
+              for other, v in comparison["versus"].items()]
     if versus:
         out += [f"`{anchor}` against each other method: share of the other's points that `{anchor}` weakly dominates, "
-                f"share of `{anchor}`'s points the other dominates, and the hypervolume ratio.", "",
-                markdown_table(["other", f"{anchor} covers other", f"other covers {anchor}", "HV ratio"], versus), ""]
+                f"share of `{anchor}`'s points the other dominates, the hypervolume ratio and difference with their intervals, "
+                "and the verdict on the difference.", "",
+                markdown_table(["other", f"{anchor} covers other", f"other covers {anchor}", "HV ratio", "HV difference",
+                                "verdict", "prompts needed"], versus), ""]
+    out += tests_table(anchor, {o: v.get("tests", {}) for o, v in comparison["versus"].items()}, exclude={key("hypervolume")})
     if comparison.get("corners"):
         out += ["Does the control move the judged styles? For each style: its mean score when the control puts all weight "
                 "on it against the mean at the other corners (gap > 0: turning the dimension on raises its score).", ""]
-        rows = [[name, r["axis"].split(".")[-1], r["at_own_corner"], r["at_other_corners"], r["gap"]]
+        rows = [[name, r["axis"].split(".")[-1], r["at_own_corner"], r["at_other_corners"],
+                 interval_text(r["gap"], results.methods[name].intervals.get(key(f"gap.{r['axis'].split('.')[-1]}")))]
                 for name, corner in comparison["corners"].items() for r in corner]
-        out += [markdown_table(["method", "style", "own corner", "other corners", "gap"], rows), ""]
+        out += [markdown_table(["method", "style", "own corner", "other corners", "gap [95% interval]"], rows), ""]
     if not tag:
         out += other_scores_table(results, [*comparison["axes"], *comparison.get("also", {}).get("axes", [])])
+        if comparison.get("answers"):
+            out += ["What the answers are like besides their style, each measure's mean over the method's answers: "
+                    "`log_loss` is the mean per-token log-loss under the unsteered model (the log of a geometric-mean "
+                    "perplexity, which one looping answer cannot dominate) and `log_loss_median` its median; `degenerate` "
+                    "the share of answers that are empty or loop (an 8-word span repeated); `judge_agreement` how often the "
+                    "two judges name the same leading style.", ""]
+            out += answers_table(results, comparison["answers"])
+            out += tests_table(anchor, comparison["answers"])
     out += figures_markdown([Figure(f["path"], f["caption"]) for f in comparison["figures"]])
     if comparison.get("also"):
         out += comparison_section(results, comparison["also"])
     return out
 
 
+def _ratio_cells(test: dict[str, Any] | None, ratio: float) -> list[Any]:
+    """HV ratio, HV difference, verdict and prompts needed (the ratio alone before intervals existed)."""
+    if not test:
+        return [ratio, "", "", ""]
+    return [estimate_text(test["ratio"]) if "ratio" in test else fmt(ratio), estimate_text(test["difference"]),
+            test["verdict"], test.get("prompts_needed") if test.get("prompts_needed") is not None else "inf"]
+
+
+def tests_table(anchor: str, tests: dict[str, dict[str, Any]], exclude: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
+    """Every paired comparison of ``anchor`` with another method: the difference, its verdict."""
+    rows = [[other, measure, estimate_text(t["difference"]), t["verdict"],
+             t.get("prompts_needed") if t.get("prompts_needed") is not None else "inf"]
+            for other, measures in tests.items() for measure, t in measures.items() if measure not in exclude]
+    if not rows:
+        return []
+    return [f"Paired differences `{anchor}` minus the other method:", "",
+            markdown_table(["other", "measure", f"{anchor} - other [95% interval]", "verdict", "prompts needed"], rows), ""]
+
+
+def answers_table(results: RunResults, answers: dict[str, Any]) -> list[str]:
+    measures = list(dict.fromkeys(m for tests in answers.values() for m in tests))
+    rows = [[name, *[_summary_text(m, k) for k in measures]] for name, m in results.methods.items()]
+    return [markdown_table(["method", *measures], rows), ""]
+
+
 def other_scores_table(results: RunResults, axes: list[str]) -> list[str]:
     """What the fronts leave out (fluency, length, ...): each other score's mean over a method's
-    controls, so a front bought with worse text shows in the same section."""
+    controls, so a front bought with worse text shows in the same section (with intervals in the
+    answers table below it, when the run has them)."""
     columns = [c for c in score_columns([p.scores for m in results.methods.values() for p in m.points]) if c not in axes]
-    if not columns:
+    if not columns or any(m.intervals for m in results.methods.values()):
         return []
     def mean(method: MethodResult, column: str) -> float:
         values = [p.scores[column] for p in method.points if column in p.scores and math.isfinite(p.scores[column])]
