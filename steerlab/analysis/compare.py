@@ -55,6 +55,37 @@ def compare(results: RunResults, study: Study, layout: RunLayout) -> dict[str, A
     return block
 
 
+def refresh_evidence(results: RunResults) -> bool:
+    """Intervals and verdicts for a finished run's comparison block from its records alone (no
+    study file, no figures): for results published before intervals existed. Coordinates come
+    from each method's stored controls (a simplex control is its weight list, in the method's
+    dimension order). False when the run has no comparison block."""
+    block = results.comparison
+    if not block:
+        return False
+    design = Design.of(results)
+    for part in [block, *([block["also"]] if block.get("also") else [])]:
+        axes, tag = part["axes"], part.get("tag", "")
+        key = (lambda k, t=tag: f"{k}[{t}]") if tag else (lambda k: k)  # noqa: E731
+        coords = {n: [_stored_coordinates(m, p.control, axes) for p in m.points] for n, m in results.methods.items()}
+        evidence = front_evidence(results, design, coords, axes, part["anchor"], key)
+        for other, measures in evidence.tests.items():
+            part["versus"].setdefault(other, {})["tests"] = measures
+    also = block.get("also", {}).get("axes", [])
+    judges = (block["axes"], also) if _same_styles(block["axes"], also) else None
+    block["answers"] = answer_evidence(results, design, block["anchor"], [*block["axes"], *also], judges)
+    block["design"] = {"prompts": len(design.prompts), "seeds": design.seeds, "resamples": int(design.draws.seeds.shape[0]), "level": 0.95}
+    return True
+
+
+def _stored_coordinates(method: MethodResult, control: Any, axes: list[str]) -> tuple[float, ...]:
+    dims = method.controls.get("dimensions", [])
+    if method.controls.get("kind") != "simplex" or not isinstance(control, list) or len(dims) != len(axes):
+        return ()
+    by_name = dict(zip(dims, control))
+    return tuple(float(by_name[_short(a)]) for a in axes) if all(_short(a) in by_name for a in axes) else tuple(map(float, control))
+
+
 def _same_styles(axes: list[str], also: list[str]) -> bool:
     """Two judges over the same styles in the same order (``judge.helpful`` ~ ``lm.helpful``)."""
     return bool(also) and [_short(a) for a in axes] == [_short(a) for a in also]
