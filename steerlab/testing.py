@@ -35,6 +35,7 @@ from steerlab.plugin import build_registry
 from steerlab.run.lab import Lab, Steers
 
 PROMPTS = ["Tell me a story", "Why is the sky blue?", "Name a fruit"]
+PADDED_PROMPTS = ["Name a fruit", "Tell me a long story about a lighthouse keeper and the sea", "Why?"]  # three lengths
 
 
 @dataclass
@@ -112,10 +113,13 @@ def check_per_row_controls(t: Trained, controls: list[Control]) -> None:
     mixed = t.lab.answer(t.method, t.artifact, t.space, [c for c, _ in rows], [p for _, p in rows], settings, desc=None)
     alone = [g for c in controls for g in t.lab.answer(t.method, t.artifact, t.space, [c] * len(PROMPTS), PROMPTS, settings, desc=None)]
     assert [g.output_ids for g in mixed] == [g.output_ids for g in alone], "mixed controls answered differently"
-    per_row = steered_logits(t, controls, ["Name a fruit"] * len(controls))
-    single = torch.cat([steered_logits(t, [c], ["Name a fruit"]) for c in controls])
+    # rows of different lengths, so each row is left-padded differently in the batch
+    texts = [PADDED_PROMPTS[i % len(PADDED_PROMPTS)] for i in range(len(controls))]
+    per_row = steered_logits(t, controls, texts)
+    single = torch.cat([steered_logits(t, [c], [text]) for c, text in zip(controls, texts)])
     torch.testing.assert_close(per_row, single, atol=1e-5, rtol=1e-5)
-    assert not torch.allclose(per_row[0], per_row[1]), "two controls gave the same logits"
+    same_prompt = steered_logits(t, controls[:2], ["Name a fruit"] * 2)
+    assert not torch.allclose(same_prompt[0], same_prompt[1]), "two controls gave the same logits"
 
 
 def check_method(method: Steers, config: Any, active: str, neutral: str | None = None, other: str | None = None,

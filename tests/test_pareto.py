@@ -89,3 +89,27 @@ def test_the_comparison_shows_the_scores_the_fronts_leave_out():
     table = "\n".join(other_scores_table(results, AXES))
     assert "| method | perplexity |" in table and "| m | 2.500 |" in table
     assert other_scores_table(results, [*AXES, "perplexity"]) == []
+
+
+def test_front_size_counts_the_non_dominated_points_and_spacing_is_schotts_by_hand():
+    pts = [(1.0, 0.0), (0.0, 1.0), (0.5, 0.5), (0.2, 0.2), (0.7, 0.4)]  # (0.2, 0.2) is dominated
+    scores = [{"a": x, "b": y} for x, y in pts]
+    summary = pareto.front_summary([(1.0, 0.0)] * len(pts), scores, ["a", "b"])
+    assert summary["front_size"] == 4.0
+    front = [(1.0, 0.0), (0.0, 1.0), (0.5, 0.5), (0.7, 0.4)]
+    nearest = [min(abs(p[0] - q[0]) + abs(p[1] - q[1]) for q in front if q != p) for p in front]
+    mean = sum(nearest) / len(nearest)
+    schott = (sum((d - mean) ** 2 for d in nearest) / (len(nearest) - 1)) ** 0.5
+    assert summary["spacing"] == pytest.approx(schott)
+
+
+def test_lambda_alignment_of_every_replicate_equals_scipys_spearman_one_by_one():
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(0)
+    coords = [(1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0), (0.5, 0.5, 0.0), (0.5, 0.0, 0.5), (0.0, 0.5, 0.5)]
+    means = rng.uniform(size=(20, 6, 3))
+    batch = pareto.lambda_alignment_batch(coords, means)
+    for b in range(20):
+        rhos = [spearmanr([c[i] for c in coords], means[b, :, i]).statistic for i in range(3)]
+        assert batch[b] == pytest.approx(np.mean(rhos))

@@ -1,6 +1,5 @@
 """Real models shipped by PyPI packages. Slow; the ones marked ``ci`` also run in CI."""
 
-import time
 
 import numpy as np
 import pytest
@@ -23,12 +22,16 @@ def smollm2(registry):
 
 
 @pytest.mark.ci
-def test_smollm2_loads_offline_with_its_chat_template_and_reloads_fast(smollm2, registry):
+def test_smollm2_loads_offline_with_its_chat_template_and_reloads_from_its_safetensors_copy(smollm2, registry):
+    """The reload reads the converted copy (its time is a benchmark, not a test: timings flake on
+    a busy machine)."""
+    from steerlab.model.zoo import cache_dir
+
     assert (smollm2.d_model, smollm2.n_layers) == (576, 30)
     assert smollm2.has_chat_template and "<|im_start|>assistant" in smollm2.format_prompt("Hi")
-    start = time.perf_counter()
-    load_model("smollm2-135m-instruct", registry.models, device="cpu")
-    assert time.perf_counter() - start < 10  # from the safetensors cache, not the GGUF
+    assert any(cache_dir().rglob("*.safetensors")), "the first load left no safetensors copy to reload from"
+    again = load_model("smollm2-135m-instruct", registry.models, device="cpu")
+    assert again.d_model == 576
 
 
 @pytest.mark.ci
