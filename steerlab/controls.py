@@ -113,14 +113,16 @@ class ControlSpace(ABC):
             raise ValueError(f"control {dupes[0]} is listed twice")
         return controls
 
-    def plot_sweep(self, title: str, points: list[tuple[Control, dict[str, float]]], path: Path) -> bool:
-        """One panel per score against the control (width-1 spaces); False when nothing is drawn."""
+    def plot_sweep(self, title: str, points: list[tuple[Control, dict[str, float]]], path: Path,
+                   intervals: list[dict[str, list[float]]] | None = None) -> bool:
+        """One panel per score against the control (width-1 spaces); False when nothing is drawn.
+        ``intervals``: per point, each score's [low, high], drawn as error bars."""
         if self.width() != 1 or not points:
             return False
         from steerlab.figures import score_panels
 
         xs = [self.coordinates(c)[0] for c, _ in points]
-        score_panels(title, self.label, xs, [s for _, s in points], path, mark=self.neutral())
+        score_panels(title, self.label, xs, [s for _, s in points], path, mark=self.neutral(), intervals=intervals)
         return True
 
 
@@ -244,16 +246,18 @@ class Simplex(ControlSpace):
             return super().quick(grid, keep)
         return corners + ([self.centre()] if len(grid) > len(corners) else [])
 
-    def plot_sweep(self, title: str, points: list[tuple[Control, dict[str, float]]], path: Path) -> bool:
+    def plot_sweep(self, title: str, points: list[tuple[Control, dict[str, float]]], path: Path,
+                   intervals: list[dict[str, list[float]]] | None = None) -> bool:
         """Scores named after the dimensions (``judge.helpful`` for ``helpful``) along each
-        simplex edge, lambda moving from one corner to another."""
+        simplex edge, lambda moving from one corner to another (``intervals``: bands)."""
         from steerlab.figures import simplex_edges
 
         keys = {k for _, s in points for k in s}
         axes = [next((k for k in sorted(keys) if k.split(".")[-1] == d), "") for d in self._dims]
         if not all(axes):
             return False
-        return simplex_edges(title, axes, {"": [(self.coordinates(c), s) for c, s in points]}, path)
+        bands = intervals or [{} for _ in points]
+        return simplex_edges(title, axes, {"": [(self.coordinates(c), s, b) for (c, s), b in zip(points, bands)]}, path)
 
 
 class Fixed(ControlSpace):
@@ -285,5 +289,6 @@ class Fixed(ControlSpace):
     def neutral(self) -> float:
         return 0.0
 
-    def plot_sweep(self, title: str, points: list[tuple[Control, dict[str, float]]], path: Path) -> bool:
+    def plot_sweep(self, title: str, points: list[tuple[Control, dict[str, float]]], path: Path,
+                   intervals: list[dict[str, list[float]]] | None = None) -> bool:
         return False

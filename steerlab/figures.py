@@ -54,8 +54,9 @@ def score_columns(score_rows: Sequence[dict[str, float]]) -> list[str]:
 
 
 def score_panels(title: str, xlabel: str, xs: Sequence[float], scores: Sequence[dict[str, float]], path: Path,
-                 mark: float | None = 0.0) -> None:
-    """One small panel per score, each plotted against ``xs``."""
+                 mark: float | None = 0.0, intervals: Sequence[dict[str, Sequence[float]]] | None = None) -> None:
+    """One small panel per score, each plotted against ``xs`` (``intervals``: per point, each
+    score's [low, high], drawn as error bars)."""
     columns = [c for c in score_columns(scores) if c != "tokens"]
     ncols = max(1, min(4, len(columns)))
     nrows = max(1, -(-len(columns) // ncols))
@@ -65,7 +66,12 @@ def score_panels(title: str, xlabel: str, xs: Sequence[float], scores: Sequence[
         ax.set_axis_off()
     order = sorted(range(len(xs)), key=lambda i: xs[i])
     for ax, column in zip(axes, columns):
-        ax.plot([xs[i] for i in order], [scores[i].get(column, float("nan")) for i in order], "o-")
+        ys = [scores[i].get(column, float("nan")) for i in order]
+        ax.plot([xs[i] for i in order], ys, "o-")
+        bars = [intervals[i].get(column) for i in order] if intervals else []
+        if bars and all(b is not None and len(b) == 2 for b in bars):
+            low, high = [max(0.0, y - b[0]) for y, b in zip(ys, bars)], [max(0.0, b[1] - y) for y, b in zip(ys, bars)]
+            ax.errorbar([xs[i] for i in order], ys, yerr=[low, high], fmt="none", capsize=3, color="C0", alpha=0.7)
         if mark is not None:
             ax.axvline(mark, color="grey", lw=0.8, ls=":")
         ax.set_title(column)

@@ -151,7 +151,7 @@ def _plot_projections(pts: dict[str, np.ndarray], bars: dict[str, np.ndarray], a
         for k, (name, p) in enumerate(pts.items()):
             if len(p):
                 front = pareto.nondominated_mask(p)
-                err = lambda axis: np.abs(bars[name][:, axis, :].T - p[:, axis])  # noqa: E731  (2, points) below / above
+                err = lambda axis: np.abs(bars[name][:, axis, :].T - p[:, axis])  # noqa: E731  (2, points) below / above (abs: never negative)
                 ax.errorbar(p[:, i], p[:, j], xerr=err(i), yerr=err(j), fmt="none", ecolor=f"C{k}", alpha=0.3, lw=0.8)
                 ax.scatter(p[:, i], p[:, j], marker=MARKERS[k % len(MARKERS)], alpha=0.35, color=f"C{k}")
                 ax.scatter(p[front, i], p[front, j], marker=MARKERS[k % len(MARKERS)], color=f"C{k}", label=name)
@@ -224,7 +224,7 @@ def _plot_hypervolume(methods: dict[str, MethodResult], path: Path, key: str = "
     intervals = np.array([methods[n].intervals.get(key, [np.nan, np.nan]) for n in names], dtype=float)
     fig, ax = new_figure(width=5.0, height=3.5)
     ax.bar(names, values, color=[f"C{k}" for k in range(len(names))])
-    ax.errorbar(names, values, yerr=np.abs(intervals.T - values), fmt="none", ecolor="black", capsize=4)
+    ax.errorbar(names, values, yerr=np.abs(intervals.T - values), fmt="none", ecolor="black", capsize=4)  # abs: never negative
     ax.set_ylabel("hypervolume (reference 0)")
     ax.set_title("Hypervolume per method (95% intervals)")
     save_figure(fig, path)

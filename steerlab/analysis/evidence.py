@@ -95,6 +95,21 @@ class Design:
         return self.cube(method, labels, lambda r: [r.scores.get(k, float("nan")) for k in keys], len(keys))
 
 
+def control_intervals(method: MethodResult) -> dict[str, list[float]]:
+    """A 95% interval for each score's mean at each control (``score@label``, the summary's own
+    keys), over the method's prompts and seeds: the error bars of its sweep figure and the point
+    table of its report section."""
+    seeds = method.seeds if len(method.seeds) > 1 else [0]
+    prompts = list(dict.fromkeys(r.prompt for r in method.records))
+    design = Design(prompts, seeds, stats.Draws.make(len(seeds), max(1, len(prompts))))
+    labels = [p.label for p in method.points]
+    keys = sorted({k for p in method.points for k in p.scores})
+    if not prompts or not keys:
+        return {}
+    means = design.draws.replicate_means(design.score_cube(method, keys, labels))  # (B, controls, scores)
+    return {f"{k}@{label}": list(stats.percentile_interval(means[:, c, i])) for c, label in enumerate(labels) for i, k in enumerate(keys)}
+
+
 def front_statistics(coords: list[tuple[float, ...]], n_axes: int, axes: list[str]) -> dict[str, stats.Statistic]:
     """The front measures of one method as functions of its per-control means (B, controls, axes)."""
     out: dict[str, stats.Statistic] = {

@@ -16,9 +16,11 @@ FRONT_KEYS = ["hypervolume", "front_size", "spacing", "lambda_alignment"]
 
 
 def point_table(method: MethodResult) -> str:
+    """Each control's mean score, with its 95% interval over prompts and seeds where the run has one."""
     columns = score_columns([p.scores for p in method.points])
     label = method.controls.get("label", "control")
-    return markdown_table([label, "n", *columns], [[p.label, p.n, *[p.scores.get(c, float("nan")) for c in columns]] for p in method.points])
+    return markdown_table([label, "n", *columns], [[p.label, p.n, *[interval_text(p.scores.get(c, float("nan")), method.intervals.get(f"{c}@{p.label}"))
+                                                                    for c in columns]] for p in method.points])
 
 
 def figures_markdown(figures: list[Figure]) -> list[str]:

@@ -19,6 +19,7 @@ from typing import Any, Sequence
 
 from steerlab.analysis.compare import compare
 from steerlab.analysis.concepts import ChosenOnDev, compare_concepts
+from steerlab.analysis.evidence import control_intervals
 from steerlab.artifact import Artifact, ArtifactHeader
 from steerlab.data.files import file_digest
 from steerlab.errors import ConfigError
@@ -242,11 +243,15 @@ def method_result(lab: Lab, entry: MethodEntry, done: list[PieceResult]) -> Meth
         first, summary=_mean_dicts([p.analysis.summary for p in done]),
         markdown=f"*Figures and text of seed {done[0].seed}; numbers averaged over seeds {[p.seed for p in done]}.*\n\n{first.markdown}")
     result = SweepResult(points, records)
+    method = MethodResult(entry.name, entry.method, entry.space.describe(), {**result.summary(), **analysis.summary},
+                          points, records, analysis, _mean_dicts([p.cost for p in done]), seeds=[p.seed for p in done])
+    method.intervals.update(control_intervals(method))
     sweep_png = lab.layout.figure(f"{entry.name}_sweep")
-    if entry.space.plot_sweep(f"{entry.name}: mean score per {entry.space.label}", _plot_points(entry, result), sweep_png):
-        analysis.figures.insert(0, Figure(lab.layout.relative(sweep_png), f"{entry.name}: mean scores against {entry.space.label}"))
-    return MethodResult(entry.name, entry.method, entry.space.describe(), {**result.summary(), **analysis.summary},
-                        points, records, analysis, _mean_dicts([p.cost for p in done]), seeds=[p.seed for p in done])
+    if entry.space.plot_sweep(f"{entry.name}: mean score per {entry.space.label} (95% intervals)", _plot_points(entry, result), sweep_png,
+                              _point_intervals(entry, result, method.intervals)):
+        analysis.figures.insert(0, Figure(lab.layout.relative(sweep_png), f"{entry.name}: mean scores against {entry.space.label}, "
+                                                                           "with 95% intervals over prompts and seeds"))
+    return method
 
 
 def _points(entry: MethodEntry, records: list[Record]) -> list[SweepPoint]:
@@ -273,6 +278,12 @@ def cost(artifact: Artifact) -> dict[str, float]:
             "train_tokens": float(artifact.meta.get("train_tokens", float("nan"))),
             "grad_tokens": float(artifact.meta.get("grad_tokens", float("nan"))),  # answer tokens that got gradient, to the kept step
             "extra_memory_mb": (stored + float(artifact.meta.get("inference_extra_bytes", 0))) / 2**20}
+
+
+def _point_intervals(entry: MethodEntry, result: SweepResult, intervals: dict[str, list[float]]) -> list[dict[str, list[float]]]:
+    """Per plotted point (``_plot_points``' order), each score's interval."""
+    labels = [entry.space.key(c) for c in entry.controls if entry.space.key(c) in {p.label for p in result.points}]
+    return [{k.split("@")[0]: v for k, v in intervals.items() if k.endswith(f"@{label}")} for label in labels]
 
 
 def _plot_points(entry: MethodEntry, result: SweepResult) -> list[tuple[Any, dict[str, float]]]:
