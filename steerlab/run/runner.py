@@ -174,10 +174,6 @@ class Piece:
     seed: int
     own_folder: bool
 
-    @property
-    def name(self) -> str:
-        return f"{self.entry.name}@{self.seed}"
-
 
 def pieces(study: Study, registry: Registry) -> list[Piece]:
     """Every (entry, seed) of the study, in order. A method that trains (or any method, when
@@ -207,15 +203,12 @@ def run_piece(lab: Lab, entry: MethodEntry) -> PieceResult:
     if not layout.cost(entry.name).exists():
         write_json(layout.cost(entry.name), cost(artifact))
     path = layout.result(entry.name)
-    if path.exists():
-        result = _load(path, "method result", SweepResult.from_json)
-    else:
-        result = method.evaluate(lab, entry, artifact)
-        for record in result.records:
-            record.seed = lab.seed
-        write_json(path, result.to_json())
+    fresh = not path.exists()
+    result = method.evaluate(lab, entry, artifact) if fresh else _load(path, "method result", SweepResult.from_json)
     for record in result.records:
-        record.seed = lab.seed  # files written before seeds existed
+        record.seed = lab.seed  # also for files written before records carried their seed
+    if fresh:
+        write_json(path, result.to_json())
     path = layout.analysis(entry.name)
     if path.exists():
         analysis = _load(path, "analysis", Section.from_json)
@@ -225,11 +218,6 @@ def run_piece(lab: Lab, entry: MethodEntry) -> PieceResult:
         write_json(path, asdict(analysis))
     spent = _load(layout.cost(entry.name), "training cost", lambda data, where: {k: float("nan") if v is None else float(v) for k, v in data.items()})
     return PieceResult(lab.seed, result, analysis, {**spent, **result.timing})
-
-
-def run_method(lab: Lab, entry: MethodEntry) -> MethodResult:
-    """One entry at the lab's seed, as a method result (a one-seed study's whole method)."""
-    return method_result(lab, entry, [run_piece(lab, entry)])
 
 
 def method_result(lab: Lab, entry: MethodEntry, done: list[PieceResult]) -> MethodResult:
