@@ -195,11 +195,13 @@ class PieceResult:
 
 def run_piece(lab: Lab, entry: MethodEntry) -> PieceResult:
     """Train (or load), sweep and analyze one entry at the lab's training seed; each stage is
-    skipped when its file exists, and a finished piece is read back without its artifact.
-    Every record is stamped with the seed."""
+    skipped when its file exists. A finished piece whose artifact was not kept (a run folder
+    carried without its tensors) is read back from its JSON files alone; an artifact that is
+    there is always loaded and checked. Every record is stamped with the seed."""
     method, layout = lab.registry.methods[entry.method], lab.layout
     finished = all(p.exists() for p in (layout.result(entry.name), layout.analysis(entry.name), layout.cost(entry.name)))
-    artifact = None if finished else trained_artifact(lab, entry)
+    kept = Artifact.exists(layout.method(entry.name))  # checked whenever it is there, even for a finished piece
+    artifact = trained_artifact(lab, entry) if kept or not finished else None
     if not layout.cost(entry.name).exists():
         write_json(layout.cost(entry.name), cost(artifact))
     path = layout.result(entry.name)
