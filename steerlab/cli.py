@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
-from steerlab.errors import ConfigError
+from steerlab.errors import BrokenPluginWarning, ConfigError
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -139,6 +140,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     print("  ".join(h.ljust(w) for h, w in zip(("KIND", "NAME", "PLUGIN"), widths)) + "  DESCRIPTION")
     for row in rows:
         print("  ".join(v.ljust(w) for v, w in zip(row[:3], widths)) + "  " + row[3])
+        if row[0] == "broken":
+            continue  # an entry point that failed to import: nothing registered to describe
         item = getattr(registry, row[0] + "s")[row[1]]
         settings = getattr(item, "Options", None) if row[0] == "inspector" else getattr(item, "Config", None)
         if args.verbose and settings is not None:
@@ -241,12 +244,34 @@ def glue_control_values(argv: list[str]) -> list[str]:
     return out
 
 
+def one_line_warnings() -> Any:
+    """``warnings.showwarning`` printing a broken plugin's warning as one ``steerlab: warning:``
+    line (no file name and source line: the user did not write that code); others as usual."""
+    shown = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None, line: str | None = None) -> None:
+        if issubclass(category, BrokenPluginWarning):
+            print(f"steerlab: warning: {message}", file=sys.stderr)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    return show
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = glue_control_values(list(sys.argv[1:] if argv is None else argv))
     try:
         args, rest = build_parser().parse_known_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
+    with warnings.catch_warnings():  # restores the caller's warning display on return
+        warnings.simplefilter("default", BrokenPluginWarning)  # once per plugin, even where warnings are silenced
+        warnings.showwarning = one_line_warnings()
+        return run_command(args, rest)
+
+
+def run_command(args: argparse.Namespace, rest: list[str]) -> int:
+    """One parsed command; bad input is one line and exit 2."""
     try:
         if args.command == "inspect":
             return cmd_inspect(args, rest)

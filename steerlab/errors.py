@@ -1,4 +1,5 @@
-"""The one error type users see: bad input, said in one line, exit code 2 from the CLI."""
+"""The one error type users see: bad input, said in one line, exit code 2 from the CLI; and the
+one warning (a broken installed plugin, left out), also one line."""
 
 from __future__ import annotations
 
@@ -10,3 +11,8 @@ class ConfigError(ValueError):
     prints ``str(err)`` on one line and exits 2. The message names the file, the key and what
     was expected wherever those are known.
     """
+
+
+class BrokenPluginWarning(UserWarning):
+    """An installed plugin could not be imported and was left out; the message is one line naming
+    the entry point, its distribution, the import error and ``pip uninstall DIST``."""

@@ -28,6 +28,22 @@ MEMBERS: dict[str, tuple[str, ...]] = {
 }
 
 
+@dataclass(frozen=True)
+class BrokenPlugin:
+    """An installed entry point of group ``steerlab`` whose module cannot be imported (its folder
+    deleted after an editable install, a missing dependency): left out of the registry, named in
+    ``steerlab plugins`` and in the error of any lookup that may have needed it."""
+
+    name: str  # the entry point's name
+    value: str  # what it points at, ``module`` or ``module:attribute``
+    distribution: str  # the installed distribution that declares it
+    error: str  # ``ModuleNotFoundError: No module named 'x'``
+
+    def line(self) -> str:
+        return (f"plugin '{self.name}' ({self.value}) of the installed distribution '{self.distribution}' cannot be "
+                f"imported ({self.error}); reinstall it, or remove it with `pip uninstall {self.distribution}`")
+
+
 @dataclass
 class Registry:
     """Everything the plugins provide, by kind and name, with who provided it."""
@@ -40,6 +56,7 @@ class Registry:
     datasets: dict[str, Any] = field(default_factory=dict)
     models: dict[str, Any] = field(default_factory=dict)
     providers: dict[tuple[str, str], str] = field(default_factory=dict)
+    broken: list[BrokenPlugin] = field(default_factory=list)  # entry points that failed to import
 
     def add(self, kind: str, item: Any, provider: str) -> None:
         name = getattr(item, "name", None)
@@ -58,16 +75,25 @@ class Registry:
         if name not in table:
             known = ", ".join(sorted(table)) or "none"
             prefix = f"{where}: " if where else ""
-            raise ConfigError(f"{prefix}unknown {kind[:-1]} '{name}' (expected one of: {known})")
+            raise ConfigError(f"{prefix}unknown {kind[:-1]} '{name}' (expected one of: {known}){self.broken_hint()}")
         return table[name]
 
+    def broken_hint(self) -> str:
+        """What an unknown name may be missing for: every plugin that failed to import."""
+        if not self.broken:
+            return ""
+        return "; it may come from a plugin that failed to import: " + "; ".join(b.line() for b in self.broken)
+
     def rows(self) -> list[tuple[str, str, str, str]]:
-        """(kind, name, provider, description) for every registered item, for ``steerlab plugins``."""
+        """(kind, name, provider, description) for every registered item, for ``steerlab plugins``,
+        then one ``broken`` row (entry point, distribution, error) per plugin that failed to import."""
         out = []
         for kind in KINDS:
             for name, item in sorted(getattr(self, kind).items()):
                 doc = getattr(item, "description", "") or (type(item).__doc__ or "").strip().split("\n")[0]
                 out.append((kind[:-1], name, self.providers[(kind, name)], doc))
+        for b in self.broken:
+            out.append(("broken", b.name, b.distribution, f"BROKEN: cannot be imported ({b.error}); `pip uninstall {b.distribution}` removes it"))
         return out
 
 

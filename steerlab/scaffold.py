@@ -10,6 +10,8 @@ shared contract test (``steerlab.testing.check_method``), an example study and a
 from __future__ import annotations
 
 import keyword
+import sys
+from importlib import metadata
 from pathlib import Path
 from string import Template
 
@@ -23,7 +25,7 @@ build-backend = "setuptools.build_meta"
 name = "steerlab-$dist"
 version = "0.1.0"
 description = "A steerlab plugin: the $name steering method"
-requires-python = ">=3.10"
+requires-python = "$requires_python"
 dependencies = ["steerlab"]
 
 [project.entry-points.steerlab]
@@ -142,13 +144,25 @@ batch row) in `$name/method.py`. Import steerlab only from `steerlab.api`.
 """
 
 
+def requires_python() -> str:
+    """steerlab's own ``Requires-Python`` from its installed metadata: a plugin cannot run on a
+    Python that steerlab refuses (the scaffold once wrote >=3.10 while steerlab needs 3.11). Run
+    from a source tree that was never installed: the running Python's version, on which it runs."""
+    try:
+        declared = metadata.metadata("steerlab")["Requires-Python"]
+    except metadata.PackageNotFoundError:
+        declared = None
+    return declared or f">={sys.version_info.major}.{sys.version_info.minor}"
+
+
 def scaffold(name: str, directory: Path) -> list[Path]:
     """Write the package; refuses a name that is not an identifier and an existing folder."""
     if not name.isidentifier() or keyword.iskeyword(name) or not name.islower():
         raise ConfigError(f"new-plugin {name!r}: expected a lower-case Python identifier (letters, digits, '_'), e.g. my_method")
     if directory.exists():
         raise ConfigError(f"--dir {directory}: already exists; new-plugin never overwrites a folder")
-    values = {"name": name, "dist": name.replace("_", "-"), "cls": "".join(p.capitalize() for p in name.split("_"))}
+    values = {"name": name, "dist": name.replace("_", "-"), "cls": "".join(p.capitalize() for p in name.split("_")),
+              "requires_python": requires_python()}
     files = {"pyproject.toml": PYPROJECT, f"{name}/__init__.py": INIT, f"{name}/method.py": METHOD,
              f"tests/test_{name}.py": TEST, "example.toml": STUDY, "README.md": README,
              "eval_prompts.jsonl": '{"text": "Why is the sky blue?"}\n{"text": "Name a fruit."}\n'}

@@ -171,3 +171,66 @@ def test_a_plugin_hook_that_raises_is_one_error_naming_the_plugin(tmp_path):
     path.write_text("from steerlab.api import hookimpl\n@hookimpl\ndef steerlab_metrics(register):\n    raise RuntimeError('oops')\n")
     with pytest.raises(ConfigError, match=r"plugin '.*boom.py': hook steerlab_metrics failed: RuntimeError: oops"):
         build_registry([path])
+
+
+def install_fake_distribution(folder: Path, dist: str, entry_point: str, module: str) -> None:
+    """A dist-info declaring a ``steerlab`` entry point, on sys.path: what ``pip install`` leaves."""
+    info = folder / f"{dist.replace('-', '_')}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[steerlab]\n{entry_point} = {module}\n")
+
+
+def test_an_installed_plugin_whose_module_is_gone_is_left_out_with_one_warning_line(tmp_path, monkeypatch):
+    """An editable install whose folder was deleted: the entry point names a module that no longer exists."""
+    install_fake_distribution(tmp_path, "ghost-steer", "ghost", "ghost_steer")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.warns(Warning) as caught:
+        registry = build_registry()
+    assert "actdiff" in registry.methods and "base" in registry.methods  # everything else still loads
+    [broken] = registry.broken
+    assert (broken.name, broken.value, broken.distribution) == ("ghost", "ghost_steer", "ghost-steer")
+    [line] = [str(w.message) for w in caught if "ghost" in str(w.message)]
+    assert "\n" not in line
+    assert line.startswith("plugin 'ghost' (ghost_steer) of the installed distribution 'ghost-steer' cannot be imported")
+    assert "ModuleNotFoundError" in line and line.endswith("`pip uninstall ghost-steer`")
+
+
+def test_a_plugin_that_raises_while_importing_is_left_out_too(tmp_path, monkeypatch):
+    (tmp_path / "crashy_steer.py").write_text("raise RuntimeError('half-installed')\n")
+    install_fake_distribution(tmp_path, "crashy-steer", "crashy", "crashy_steer")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.warns(Warning, match=r"plugin 'crashy'.*RuntimeError: half-installed.*pip uninstall crashy-steer"):
+        registry = build_registry()
+    assert [b.name for b in registry.broken] == ["crashy"] and "panacea" in registry.methods
+    sys.modules.pop("crashy_steer", None)
+
+
+def test_steerlab_plugins_lists_what_loaded_and_marks_the_broken_plugin(tmp_path, monkeypatch, capsys):
+    from steerlab.cli import main
+
+    install_fake_distribution(tmp_path, "ghost-steer", "ghost", "ghost_steer")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert main(["plugins", "--verbose"]) == 0
+    out, err = capsys.readouterr()
+    rows = [line.split()[:3] for line in out.splitlines()]
+    assert ["method", "actdiff", "actdiff"] in rows and ["broken", "ghost", "ghost-steer"] in rows
+    assert "BROKEN" in out and "Traceback" not in err
+    warned = [line for line in err.splitlines() if "ghost" in line]
+    assert len(warned) == 1 and warned[0].startswith("steerlab: warning: plugin 'ghost' (ghost_steer)")
+
+
+def test_a_command_that_needs_the_broken_plugin_exits_2_naming_it_and_how_to_remove_it(tmp_path, monkeypatch, capsys, study_dir):
+    from steerlab.cli import main
+
+    install_fake_distribution(tmp_path, "ghost-steer", "ghost", "ghost_steer")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    text = (study_dir / "tiny.toml").read_text().split("[methods.actdiff]")[0]
+    (study_dir / "ghost.toml").write_text(text + "[methods.ghost]\nstrength = 1\n")
+    assert main(["run", str(study_dir / "ghost.toml"), "--out", str(tmp_path / "runs"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    error = [line for line in err.splitlines() if line.startswith("steerlab: error:")]
+    assert len(error) == 1 and "unknown method 'ghost'" in error[0]
+    assert "distribution 'ghost-steer' cannot be imported" in error[0] and "pip uninstall ghost-steer" in error[0]
+    assert not (tmp_path / "runs").exists()

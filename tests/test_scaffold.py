@@ -4,6 +4,7 @@ own, so the test venv is untouched), lists, runs in a study and passes its own c
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 
 from steerlab.cli import main
@@ -35,3 +36,18 @@ def test_the_scaffolded_plugin_installs_lists_runs_in_a_study_and_passes_its_own
     assert any((tmp_path / "runs").glob("*/methods/my_steer/artifact.safetensors"))
     own_test = run("-m", "pytest", "-q", "-p", "no:cacheprovider", "tests")
     assert own_test.returncode == 0 and "1 passed" in own_test.stdout, own_test.stdout[-2000:]
+
+
+def test_the_scaffolded_package_requires_the_python_that_steerlab_itself_requires(tmp_path, monkeypatch):
+    import tomllib
+    from importlib import metadata
+
+    from steerlab import scaffold
+
+    assert main(["new-plugin", "my_steer", "--dir", str(tmp_path / "a")]) == 0
+    written = tomllib.loads((tmp_path / "a" / "pyproject.toml").read_text())["project"]["requires-python"]
+    ours = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert written == metadata.metadata("steerlab")["Requires-Python"] == ours
+    monkeypatch.setattr(scaffold.metadata, "metadata", lambda name: {"Requires-Python": ">=3.12"})
+    assert main(["new-plugin", "my_steer", "--dir", str(tmp_path / "b")]) == 0
+    assert tomllib.loads((tmp_path / "b" / "pyproject.toml").read_text())["project"]["requires-python"] == ">=3.12"

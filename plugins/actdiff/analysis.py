@@ -72,8 +72,8 @@ def plot_layer_sweep(rows: list[dict[str, Any]], c: float, labels: tuple[str, st
     save_figure(fig, path)
 
 
-# Measured by the steerlab team with peer libraries on SmolLM2-135M-Instruct (DESIGN.md section 4):
-# quoted beside our numbers, never used to compute anything.
+# Measured by the steerlab team with the peer libraries themselves on SmolLM2-135M-Instruct (2 CPU
+# cores, greedy decoding): quoted beside our numbers, never used to compute anything.
 PEER_FIGURE = ("steering-vectors 0.12, mean-difference vector at block 15, multiplier +1, 10 requests, "
                "80-token cap: ~60 -> ~14 words; repeng 0.4 (PCA, blocks 10-20) at +6: ~36 words")
 FLUENT_PERPLEXITY_RATIO = 2.0

@@ -30,12 +30,19 @@ class OpenRun:
     method: Any
     artifact: Artifact
 
-    def control(self, text: str) -> Control:
-        """A control typed on the command line, read by this method's control space."""
-        try:
-            return self.entry.space.parse(text)
-        except ValueError as exc:
-            raise ConfigError(f"--control {text!r} for method '{self.entry.name}' ({self.entry.method}): {exc}") from None
+    def control(self, value: Any, flag: str = "--control") -> Control:
+        """A control read by this method's control space: text as on the command line (``"0.4"``,
+        ``"humorous=1"``), anything else (a number, a list, a dict of weights) checked as it is."""
+        return read_control(self.entry, value, flag)
+
+
+def read_control(entry: MethodEntry, value: Any, flag: str = "--control") -> Control:
+    """``value`` as ``entry``'s canonical control; a bad one is a ConfigError naming the method
+    and what its control space expected."""
+    try:
+        return entry.space.parse(value) if isinstance(value, str) else entry.space.check(value)
+    except ValueError as exc:
+        raise ConfigError(f"{flag} {value!r} for method '{entry.name}' ({entry.method}): {exc}") from None
 
 
 @runtime_checkable

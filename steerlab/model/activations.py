@@ -2,7 +2,8 @@
 
 Why nnsight here and torch hooks in the engine: a trace reads many sites of one forward pass
 with no hook bookkeeping and is the natural tool for extraction, while in the generation hot
-path plain hooks cost nothing (nnsight's generate measured ~3-6% slower; see DESIGN.md).
+path plain hooks cost nothing (on 2 CPU cores, SmolLM2-135M, batch 1, median of 10 runs, nnsight's
+generate ran at ~0.94-0.97x the speed of unhooked Hugging Face generate even with no intervention).
 """
 
 from __future__ import annotations

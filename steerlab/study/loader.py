@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,29 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     except tomllib.TOMLDecodeError:
         value = raw
     return key.strip().split("."), value
+
+
+def toml_value(value: Any, key: str) -> str:
+    """A Python value (number, bool, string, path, list, dict) as the TOML text ``parse_override``
+    reads back to it, so an override given in Python is kept in ``run.json`` as ``--set`` text."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(float(value)) if isinstance(value, float) else str(value)
+    if isinstance(value, (str, Path)):
+        return json.dumps(str(value))  # a JSON string is a TOML basic string
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v, key) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k))} = {toml_value(v, key)}" for k, v in value.items()) + "}"
+    raise ConfigError(f"override {key!r}: {value!r} has no TOML form (expected a number, bool, string, list or dict)")
+
+
+def override_text(key: str, value: Any) -> str:
+    """``("data.eval_limit", 4)`` -> ``"data.eval_limit=4"``: a Python override as ``--set`` text."""
+    if not isinstance(key, str) or not all(part.strip() for part in key.split(".")) or "=" in key:
+        raise ConfigError(f"override {key!r}: expected a dotted study key such as 'data.eval_limit'")
+    return f"{key}={toml_value(value, key)}"
 
 
 def apply_override(raw: dict[str, Any], keys: list[str], value: Any, where: str) -> None:
