@@ -20,6 +20,7 @@ class CourteousMethod(BaseMethod):
     name = "courteous"
     description = "baseline: a helpful, honest and courteous system prompt for rows with alpha > 0"
     Config = CourteousConfig
+    trains = False  # a system prompt: nothing to draw from a seed
 
     def control_space(self, config: CourteousConfig) -> ControlSpace:
         return Scalar("alpha", grid=[0.0, 1.0], minimum=0.0)
