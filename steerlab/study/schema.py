@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from steerlab.controls import Control, ControlSpace
+from steerlab.data.split import in_dev_half
 from steerlab.model.generation import GenerationSettings
 from steerlab.study import config as cfg
 
@@ -67,10 +68,7 @@ class DataSettings:
 
     def select(self, prompts: list[str]) -> list[str]:
         """The prompts of this split, then the first ``eval_limit`` of them."""
-        import hashlib
-
-        dev = lambda text: int(hashlib.sha256(f"split:{text}".encode()).hexdigest()[:8], 16) < 2**31  # noqa: E731
-        chosen = [p for p in prompts if self.split == "all" or dev(p) == (self.split == "dev")]
+        chosen = [p for p in prompts if self.split == "all" or in_dev_half(p) == (self.split == "dev")]
         return chosen[: self.eval_limit] if self.eval_limit else chosen
 
 
