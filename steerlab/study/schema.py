@@ -77,6 +77,8 @@ class ParetoSettings:
     axes: list[str] = cfg.help_field([], "score names forming the front, e.g. judge.helpful (empty: no comparison)")
     anchor: str = cfg.help_field("", "method compared against every other (default: the first)")
     also: list[str] = cfg.help_field([], "a second set of axes (a second judge's scores, e.g. lm.helpful) compared the same way")
+    candidates: list[str] = cfg.help_field([], "entries among which the study picks a winning setting against the anchor, read from "
+                                               "the paired hypervolume intervals on every judge's axes (needs [data] split = \"dev\")")
 
 
 @dataclass(frozen=True)
