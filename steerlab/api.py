@@ -7,10 +7,12 @@ core's own business and may change without notice.
 
 from __future__ import annotations
 
+from steerlab.analysis.evidence import Design, best_control
 from steerlab.analysis.pareto import corner_effects, hypervolume, lambda_alignment
 from steerlab.artifact import Artifact, ResidualVector
 from steerlab.controls import Control, ControlSpace, Fixed, Scalar, Simplex, finite_number
 from steerlab.data.builders import Style, answer_in_style, load_instructions, split_by_id, style_scores
+from steerlab.data.split import PromptSplit, in_dev_half
 from steerlab.data.files import BuildRequest, DatasetSpec, file_digest, read_jsonl, read_labelled, read_prompts, write_jsonl
 from steerlab.errors import ConfigError
 from steerlab.figures import markdown_table, new_figure, save_figure
@@ -31,6 +33,7 @@ from steerlab.gguf import export_control_vector
 from steerlab.run.lab import Lab, seed_everything
 from steerlab.run.layout import RunLayout
 from steerlab.run.results import Figure, Record, Section, StudyReport, SweepPoint, SweepResult
+from steerlab.stats import Comparison, Cube, Draws, Estimate, all_of, compare, estimate, hypothesis, mean_over_controls, verdict
 from steerlab.storage import atomic_write_text, read_json, write_json
 from steerlab.study.config import as_dict, help_field, path_field
 from steerlab.study.schema import MethodEntry
@@ -62,4 +65,7 @@ __all__ = [
     # files, figures, fronts
     "atomic_write_text", "write_json", "read_json", "new_figure", "save_figure", "markdown_table",
     "hypervolume", "lambda_alignment", "corner_effects",
+    # intervals, verdicts and the dev / test halves (steerlab.stats, steerlab.analysis.evidence)
+    "Cube", "Draws", "Estimate", "Comparison", "estimate", "compare", "mean_over_controls", "verdict", "hypothesis", "all_of",
+    "Design", "best_control", "PromptSplit", "in_dev_half",
 ]

@@ -20,7 +20,10 @@ A sample is a ``Cube``: scores ``(seeds, prompts, controls, axes)`` with NaN whe
 missing (a staged sweep answers some controls on some prompts only); means skip NaN.
 Percentile intervals at 95% (``LEVEL``). Verdicts are read from the interval of a difference,
 never from a point estimate: ``better`` when it lies above 0 for a higher-is-better number,
-``worse`` when below, ``not distinguishable`` when it holds 0.
+``worse`` when below, ``not distinguishable`` when it holds 0. A hypothesis ("the adapter beats
+direct transfer by more than 20 points") is read the same way against its bound (``hypothesis``:
+``supported`` / ``not supported`` / ``not distinguishable``), and a hypothesis made of several
+claims holds when every claim does (``all_of``).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ LEVEL = 0.95
 
 Statistic = Callable[[np.ndarray], np.ndarray]  # per-control means (B, controls, axes) -> (B,): one number per replicate
 VERDICTS = ("better", "worse", "higher", "lower", "not distinguishable", "undefined")
+HYPOTHESIS_VERDICTS = ("supported", "not supported", "not distinguishable", "undefined")
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,10 @@ class Estimate:
         """``0.064 [0.058, 0.071]``."""
         f = lambda v: "nan" if not math.isfinite(v) else f"{v:.{digits}f}"  # noqa: E731
         return f"{f(self.value)} [{f(self.low)}, {f(self.high)}]"
+
+    def text_n(self, digits: int = 3) -> str:
+        """``0.064 [0.058, 0.071] (n 12x3)``: the number, its interval, prompts x seeds behind it."""
+        return f"{self.text(digits)} (n {self.n_prompts}x{self.n_seeds})"
 
     def to_json(self) -> dict[str, object]:
         return {"value": _finite(self.value), "interval": [_finite(self.low), _finite(self.high)],
@@ -198,6 +206,31 @@ def verdict(low: float, high: float, higher_is_better: bool | None) -> str:
     if higher_is_better is None:
         return "higher" if up else "lower"
     return "better" if up == higher_is_better else "worse"
+
+
+def hypothesis(interval: Estimate, above: float | None = None, below: float | None = None) -> str:
+    """A claim that a number lies ``above`` (or ``below``) a bound, read from its interval alone:
+    ``supported`` when the whole interval is on the claimed side, ``not supported`` when it is
+    wholly on the other, ``not distinguishable`` when it holds the bound (a point estimate past
+    the bound with an interval across it is not evidence either way)."""
+    if (above is None) == (below is None):
+        raise ValueError("a hypothesis needs exactly one of 'above' or 'below'")
+    low, high = interval.low, interval.high
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return "undefined"
+    if above is not None:
+        return "supported" if low > above else "not supported" if high < above else "not distinguishable"
+    return "supported" if high < below else "not supported" if low > below else "not distinguishable"  # type: ignore[operator]
+
+
+def all_of(*verdicts: str) -> str:
+    """A hypothesis made of several claims: ``not supported`` when any claim is, ``supported``
+    when every claim is, ``undefined`` when one cannot be read and none fails, else ``not distinguishable``."""
+    if "not supported" in verdicts:
+        return "not supported"
+    if "undefined" in verdicts or not verdicts:
+        return "undefined"
+    return "supported" if all(v == "supported" for v in verdicts) else "not distinguishable"
 
 
 def prompts_needed(difference: Estimate) -> float:

@@ -3,6 +3,7 @@
 import json
 import os
 
+import numpy as np
 import pytest
 
 from steerlab.analysis.concepts import References, answer_scores
@@ -101,3 +102,62 @@ def test_a_staged_sweep_generates_other_strengths_on_dev_only_and_reports_the_sa
         assert (a["method"], a["concept"], a["control"], a["n_test"]) == (b["method"], b["concept"], b["control"], b["n_test"])
         for key in ("concept_score", "instruction", "fluency", "harmonic"):
             assert a[key] == pytest.approx(b[key], abs=1e-4)
+
+
+def test_a_missing_score_counts_as_zero_and_zeroes_the_harmonic_mean():
+    """AxBench's rule: the harmonic mean is 0 when any of concept / instruction / fluency is 0,
+    and a score the answer lacks (no relevance) is 0, not skipped."""
+    s = answer_scores(record(**{"judge.cats": 1.0, "perplexity": 2.0, "distinct3": 0.9}), "cats", "judge.cats", REF)
+    assert s["instruction"] == 0.0 and s["concept_score"] == 2.0 and s["fluency"] == 2.0 and s["harmonic"] == 0.0
+    off_concept = answer_scores(record(**{"judge.cats": 0.0, "relevance": 0.5, "perplexity": 2.0, "distinct3": 0.9}), "cats", "judge.cats", REF)
+    assert off_concept["harmonic"] == 0.0
+
+
+# ---- who wins a concept: the candidate chosen on dev, the verdict read from paired test intervals ----
+
+def harmonic_rows(dev: dict[str, float], test: dict[str, np.ndarray], kinds: dict[str, str] | None = None):
+    """Rows and test cubes of one concept: each method's dev harmonic mean, and its per-request test harmonic means."""
+    from steerlab import stats
+
+    cubes, rows = {}, []
+    for name, values in test.items():
+        cube = np.zeros((1, len(values), 1, 4))
+        cube[0, :, 0, 3] = values
+        cubes[(name, "cats")] = stats.Cube(cube)
+        rows.append({"method": name, "kind": (kinds or {}).get(name, "actdiff"), "concept": "cats", "dev_harmonic": dev[name],
+                     "harmonic": float(values.mean()), "harmonic_interval": [0.0, 2.0]})
+    return rows, cubes
+
+
+def test_the_winner_is_the_dev_candidate_and_its_verdict_follows_the_paired_interval():
+    from steerlab.analysis.concepts import winners
+    from steerlab.analysis.evidence import Design
+
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.5, 1.5, size=40)
+    design = Design.over([f"r{i}" for i in range(40)], [0])
+    noisy = base + 0.15 + np.tile([1.0, -1.0], 20)  # 0.15 higher on average, by +1.15 or -0.85 request by request
+    rows, cubes = harmonic_rows({"a": 1.3, "b": 1.2}, {"a": noisy, "b": base})
+    win = winners(rows, cubes, design)["cats"]
+    difference = win["versus"]["b"]["difference"]
+    assert win["method"] == "a" and difference["value"] == pytest.approx(0.15) and difference["interval"][0] < 0
+    assert win["verdict"] == "not distinguishable from `b`"
+    rows, cubes = harmonic_rows({"a": 1.3, "b": 1.2}, {"a": base + 0.15, "b": base})
+    assert winners(rows, cubes, design)["cats"]["verdict"] == "better than every other method"
+    rows, cubes = harmonic_rows({"a": 1.3, "b": 1.2}, {"a": base - 0.3, "b": base})
+    assert winners(rows, cubes, design)["cats"]["verdict"] == "worse than `b`"
+
+
+def test_the_winner_and_the_prompting_comparison_are_chosen_on_dev_not_on_test():
+    from steerlab.analysis.concepts import winners
+    from steerlab.analysis.evidence import Design
+
+    design = Design.over([f"r{i}" for i in range(30)], [0])
+    flat = np.linspace(0.5, 1.5, 30)
+    kinds = {"prompt": "prompting", "vec_a": "actdiff", "vec_b": "iav"}
+    rows, cubes = harmonic_rows({"prompt": 1.0, "vec_a": 1.4, "vec_b": 1.1}, {"prompt": flat, "vec_a": flat - 0.2, "vec_b": flat + 0.4}, kinds)
+    win = winners(rows, cubes, design)["cats"]
+    assert win["method"] == "vec_a"  # vec_b is higher on test: test does not choose
+    assert win["prompting"]["steering"] == "vec_a" and win["prompting"]["comparison"]["verdict"] == "better"
+    rows, cubes = harmonic_rows({"prompt": 1.0, "vec_a": 1.4, "vec_b": 1.1}, {"prompt": flat, "vec_a": flat + 0.5, "vec_b": flat - 0.5}, kinds)
+    assert winners(rows, cubes, design)["cats"]["method"] == "vec_a"

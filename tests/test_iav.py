@@ -260,30 +260,68 @@ def test_every_split_of_the_iav_requests_holds_ordinary_and_risky_requests():
         assert kinds.count("ordinary") > 0.1 * ORDINARY and kinds.count("risky") > 0, (name, kinds.count("ordinary"), kinds.count("risky"))
 
 
-def _method(kind: str, wins_by_alpha: dict[float, dict[str, float]], tokens_per_s: float):
-    from steerlab.run.results import MethodResult, SweepPoint
-
-    points = [SweepPoint(alpha, f"+{alpha:g}", 4, scores) for alpha, scores in wins_by_alpha.items()]
-    return MethodResult(kind, kind, {}, {}, points, [], cost={"decode_tokens_per_s": tokens_per_s})
+PROMPTS = [f"request {i}" for i in range(80)]
 
 
-def test_the_iav_report_prefers_the_likelihood_judge_and_states_gap_cost_and_goal(tmp_path):
-    from types import SimpleNamespace
+def _method(kind: str, wins: dict[float, tuple[float, float]], tokens_per_s: float, start: int = 0, key: str = "lm.chosen.win"):
+    """A method whose answers at alpha win against the unsteered answer on (dev share, test share)
+    of each half's prompts (from ``start`` on; the rest lose); alpha 0 ties everywhere."""
+    from steerlab.api import PromptSplit
+    from steerlab.run.results import MethodResult, Record, SweepPoint
 
+    split = PromptSplit.of(PROMPTS)
+    records, points = [], []
+    for alpha, (dev, test) in {0.0: (0.5, 0.5), **wins}.items():
+        won = {*split.dev[start:start + round(dev * len(split.dev))], *split.test[start:start + round(test * len(split.test))]}
+        mine = [Record(p, alpha, f"+{alpha:g}", "", {key: 0.5 if alpha == 0 else float(p in won)}, 0) for p in PROMPTS]
+        records += mine
+        points.append(SweepPoint.from_records(alpha, f"+{alpha:g}", mine))
+    return MethodResult(kind, kind, {}, {}, points, records, cost={"decode_tokens_per_s": tokens_per_s}, seeds=[0])
+
+
+def _results(**methods):
+    from steerlab.run.results import RunResults
+
+    return RunResults({"seed": 0}, methods)
+
+
+def _section(tmp_path, **methods):
     from steerlab.api import RunLayout
     from steerlab_plugins.iav.verdict import IAVReport
 
-    both = lambda lm, mini: {"lm.chosen.win": lm, "judge.chosen.win": mini}  # noqa: E731
-    results = SimpleNamespace(methods={
-        "iav": _method("iav", {0.0: both(0.5, 0.5), 1.0: both(0.70, 0.9)}, 60.0),
-        "genarm": _method("genarm", {0.0: both(0.5, 0.5), 2.0: both(0.75, 0.1)}, 30.0)})
-    section = IAVReport().section(results, RunLayout(tmp_path))
-    assert "`lm.chosen.win`" in section.markdown and "IAV 0.700 (alpha +1)" in section.markdown
-    assert section.summary["win_gap_points"] == pytest.approx(5.0)
+    return IAVReport().section(_results(**methods), RunLayout(tmp_path))
+
+
+def test_the_iav_report_prefers_the_likelihood_judge_chooses_alpha_on_dev_and_states_gap_cost_and_goal(tmp_path):
+    section = _section(tmp_path, iav=_method("iav", {1.0: (0.9, 0.9), 2.0: (0.5, 0.95)}, 60.0),
+                       genarm=_method("genarm", {1.0: (0.2, 0.2)}, 30.0))
+    assert "`lm.chosen.win`" in section.markdown and "chosen on the 31 dev prompts, reported on the 49 test prompts" in section.markdown
+    assert section.data["chosen_on_dev"] == {"iav": "+1", "genarm": "+1"}  # alpha 2 wins more on test, but test does not choose
+    assert "IAV at alpha +1 0.898 [" in section.markdown and "(n 49x1)" in section.markdown
     assert section.summary["cost_ratio"] == pytest.approx(0.5)  # IAV decodes twice as fast: half the cost per token
-    assert "**not met** (short on: the win rate)" in section.markdown
+    assert section.data["win_half"] == "supported" and "Goal (within 2 points at <= 0.6x the cost): **met**" in section.markdown
     assert (tmp_path / section.figures[0].path).exists()
-    minilm_only = SimpleNamespace(methods={name: _method(name, {0.0: {"judge.chosen.win": 0.5}, 1.0: {"judge.chosen.win": 0.8}}, 10.0)
-                                          for name in ("iav", "genarm")})
-    section = IAVReport().section(minilm_only, RunLayout(tmp_path))
-    assert "`judge.chosen.win`" in section.markdown and "**not met** (short on: the cost)" in section.markdown
+    minilm_only = _section(tmp_path, **{name: _method(name, {1.0: (0.8, 0.8)}, 10.0, key="judge.chosen.win") for name in ("iav", "genarm")})
+    assert "`judge.chosen.win`" in minilm_only.markdown and "**not met**" in minilm_only.markdown  # same speed: 1x the cost
+
+
+def test_the_win_rate_half_of_the_goal_follows_the_paired_interval_not_the_point_gap(tmp_path):
+    """Equal win rates on different prompts: the point gap is 0, inside the old "within 2 points"
+    rule, but the interval of IAV - GenARM reaches far below -2 points: not distinguishable."""
+    even = _section(tmp_path, iav=_method("iav", {1.0: (0.5, 0.5)}, 60.0), genarm=_method("genarm", {1.0: (0.5, 0.5)}, 30.0, start=12))
+    gap = even.data["iav_minus_genarm"]
+    assert gap["value"] == pytest.approx(0.0) and gap["interval"][0] < -0.02 < gap["interval"][1]
+    assert even.data["win_half"] == "not distinguishable" and even.data["goal"] == "not distinguishable"
+    behind = _section(tmp_path, iav=_method("iav", {1.0: (0.2, 0.2)}, 60.0), genarm=_method("genarm", {1.0: (0.8, 0.8)}, 30.0))
+    assert behind.data["iav_minus_genarm"]["interval"][1] < -0.02 and behind.data["goal"] == "not supported"
+    assert "**not met**" in behind.markdown
+
+
+def test_the_alpha_is_chosen_from_dev_records_only(tmp_path):
+    first = _section(tmp_path, iav=_method("iav", {1.0: (0.8, 0.1), 2.0: (0.6, 0.9)}, 60.0), genarm=_method("genarm", {1.0: (0.5, 0.5)}, 30.0))
+    test_changed = _section(tmp_path, iav=_method("iav", {1.0: (0.8, 0.0), 2.0: (0.6, 1.0)}, 60.0),
+                            genarm=_method("genarm", {1.0: (0.5, 0.5)}, 30.0))
+    dev_changed = _section(tmp_path, iav=_method("iav", {1.0: (0.5, 0.1), 2.0: (0.6, 0.9)}, 60.0),
+                           genarm=_method("genarm", {1.0: (0.5, 0.5)}, 30.0))
+    assert first.data["chosen_on_dev"]["iav"] == test_changed.data["chosen_on_dev"]["iav"] == "+1"
+    assert dev_changed.data["chosen_on_dev"]["iav"] == "+2"

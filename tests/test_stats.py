@@ -117,3 +117,28 @@ def test_hypervolume_equals_inclusion_exclusion_on_small_fronts(seed):
     rng = np.random.default_rng(seed)
     pts = [tuple(p) for p in rng.uniform(0.05, 1.0, size=(int(rng.integers(1, 6)), 3))]
     assert pareto.hypervolume(np.array(pts)) == pytest.approx(inclusion_exclusion_hypervolume(pts), rel=1e-9)
+
+
+def test_a_hypothesis_is_read_from_where_the_interval_lies_against_its_bound():
+    def at(low: float, high: float) -> stats.Estimate:
+        return stats.Estimate((low + high) / 2, low, high, 20, 1)
+
+    assert stats.hypothesis(at(0.25, 0.40), above=0.2) == "supported"
+    assert stats.hypothesis(at(0.05, 0.45), above=0.2) == "not distinguishable"  # the point 0.25 is past the bound, the interval is not
+    assert stats.hypothesis(at(0.00, 0.15), above=0.2) == "not supported"
+    assert stats.hypothesis(at(0.00, 0.25), below=0.3) == "supported"
+    assert stats.hypothesis(at(0.35, 0.50), below=0.3) == "not supported"
+    assert stats.hypothesis(at(float("nan"), 0.5), above=0.0) == "undefined"
+    with pytest.raises(ValueError):
+        stats.hypothesis(at(0.0, 1.0))
+
+
+def test_a_hypothesis_of_several_claims_holds_only_when_every_claim_does():
+    assert stats.all_of("supported", "supported") == "supported"
+    assert stats.all_of("supported", "not distinguishable") == "not distinguishable"
+    assert stats.all_of("not distinguishable", "not supported") == "not supported"
+    assert stats.all_of("supported", "undefined") == "undefined"
+
+
+def test_an_estimate_prints_its_interval_and_the_prompts_and_seeds_behind_it():
+    assert stats.Estimate(0.0641, 0.0583, 0.0712, 12, 3).text_n() == "0.064 [0.058, 0.071] (n 12x3)"

@@ -20,7 +20,8 @@ from steerlab.run.layout import RunLayout
 from steerlab_plugins.transfer import adapters, pairing
 from steerlab_plugins.transfer.analysis import length_success
 from steerlab_plugins.transfer.config import TransferConfig, matched_layer
-from steerlab_plugins.transfer.hypotheses import hypotheses_table, write_summary
+from steerlab.data.split import PromptSplit
+from steerlab_plugins.transfer.hypotheses import Summary, hypotheses_table, render, verdicts, write_summary
 from steerlab_plugins.transfer.method import TransferMethod
 
 def synthetic(n: int, d_source: int, d_target: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -202,59 +203,134 @@ def test_bad_transfer_settings_are_config_errors(registry, tmp_path, data):
 
 # ---- the study-level summary, from a results.json written by hand ----
 
-def records(prompts: int, hits: int, controls=(0.2, 0.4)) -> list[dict]:
-    """``hits`` of ``prompts`` move the right way (shorter at +c, longer at -c) at every c."""
+PROMPTS = [f"request {i}" for i in range(80)]
+SPLIT = PromptSplit.of(PROMPTS)  # 31 dev, 49 test: which half a prompt is in is a property of its text
+S, G = "smollm2-135m-instruct", "gemma3-270m"
+
+
+def records(shares: dict[float, tuple[float, float]], start: int = 0) -> list[dict]:
+    """Per strength c, (dev share, test share): that share of each half's prompts, from ``start``
+    on, moves the right way (shorter at +c, longer at -c than at 0); the others move the wrong way."""
+    hits = {c: {*SPLIT.dev[start:start + round(d * len(SPLIT.dev))], *SPLIT.test[start:start + round(t * len(SPLIT.test))]}
+            for c, (d, t) in shares.items()}
     rows = []
-    for p in range(prompts):
-        rows.append({"prompt": f"p{p}", "control": 0.0, "label": "+0", "output": "", "scores": {"words": 50.0}})
-        for c in controls:
-            good = p < hits
-            rows += [{"prompt": f"p{p}", "control": c, "label": f"+{c:g}", "output": "", "scores": {"words": 40.0 if good else 55.0}},
-                     {"prompt": f"p{p}", "control": -c, "label": f"-{c:g}", "output": "", "scores": {"words": 60.0 if good else 45.0}}]
+    for p in PROMPTS:
+        rows.append({"prompt": p, "control": 0.0, "label": "+0", "output": "", "scores": {"words": 50.0}, "seed": 0})
+        for c, good in hits.items():
+            ok = p in good
+            rows += [{"prompt": p, "control": c, "label": f"+{c:g}", "output": "", "scores": {"words": 40.0 if ok else 55.0}, "seed": 0},
+                     {"prompt": p, "control": -c, "label": f"-{c:g}", "output": "", "scores": {"words": 60.0 if ok else 45.0}, "seed": 0}]
     return rows
 
 
-def entry(method: str, hits: int, adapter: str = "", source: str = "") -> dict:
+def entry(method: str, shares: dict[float, tuple[float, float]], adapter: str = "", source: str = "", start: int = 0) -> dict:
     data = {"adapter": adapter, "source_model": source} if method == "transfer" else {}
-    return {"method": method, "summary": {"fit_r2": 0.5}, "records": records(10, hits), "analysis": {"data": data}}
+    return {"method": method, "summary": {"fit_r2": 0.5}, "records": records(shares, start), "analysis": {"data": data}}
+
+
+def results(**methods: dict) -> dict:
+    models = {k: (G if k.startswith("s2g") or k == "native_g" else S) for k in methods}
+    return {"study": {"model": S, "models": models, "seed": 0}, "methods": methods}
+
+
+def same(share: float) -> dict[float, tuple[float, float]]:
+    return {0.2: (share, share)}
+
+
+def s2g(**entries: dict) -> "Direction":
+    """The SmolLM2 -> Gemma direction of a run holding ``entries``, read through the split."""
+    summary = Summary.of(results(**entries))
+    return next(d for d in summary.directions if d.target == G)
+
+
+def verdict_of(direction, name: str) -> str:
+    return next(row[3] for row in verdicts(direction) if row[0].startswith(name))
 
 
 @pytest.fixture()
 def results_json(tmp_path: Path) -> Path:
-    s, g = "smollm2-135m-instruct", "gemma3-270m"
-    methods = {"native_s": entry("actdiff", 9), "native_g": entry("actdiff", 6),
-               "s2g_direct": entry("transfer", 2, "direct", s), "s2g_random": entry("transfer", 1, "random", s),
-               "s2g_ridge": entry("transfer", 5, "ridge", s), "s2g_affine": entry("transfer", 3, "affine", s),
-               "g2s_direct": entry("transfer", 0, "direct", g), "g2s_ridge": entry("transfer", 1, "ridge", g)}
-    models = {"native_s": s, "native_g": g, **{k: (g if k.startswith("s2g") else s) for k in methods if "2" in k}}
+    methods = {"native_s": entry("actdiff", same(0.9)), "native_g": entry("actdiff", same(0.4)),
+               "s2g_direct": entry("transfer", same(0.2), "direct", S), "s2g_random": entry("transfer", same(0.1), "random", S, start=20),
+               "s2g_ridge": entry("transfer", same(0.5), "ridge", S), "s2g_affine": entry("transfer", same(0.3), "affine", S),
+               "g2s_direct": entry("transfer", same(0.0), "direct", G), "g2s_ridge": entry("transfer", same(0.1), "ridge", G)}
     path = tmp_path / "results.json"
-    path.write_text(json.dumps({"study": {"model": s, "models": models}, "methods": methods}))
+    path.write_text(json.dumps(results(**methods)))
     return path
 
 
-def test_hypotheses_table_gives_measured_values_and_verdicts_per_direction(results_json):
+def test_hypotheses_table_gives_test_shares_with_intervals_and_verdicts_per_direction(results_json):
     text = hypotheses_table(results_json)
-    s2g, g2s = text.split("### gemma3-270m → smollm2-135m-instruct")
-    assert "### smollm2-135m-instruct → gemma3-270m" in s2g
-    assert "| H1 vector works on its own model | 90% (`native_s` on smollm2-135m-instruct) | > 70% | supported |" in s2g
-    assert "| H2 direct transfer works only sometimes | 20% (`s2g_direct`; random control 10%) | 10-30% | supported |" in s2g
-    assert "ridge 50%, affine 30%; best ridge - direct = +30 points | > +20 points | supported |" in s2g
-    assert "| native (actdiff on target) | `native_g` | 0.600 | 0.600 | 0.600 |" in s2g
-    assert "| H1 vector works on its own model | 60% (`native_g` on gemma3-270m) | > 70% | not supported |" in g2s
-    assert "not supported: fails (below 10%)" in g2s
-    assert "best ridge - direct = +10 points | > +20 points | not supported |" in g2s
+    s2g_text, g2s_text = text.split("### gemma3-270m → smollm2-135m-instruct")
+    assert "### smollm2-135m-instruct → gemma3-270m" in s2g_text
+    assert "chosen on the 31 dev prompts, reported on the 49 test prompts" in text
+    assert "| H1 vector works on its own model | `native_s` at ±0.2 on smollm2-135m-instruct: 0.898 [" in s2g_text
+    assert "(n 49x1) | success > 70% | supported |" in s2g_text  # no random direction steers SmolLM2 in this run
+    assert "| H1 vector works on its own model | `native_g` at ±0.2 on gemma3-270m: 0.408 [" in g2s_text
+    assert "| success > 70% and > random | not supported |" in g2s_text  # s2g_random steers Gemma: H1 reads it too
+    assert "ridge (chosen on dev) `s2g_ridge` at ±0.2: 0.490 [" in s2g_text
+    assert "| H3 a linear adapter beats direct by > 20 points | no direct or linear adapter entry" not in text
 
 
-def test_the_reading_sets_the_best_adapter_against_the_random_control_and_the_ceiling(results_json):
-    text = hypotheses_table(results_json)
-    s2g, g2s = text.split("### gemma3-270m → smollm2-135m-instruct")
-    assert "Best adapter: ridge 50%; random control 10%; smollm2" not in s2g
-    assert "Best adapter: ridge 50%; random control 10%; gemma3-270m's own vector (the ceiling) 60%." in s2g
-    assert "beats the random direction by 40 points (2.2 standard errors of 18 points)" in s2g
-    assert "Direct transfer (20%) cannot be told apart from the random control." in s2g
-    assert "reaches the native ceiling within one standard error" in s2g
-    assert "The adapter recovers 11% of the native ceiling." in g2s
-    assert "random" not in g2s.split("**Against the controls.**")[1]
+def test_h2_is_not_distinguishable_when_direct_transfer_equals_the_random_direction():
+    """The published run's case: direct 20%, inside the old 10-30% band ("supported"), and the random
+    direction 20% on the same prompts: the paired difference is 0, so no evidence direct transfer works."""
+    equal = s2g(s2g_direct=entry("transfer", same(0.2), "direct", S), s2g_random=entry("transfer", same(0.2), "random", S))
+    assert verdict_of(equal, "H2") == "not distinguishable"
+    beats = s2g(s2g_direct=entry("transfer", same(0.12), "direct", S), s2g_random=entry("transfer", same(0.0), "random", S))
+    assert verdict_of(beats, "H2") == "supported"  # beats random, and the whole interval lies below 30%
+    worse = s2g(s2g_direct=entry("transfer", same(0.0), "direct", S), s2g_random=entry("transfer", same(0.3), "random", S))
+    assert verdict_of(worse, "H2") == "not supported"
+
+
+def test_h3_follows_the_interval_of_the_paired_difference_not_its_point():
+    def h3(adapter: float, direct: float) -> tuple[str, float, tuple[float, float]]:
+        d = s2g(s2g_direct=entry("transfer", same(direct), "direct", S), s2g_random=entry("transfer", same(0.0), "random", S),
+                s2g_ridge=entry("transfer", same(adapter), "ridge", S))
+        diff = d.difference(d.adapter, d.entries["direct"])
+        return verdict_of(d, "H3"), diff.value, (diff.low, diff.high)
+
+    point_above, value, (low, high) = h3(0.5, 0.2)
+    assert value > 0.2 and low < 0.2 < high  # 31 points over direct, which the old "> 20 points" rule called supported
+    assert point_above == "not distinguishable"
+    verdict, _, (low, _) = h3(0.8, 0.1)
+    assert low > 0.2 and verdict == "supported"
+    verdict, _, (_, high) = h3(0.1, 0.1)
+    assert high < 0.2 and verdict == "not supported"
+
+
+def test_h3_needs_the_adapter_to_beat_the_random_direction_too():
+    d = s2g(s2g_direct=entry("transfer", same(0.0), "direct", S), s2g_random=entry("transfer", same(0.6), "random", S),
+            s2g_ridge=entry("transfer", same(0.6), "ridge", S))
+    assert d.difference(d.adapter, d.entries["direct"]).low > 0.2
+    assert verdict_of(d, "H3") == "not distinguishable"  # 60 points over direct, none over a random vector
+
+
+def test_the_strength_and_the_adapter_are_chosen_on_dev_records_only():
+    dev_favours_ridge = {0.2: (0.6, 0.1), 0.4: (0.2, 0.9)}
+    affine = {0.2: (0.3, 0.9), 0.4: (0.3, 0.9)}
+    d = s2g(s2g_direct=entry("transfer", same(0.0), "direct", S), s2g_ridge=entry("transfer", dev_favours_ridge, "ridge", S),
+            s2g_affine=entry("transfer", affine, "affine", S))
+    assert (d.adapter.view.kind, d.adapter.strength) == ("ridge", 0.2)
+    assert d.adapter.test.value == pytest.approx(round(0.1 * len(SPLIT.test)) / len(SPLIT.test))  # reported on test
+    assert d.entries["affine"].strength == 0.2  # a tie on dev goes to the first strength, whatever test says
+    test_changed = s2g(s2g_direct=entry("transfer", same(0.0), "direct", S),
+                       s2g_ridge=entry("transfer", {0.2: (0.6, 0.0), 0.4: (0.2, 1.0)}, "ridge", S),
+                       s2g_affine=entry("transfer", {0.2: (0.3, 0.4), 0.4: (0.3, 1.0)}, "affine", S))
+    assert (test_changed.adapter.view.kind, test_changed.adapter.strength) == ("ridge", 0.2)
+    assert test_changed.entries["affine"].strength == 0.2
+    dev_changed = s2g(s2g_direct=entry("transfer", same(0.0), "direct", S),
+                      s2g_ridge=entry("transfer", {0.2: (0.1, 0.1), 0.4: (0.2, 0.9)}, "ridge", S),
+                      s2g_affine=entry("transfer", affine, "affine", S))
+    assert (dev_changed.adapter.view.kind, dev_changed.adapter.strength) == ("affine", 0.2)
+
+
+def test_a_run_whose_prompts_fill_one_half_only_measures_no_verdict():
+    one_half = results(s2g_direct=entry("transfer", same(0.2), "direct", S), s2g_ridge=entry("transfer", same(0.5), "ridge", S))
+    for method in one_half["methods"].values():
+        method["records"] = [r for r in method["records"] if r["prompt"] in SPLIT.test]
+    text = render(Summary.of(one_half))
+    assert "do not fill both halves (0 dev, 49 test)" in text
+    assert "| H3 a linear adapter beats direct by > 20 points | no direct or linear adapter entry (or no dev prompt to choose one)" in text
 
 
 def test_write_summary_draws_the_transfer_matrix_and_the_curves(results_json):

@@ -1,18 +1,22 @@
 """The study-level summary of a transfer study, from a finished results.json (no model, no metric).
 
-Every entry's success is recomputed from its records with ``length_success`` (the share of eval
-prompts whose answer is shorter at +c and longer at -c than at 0), so ``actdiff`` entries (the
-native vectors) and ``transfer`` entries are measured by the same rule. A direction is a
-(source, target) pair named by the transfer entries; beside its adapters stand the random
-control and the native ceiling (the actdiff entry on the target), and H1 reads the actdiff entry
-on the source.
+Every entry's success is recomputed from its records, per prompt (``evidence.moves_both_ways``:
+the answer is shorter at +c and longer at -c than at 0), so ``actdiff`` entries (the native
+vectors) and ``transfer`` entries are measured by the same rule. A direction is a (source, target)
+pair named by the transfer entries; beside its adapters stand the random control and the native
+ceiling (the actdiff entry on the target), and H1 reads the actdiff entry on the source.
 
-* H1: the vector works on its own model: source validation > 0.7.
-* H2: direct transfer works only sometimes: success within 10-30%.
-* H3: a linear adapter beats direct transfer by more than 20 points.
+Choices read the dev half of the prompts, verdicts the test half (``evidence``): each entry's
+strength, and the linear adapter that stands for "an adapter", are chosen on dev; every number in
+the verdicts is a test share with its 95% interval, and a hypothesis about a control reads the
+paired difference (same prompts, same draws). Each verdict is read from intervals alone
+(``steerlab.api.hypothesis``; a hypothesis of several claims holds when all do, ``all_of``):
 
-"Success" in the verdicts is the best over the strengths tried (both signs required at each);
-the per-strength numbers are in the tables and the curves.
+* H1: the vector works on its own model: its success lies above 70%, and above a random
+  direction on the same model where the run has one;
+* H2: direct transfer works only sometimes: it beats the random direction (without one: lies
+  above 10%) and lies below 30%;
+* H3: a linear adapter beats direct transfer by more than 20 points, and beats the random direction.
 
 Use: ``write_summary(results_json)`` (hypotheses.md and two figures beside it), or
 ``hypotheses_table(results_json)`` for the markdown alone; ``python -m
@@ -23,36 +27,20 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from steerlab.api import Artifact, ConfigError, Figure, RunLayout, Section, atomic_write_text, export_control_vector, markdown_table, new_figure, read_json, save_figure
+from steerlab.api import (Artifact, ConfigError, Estimate, Figure, RunLayout, Section, all_of, atomic_write_text, export_control_vector,
+                          hypothesis, markdown_table, new_figure, read_json, save_figure, verdict)
 
-from steerlab_plugins.transfer.analysis import best, length_success
+from steerlab_plugins.transfer.evidence import EntryView, Halves, Measured, best_on_dev, measure, paired
 
 H1_MIN = 0.7
 H2_RANGE = (0.10, 0.30)
 H3_MARGIN = 0.20
 LINEAR = ("ridge", "procrustes", "affine")
 ORDER = ("direct", "random", *LINEAR, "native")
-
-
-@dataclass
-class EntryView:
-    """One method entry of the run as the summary reads it."""
-
-    name: str
-    kind: str  # an adapter name, or "native" for an actdiff entry
-    source: str  # the model the vector was extracted on
-    target: str  # the model steered
-    success: dict[float, float]
-    n_prompts: int
-    summary: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def best(self) -> float:
-        return best(self.success)
 
 
 def entry_views(results: dict[str, Any], metric: str = "words", direction: str = "decrease") -> list[EntryView]:
@@ -63,15 +51,18 @@ def entry_views(results: dict[str, Any], metric: str = "words", direction: str =
     for name, entry in results.get("methods", {}).items():
         if entry.get("method") not in ("transfer", "actdiff"):
             continue
-        records = entry.get("records", [])
-        rows = [(r["prompt"], float(r["control"]), _number(r.get("scores", {}).get(metric))) for r in records]
+        rows = [(r.get("seed"), r["prompt"], float(r["control"]), _number(r.get("scores", {}).get(metric))) for r in entry.get("records", [])]
         target = models.get(name, default)
         data = entry.get("analysis", {}).get("data", {})
         kind = data.get("adapter", "native") if entry["method"] == "transfer" else "native"
         source = data.get("source_model", target) if entry["method"] == "transfer" else target
-        views.append(EntryView(name, kind, source, target, length_success(rows, direction),
-                               len({r["prompt"] for r in records}), entry.get("summary", {})))
+        views.append(EntryView(name, kind, source, target, rows, -1.0 if direction == "decrease" else 1.0, entry.get("summary", {})))
     return views
+
+
+def study_seeds(results: dict[str, Any]) -> list[int]:
+    study = results.get("study", {})
+    return list(study.get("seeds") or [study.get("seed", 0)])
 
 
 def _number(value: Any) -> float:
@@ -89,173 +80,246 @@ def row_for(views: list[EntryView], source: str, target: str, kind: str) -> Entr
     return next((v for v in views if v.kind == kind and v.source == source and v.target == target), None)
 
 
-def _pct(value: float) -> str:
-    return "n/a" if not math.isfinite(value) else f"{100 * value:.0f}%"
+def random_on(views: list[EntryView], model: str) -> EntryView | None:
+    """A random direction steering ``model`` (any source: the control does not read the source)."""
+    return next((v for v in views if v.kind == "random" and v.target == model), None)
 
 
-def verdicts(views: list[EntryView], source: str, target: str) -> list[list[str]]:
-    """[hypothesis, measured, threshold, verdict] rows for one direction."""
-    own = row_for(views, source, source, "native")
-    direct, rand = row_for(views, source, target, "direct"), row_for(views, source, target, "random")
-    rows = []
+@dataclass
+class Direction:
+    """One (source, target) read through the split: every entry measured, the adapter chosen on dev."""
+
+    source: str
+    target: str
+    halves: Halves
+    entries: dict[str, Measured]  # kind -> measured ("own": the native vector on the source, "own_random": a random one there)
+    adapter: Measured | None  # the linear adapter with the best dev success
+
+    @classmethod
+    def of(cls, views: list[EntryView], source: str, target: str, halves: Halves) -> "Direction":
+        found = {k: row_for(views, source, target, k) for k in ORDER}
+        found["own"] = row_for(views, source, source, "native")
+        found["own_random"] = random_on(views, source)
+        entries = {k: measure(v, halves) for k, v in found.items() if v is not None}
+        return cls(source, target, halves, entries, best_on_dev([entries[k] for k in LINEAR if k in entries]))
+
+    def difference(self, a: Measured | None, b: Measured | None) -> Estimate | None:
+        return paired(a, b, self.halves) if a is not None and b is not None else None
+
+
+def _diff(name: str, e: Estimate | None) -> str:
+    return f"{name} {e.text()}" if e is not None else f"{name}: not measured"
+
+
+def _at(m: Measured) -> str:
+    return f"`{m.view.name}` at ±{m.strength:g}" if m.strength is not None else f"`{m.view.name}` (no strength chosen)"
+
+
+def h1(d: Direction) -> list[str]:
+    own = d.entries.get("own")
+    claim = f"success > {100 * H1_MIN:.0f}%"
     if own is None:
-        rows.append(["H1 vector works on its own model", "no actdiff entry on the source", f"> {_pct(H1_MIN)}", "not measured"])
-    else:
-        ok = own.best > H1_MIN
-        rows.append(["H1 vector works on its own model", f"{_pct(own.best)} (`{own.name}` on {source})", f"> {_pct(H1_MIN)}",
-                     "supported" if ok else "not supported"])
-    chance = f"; random control {_pct(rand.best)}" if rand else ""
+        return ["H1 vector works on its own model", "no actdiff entry on the source", claim, "not measured"]
+    rand = d.entries.get("own_random")
+    versus = d.difference(own, rand)
+    claims = [hypothesis(own.test, above=H1_MIN)] + ([hypothesis(versus, above=0.0)] if versus is not None else [])
+    measured = f"{_at(own)} on {d.source}: {own.test.text_n()}" + (f"; {_diff('minus random', versus)}" if versus is not None else "")
+    return ["H1 vector works on its own model", measured, claim + (" and > random" if versus is not None else ""), all_of(*claims)]
+
+
+def h2(d: Direction) -> list[str]:
+    direct, rand = d.entries.get("direct"), d.entries.get("random")
+    low, high = H2_RANGE
     if direct is None:
-        rows.append(["H2 direct transfer works only sometimes", "no direct entry", "10-30%", "not measured"])
-    else:
-        low, high = H2_RANGE
-        verdict = "supported" if low <= direct.best <= high else \
-            ("not supported: fails (below 10%)" if direct.best < low else "not supported: works more often (above 30%)")
-        rows.append(["H2 direct transfer works only sometimes", f"{_pct(direct.best)} (`{direct.name}`{chance})", "10-30%", verdict])
-    linear = [v for k in LINEAR if (v := row_for(views, source, target, k)) is not None]
-    if direct is None or not linear:
-        rows.append(["H3 a linear adapter beats direct by > 20 points", "no direct or linear adapter entry", "> +20 points", "not measured"])
-    else:
-        top = max(linear, key=lambda v: v.best if math.isfinite(v.best) else -1.0)
-        gap = top.best - direct.best
-        each = ", ".join(f"{v.kind} {_pct(v.best)}" for v in linear)
-        rows.append(["H3 a linear adapter beats direct by > 20 points", f"{each}; best {top.kind} - direct = {100 * gap:+.0f} points",
-                     "> +20 points", "supported" if gap > H3_MARGIN else "not supported"])
-    return rows
+        return ["H2 direct transfer works only sometimes", "no direct entry", f"> random, < {100 * high:.0f}%", "not measured"]
+    versus = d.difference(direct, rand)
+    works = hypothesis(versus, above=0.0) if versus is not None else hypothesis(direct.test, above=low)
+    claim = ("> random" if versus is not None else f"> {100 * low:.0f}%") + f", < {100 * high:.0f}%"
+    measured = f"{_at(direct)}: {direct.test.text_n()}" + (f"; {_diff('minus random', versus)}" if versus is not None else "")
+    return ["H2 direct transfer works only sometimes", measured, claim, all_of(works, hypothesis(direct.test, below=high))]
 
 
-def _se(a: float, b: float, n: int) -> float:
-    """Standard error of the difference of two shares over the same n prompts (as if independent)."""
-    return math.sqrt((a * (1 - a) + b * (1 - b)) / n) if n else float("nan")
+def h3(d: Direction) -> list[str]:
+    title, claim = f"H3 a linear adapter beats direct by > {100 * H3_MARGIN:.0f} points", f"minus direct > {H3_MARGIN:.2f}"
+    direct, rand, top = d.entries.get("direct"), d.entries.get("random"), d.adapter
+    if direct is None or top is None:
+        return [title, "no direct or linear adapter entry (or no dev prompt to choose one)", claim, "not measured"]
+    over_direct, over_random = d.difference(top, direct), d.difference(top, rand)
+    claims = [hypothesis(over_direct, above=H3_MARGIN)] + ([hypothesis(over_random, above=0.0)] if over_random is not None else [])
+    measured = (f"{top.view.kind} (chosen on dev) {_at(top)}: {top.test.text_n()}; {_diff('minus direct', over_direct)}"
+                + (f"; {_diff('minus random', over_random)}" if over_random is not None else ""))
+    return [title, measured, claim + (" and > random" if over_random is not None else ""), all_of(*claims)]
 
 
-def reading(views: list[EntryView], source: str, target: str) -> str:
-    """Plain sentences that set the verdicts against the controls: a verdict on the thresholds alone
-    can call noise a success (a direct transfer at 17% is 'supported' when a random direction also
-    reaches 17%), so the best adapter is read against the random control and the native ceiling."""
-    rand, ceiling = row_for(views, source, target, "random"), row_for(views, source, target, "native")
-    direct = row_for(views, source, target, "direct")
-    linear = [v for k in LINEAR if (v := row_for(views, source, target, k)) is not None and math.isfinite(v.best)]
-    if not linear:
+def verdicts(d: Direction) -> list[list[str]]:
+    """[hypothesis, measured on test, claim, verdict] rows for one direction."""
+    return [h1(d), h2(d), h3(d)]
+
+
+def _read(name: str, e: Estimate) -> str:
+    """``ridge minus random +0.083 [-0.2, 0.3] (not distinguishable)``: the verdict of a higher-is-better share."""
+    return f"{name} {e.text()} ({verdict(e.low, e.high, True)})"
+
+
+def reading(d: Direction) -> str:
+    """Sentences that set the chosen adapter and direct transfer against the controls, each read
+    from a paired difference's interval on the test prompts (a gap the interval holds is noise)."""
+    top, rand, ceiling, direct = d.adapter, d.entries.get("random"), d.entries.get("native"), d.entries.get("direct")
+    if top is None:
         return ""
-    top = max(linear, key=lambda v: v.best)
-    n = top.n_prompts
-    said = [f"Best adapter: {top.kind} {_pct(top.best)}"
-            + (f"; random control {_pct(rand.best)}" if rand else "")
-            + (f"; {target}'s own vector (the ceiling) {_pct(ceiling.best)}." if ceiling else ".")]
-    if rand is not None and math.isfinite(rand.best):
-        gap, se = top.best - rand.best, _se(top.best, rand.best, n)
-        if gap <= se:
-            said.append(f"That is within one standard error ({100 * se:.0f} points) of the random direction: on this "
-                        "evidence no adapter moves length more than a random vector of the same norm does.")
-        else:
-            said.append(f"It beats the random direction by {100 * gap:.0f} points ({gap / se:.1f} standard errors of "
-                        f"{100 * se:.0f} points).")
-        if direct is not None and abs(direct.best - rand.best) <= _se(direct.best, rand.best, n):
-            said.append(f"Direct transfer ({_pct(direct.best)}) cannot be told apart from the random control.")
-    if ceiling is not None and math.isfinite(ceiling.best):
-        if ceiling.best <= H2_RANGE[1]:
-            said.append(f"{target}'s own vector reaches only {_pct(ceiling.best)}: length is not steerable this way on "
-                        f"{target} at these strengths, so this direction cannot show transfer either way.")
-        elif top.best >= ceiling.best - _se(top.best, ceiling.best, n):
-            said.append("The adapter reaches the native ceiling within one standard error.")
-        else:
-            said.append(f"The adapter recovers {top.best / ceiling.best:.0%} of the native ceiling.")
-    return "**Against the controls.** " + " ".join(said)
+    said = [f"Chosen on dev: {top.view.kind} at ±{top.strength:g} (dev success {top.dev.text_n()}); on test {top.test.text_n()}."]
+    over_random = d.difference(top, rand)
+    if over_random is not None:
+        beats = verdict(over_random.low, over_random.high, True) == "better"
+        said.append(_read(f"{top.view.kind} minus random", over_random) + (
+            "." if beats else ": on this evidence the chosen adapter moves length no more than a random vector of the same norm does."))
+    direct_random = d.difference(direct, rand)
+    if direct_random is not None:
+        said.append(_read("Direct minus random", direct_random) + ".")
+    native_random = d.difference(ceiling, rand)
+    if native_random is not None and verdict(native_random.low, native_random.high, True) != "better":
+        said.append(_read(f"{d.target}'s own vector minus random", native_random)
+                    + f": length is not shown steerable this way on {d.target} at these strengths, so this direction cannot show transfer either way.")
+    gap = d.difference(top, ceiling)
+    if gap is not None:
+        said.append(_read(f"{top.view.kind} minus {d.target}'s own vector (the ceiling)", gap) + ".")
+    return "**Against the controls** (paired differences on the test prompts, 95% intervals). " + " ".join(said)
 
 
-def direction_table(views: list[EntryView], source: str, target: str) -> str:
-    strengths = sorted({c for v in views for c in v.success})
-    header = ["method", "entry", *[f"success@{c:g}" for c in strengths], "best", "fit R²", "cos(mapped, native)"]
+def _cell(e: Estimate | None) -> str:
+    return e.text() if e is not None and math.isfinite(e.value) else "n/a"
+
+
+def direction_table(views: list[EntryView], d: Direction) -> str:
+    strengths = sorted({c for v in views for c in v.strengths})
+    header = ["method", "entry", "strength (chosen on dev)", "success on dev", "success on test", "n test (prompts x seeds)",
+              *[f"test@{c:g}" for c in strengths]]
     rows = []
     for kind in ORDER:
-        view = row_for(views, source, target, kind)
-        if view is None:
+        m = d.entries.get(kind)
+        if m is None:
             continue
         label = "native (actdiff on target)" if kind == "native" else kind
-        rows.append([label, f"`{view.name}`", *[view.success.get(c, float("nan")) for c in strengths], view.best,
-                     _number(view.summary.get("fit_r2")), _number(view.summary.get("native_cosine"))])
+        rows.append([label, f"`{m.view.name}`", "n/a" if m.strength is None else f"±{m.strength:g}", _cell(m.dev), _cell(m.test),
+                     f"{m.test.n_prompts}x{m.test.n_seeds}",
+                     *[_cell(m.per_strength.get(c)) for c in strengths]])
     return markdown_table(header, rows)
 
 
-def render(views: list[EntryView]) -> str:
-    n = max((v.n_prompts for v in views), default=0)
+def fit_table(d: Direction) -> str:
+    """Properties of each fitted map (held-out fit texts, not eval prompts): one number per artifact, no interval."""
+    rows = [[k, f"`{m.view.name}`", _number(m.view.summary.get("fit_r2")), _number(m.view.summary.get("native_cosine"))]
+            for k, m in d.entries.items() if k in ORDER and k != "native"]
+    return markdown_table(["method", "entry", "fit R² (held-out fit texts)", "cos(mapped, native)"], rows) if rows else ""
+
+
+@dataclass
+class Summary:
+    """A run's transfer entries read through one split: every direction, ready to render and draw."""
+
+    views: list[EntryView]
+    halves: Halves
+    directions: list[Direction]
+
+    @classmethod
+    def of(cls, results: dict[str, Any]) -> "Summary":
+        views = entry_views(results)
+        halves = Halves.of(views, study_seeds(results))
+        return cls(views, halves, [Direction.of(views, s, t, halves) for s, t in directions(views)])
+
+    def verdicts(self) -> dict[str, dict[str, str]]:
+        """``{"source -> target": {"H1": verdict, ...}}``, for results.json."""
+        return {f"{d.source} -> {d.target}": {row[0].split()[0]: row[3] for row in verdicts(d)} for d in self.directions}
+
+
+def render(summary: Summary) -> str:
+    split = summary.halves.split
     lines = ["## Cross-model transfer: hypotheses", "",
-             f"Success: the share of the {n} eval prompts whose answer is shorter at +c and longer at -c than at 0 "
-             "(words; ties fail); verdicts use the best strength tried. A share p over n prompts has a standard "
-             f"error of sqrt(p(1-p)/n){f' (up to {50 / math.sqrt(n):.0f} points here)' if n else ''}."]
-    for source, target in directions(views):
-        lines += ["", f"### {source} → {target}", "", direction_table(views, source, target), "",
-                  markdown_table(["hypothesis", "measured", "threshold", "verdict"], verdicts(views, source, target))]
-        said = reading(views, source, target)
+             "Success: the share of prompts whose answer is shorter at +c and longer at -c than at 0 (words; ties fail). "
+             f"Each entry's strength and the linear adapter H3 stands on are {split.describe()}; every share is a test "
+             "share with its 95% interval (paired bootstrap over seeds, then prompts) and n (prompts x seeds); a verdict "
+             "is read from intervals alone: supported (the interval clears the claim), not supported (it lies wholly on "
+             "the other side) or not distinguishable (it holds the bound)."]
+    if not split.usable:
+        lines += ["", f"This run's prompts do not fill both halves ({len(split.dev)} dev, {len(split.test)} test): "
+                  "nothing can be chosen on one and reported on the other, so the verdicts are not measured."]
+    for d in summary.directions:
+        lines += ["", f"### {d.source} → {d.target}", "", direction_table(summary.views, d), "",
+                  markdown_table(["hypothesis", "measured (test)", "claim", "verdict"], verdicts(d))]
+        said = reading(d)
         lines += ["", said] if said else []
-    if not directions(views):
+        fit = fit_table(d)
+        lines += ["", "Each fitted map (one number per artifact, on its held-out fit texts: no prompt interval):", "", fit] if fit else []
+    if not summary.directions:
         lines += ["", "No transfer entries in this run."]
     return "\n".join(lines) + "\n"
 
 
 def hypotheses_table(results_json_path: Path | str) -> str:
-    """Markdown: per direction, every method's success beside the random control and the native
-    ceiling, then H1/H2/H3 with measured values and verdicts."""
-    return render(entry_views(read_json(Path(results_json_path), "results")))
+    """Markdown: per direction, every method's success (chosen on dev, reported on test) beside the
+    random control and the native ceiling, then H1/H2/H3 with intervals and verdicts."""
+    return render(Summary.of(read_json(Path(results_json_path), "results")))
 
 
 def _short(model: str) -> str:
     return Path(model).name.split("-instruct")[0]
 
 
-def transfer_matrix(views: list[EntryView], path: Path) -> bool:
-    """Heat map: rows source → target, columns methods, cells the best success."""
-    pairs = directions(views)
-    if not pairs:
+def transfer_matrix(summary: Summary, path: Path) -> bool:
+    """Heat map: rows source → target, columns methods, cells the test success at the strength chosen on dev."""
+    if not summary.directions:
         return False
-    grid = [[(v.best if (v := row_for(views, s, t, k)) else float("nan")) for k in ORDER] for s, t in pairs]
-    fig, ax = new_figure(width=7.0, height=1.2 + 0.7 * len(pairs))
+    grid = [[(m.test.value if (m := d.entries.get(k)) else float("nan")) for k in ORDER] for d in summary.directions]
+    fig, ax = new_figure(width=7.0, height=1.2 + 0.7 * len(grid))
     image = ax.imshow(grid, vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
     ax.set_xticks(range(len(ORDER)), ORDER, rotation=25, ha="right")
-    ax.set_yticks(range(len(pairs)), [f"{_short(s)} → {_short(t)}" for s, t in pairs])
+    ax.set_yticks(range(len(grid)), [f"{_short(d.source)} → {_short(d.target)}" for d in summary.directions])
     for i, row in enumerate(grid):
         for j, value in enumerate(row):
             ax.text(j, i, "-" if math.isnan(value) else f"{value:.2f}", ha="center", va="center",
                     color="white" if not math.isnan(value) and value < 0.5 else "black")
-    ax.set_title("Transfer success (best strength): source → target x method")
-    fig.colorbar(image, ax=ax, label="share of prompts")
+    ax.set_title("Transfer success on test (strength chosen on dev): source → target x method")
+    fig.colorbar(image, ax=ax, label="share of test prompts")
     save_figure(fig, path)
     return True
 
 
-def success_curves(views: list[EntryView], path: Path) -> bool:
-    """One panel per direction: success against strength, one line per method."""
-    pairs = directions(views)
-    if not pairs:
+STYLES = {"direct": ("C1", ":", "v"), "random": ("0.5", "--", "x"), "ridge": ("C2", "-", "s"),
+          "procrustes": ("C3", "-", "D"), "affine": ("C4", "-", "^"), "native": ("k", "-", "o")}
+
+
+def success_curves(summary: Summary, path: Path) -> bool:
+    """One panel per direction: test success against strength with 95% intervals, one line per method."""
+    if not summary.directions:
         return False
-    fig, axes = new_figure(ncols=len(pairs), width=4.5, height=3.6)
-    axes = [axes] if len(pairs) == 1 else list(axes)
+    fig, axes = new_figure(ncols=len(summary.directions), width=4.5, height=3.6)
+    axes = [axes] if len(summary.directions) == 1 else list(axes)
     # Distinct colour and marker per method, and each method's points nudged sideways by a few
-    # percent of the strength: with 12 prompts many methods tie, and tied lines hid each other.
-    styles = {"direct": ("C1", ":", "v"), "random": ("0.5", "--", "x"), "ridge": ("C2", "-", "s"),
-              "procrustes": ("C3", "-", "D"), "affine": ("C4", "-", "^"), "native": ("k", "-", "o")}
-    for ax, (source, target) in zip(axes, pairs):
+    # percent of the strength: with few prompts many methods tie, and tied lines hid each other.
+    for ax, d in zip(axes, summary.directions):
         tried: set[float] = set()
         for k, kind in enumerate(ORDER):
-            view = row_for(views, source, target, kind)
-            if view is None or not view.success:
+            m = d.entries.get(kind)
+            if m is None or not m.per_strength:
                 continue
-            tried.update(view.success)
-            colour, line, marker = styles.get(kind, (f"C{k}", "-", "o"))
-            xs = sorted(view.success)
+            tried.update(m.per_strength)
+            colour, line, marker = STYLES.get(kind, (f"C{k}", "-", "o"))
+            xs = sorted(m.per_strength)
             nudge = 1 + 0.015 * (k - (len(ORDER) - 1) / 2)
-            ax.plot([x * nudge for x in xs], [view.success[x] for x in xs], marker=marker, color=colour,
-                    linestyle=line, label=kind)
+            ys = [m.per_strength[x] for x in xs]
+            errors = [[max(e.value - e.low, 0.0) for e in ys], [max(e.high - e.value, 0.0) for e in ys]]
+            ax.errorbar([x * nudge for x in xs], [e.value for e in ys], yerr=errors, marker=marker, color=colour,
+                        linestyle=line, label=kind, capsize=2)
         ticks = sorted(tried)
         ax.set_xticks(ticks, [f"{c:g}" for c in ticks])  # ticks only at the strengths tried (points are nudged)
         if len(ticks) == 1:
             ax.set_xlim(ticks[0] * 0.9, ticks[0] * 1.1)
         ax.set_ylim(-0.02, 1.02)
         ax.set_xlabel("strength |c|")
-        ax.set_ylabel("success (both signs)")
-        ax.set_title(f"{_short(source)} → {_short(target)}")
-        ax.legend(fontsize=7)
+        ax.set_ylabel("test success (both signs), 95% interval")
+        ax.set_title(f"{_short(d.source)} → {_short(d.target)}")
+        if tried:
+            ax.legend(fontsize=7)
     save_figure(fig, path)
     return True
 
@@ -265,11 +329,11 @@ def write_summary(results_json_path: Path | str, out_dir: Path | str | None = No
     ``out_dir`` (default: the run folder holding results.json). Returns the markdown's path."""
     results_path = Path(results_json_path)
     out = Path(out_dir) if out_dir is not None else results_path.parent
-    views = entry_views(read_json(results_path, "results"))
-    text = render(views)
+    summary = Summary.of(read_json(results_path, "results"))
+    text = render(summary)
     for stem, draw, caption in (("transfer_matrix", transfer_matrix, "Transfer matrix"),
                                 ("transfer_success", success_curves, "Success against strength")):
-        if draw(views, out / "figures" / f"{stem}.png"):
+        if draw(summary, out / "figures" / f"{stem}.png"):
             text += f"\n![{caption}](figures/{stem}.png)\n"
     atomic_write_text(out / "hypotheses.md", text)
     return out / "hypotheses.md"
@@ -282,19 +346,19 @@ class TransferReport:
     description = "H1 / H2 / H3 per direction, the transfer matrix and success-vs-strength curves"
 
     def section(self, results: Any, layout: RunLayout) -> Section | None:
-        views = entry_views(results.to_json())
-        if not views:
+        summary = Summary.of(results.to_json())
+        if not summary.views:
             return None
-        text, drawn = render(views), []
-        for stem, draw, caption in (("transfer_matrix", transfer_matrix, "Transfer matrix: best success per source -> target and method"),
-                                    ("transfer_success", success_curves, "Length-direction success against strength")):
-            if draw(views, layout.figure(stem)):
+        text, drawn = render(summary), []
+        for stem, draw, caption in (("transfer_matrix", transfer_matrix, "Transfer matrix: test success (strength chosen on dev) per source -> target and method"),
+                                    ("transfer_success", success_curves, "Length-direction success on the test prompts against strength")):
+            if draw(summary, layout.figure(stem)):
                 drawn.append(Figure(layout.relative(layout.figure(stem)), caption))
         exported = export_vectors(results, layout)
         if exported:
             text += (f"\n\nEvery vector as a llama.cpp control vector (strength {EXPORT_STRENGTH} baked in; `--control-vector FILE` "
                      "in llama.cpp, or `steerlab import gguf FILE --model NAME`): " + ", ".join(f"`{p}`" for p in exported) + "\n")
-        return Section(markdown=text, figures=drawn, data={"exports": exported})
+        return Section(markdown=text, figures=drawn, data={"exports": exported, "verdicts": summary.verdicts()})
 
 
 EXPORT_STRENGTH = 0.2

@@ -1,19 +1,20 @@
-"""Pick the ablation's winning Panacea variant (highest judge hypervolume on the dev requests) and print
-the --set arguments that move it into chat3d.toml's panacea entry."""
+"""Read the ablation's winning setting from its results.json (``comparison.pick``: chosen on the dev requests,
+read from the paired hypervolume intervals against soups on both judges; steerlab/analysis/pick.py) and print
+the --set arguments that move it into chat3d.toml's panacea entry. No winner: nothing is printed on stdout."""
 import glob, json, sys, tomllib
 runs = sys.argv[1] if len(sys.argv) > 1 else "/tmp/runs"  # the --out folder the ablation ran under
 run = sorted(glob.glob(f"{runs}/chat3d-ablation-*"))[-1]
-res = json.load(open(f"{run}/results.json"))
+pick = json.load(open(f"{run}/results.json"))["comparison"]["pick"]
 study = tomllib.load(open("studies/chat3d_ablation.toml", "rb"))
-variants = {n: m for n, m in study["methods"].items() if m.get("method") == "panacea"}
-hv = {n: res["methods"][n]["summary"]["hypervolume"] for n in variants if n in res["methods"]}
-hv["soups"] = res["methods"]["soups"]["summary"]["hypervolume"]
-print("hypervolume", json.dumps(hv), file=sys.stderr)
-best = max(variants, key=lambda n: hv.get(n, -1))
-print("winner", best, file=sys.stderr)
+for name, per_judge in pick["candidates"].items():
+    cells = {j: (t["difference"]["value"], t["difference"]["interval"], t["verdict"]) if t else None for j, t in per_judge.items()}
+    print(name, "qualifies" if pick["qualifies"][name] else "-", json.dumps(cells), file=sys.stderr)
+print("winner", pick["winner"], "-", pick["reason"], file=sys.stderr)
+if pick["winner"] is None:
+    sys.exit(0)
 skip = {"method", "data", "steps", "per_dimension", "lr", "max_tokens", "grid_step"}
 args = []
-for key, value in variants[best].items():
+for key, value in study["methods"][pick["winner"]].items():
     if key in skip:
         continue
     value = str(value).lower() if isinstance(value, bool) else (f'"{value}"' if isinstance(value, str) else value)

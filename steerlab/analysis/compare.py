@@ -17,6 +17,7 @@ import numpy as np
 
 from steerlab.analysis import pareto
 from steerlab.analysis.evidence import Design, answer_evidence, front_evidence
+from steerlab.analysis.pick import pick_setting
 from steerlab.controls import ControlSpace
 from steerlab.figures import MARKERS, new_figure, save_figure, simplex_edges
 from steerlab.run.layout import RunLayout
@@ -52,6 +53,8 @@ def compare(results: RunResults, study: Study, layout: RunLayout) -> dict[str, A
     block["answers"] = answer_evidence(results, design, block["anchor"], [*study.pareto.axes, *study.pareto.also], judges)
     block["design"] = {"prompts": len(design.prompts), "seeds": design.seeds, "resamples": int(design.draws.seeds.shape[0]),
                        "level": 0.95}
+    if study.pareto.candidates:
+        block["pick"] = {**pick_setting(block, study.pareto.candidates), "split": study.data.split, "prompts": len(design.prompts)}
     return block
 
 

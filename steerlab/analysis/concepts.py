@@ -19,8 +19,15 @@ Which controls target a concept: every control of an entry whose table says ``co
 (but its neutral one), and the corner control of a concept's own dimension in an entry whose
 control space has named dimensions (Panacea, soups, prompting). Each (method, concept)'s control
 is chosen on a dev split of the requests (a stable hash of the request, ``dev_share``) by mean
-harmonic mean, and reported on the rest (test), with its cost (training time and tokens, decode
-tokens/s in its sweep, extra memory).
+harmonic mean, and reported on the rest (test) with 95% intervals and n (prompts x seeds), beside
+its cost (training time and tokens, decode tokens/s in its sweep, extra memory: one measurement
+each, no interval).
+
+Who wins a concept is a choice and a verdict, kept apart: the method with the best dev harmonic
+mean is the candidate (chosen on dev, like each control), and the verdict is its paired
+difference with every other method on the test requests (same requests, same draws), read from
+the interval: better / worse / not distinguishable. Prompting against steering reads the same
+way: the best prompting entry and the best steering entry, each chosen on dev, compared on test.
 """
 
 from __future__ import annotations
@@ -32,12 +39,16 @@ from typing import Any
 
 import numpy as np
 
+from steerlab import stats
+from steerlab.analysis.evidence import Design
 from steerlab.figures import MARKERS, markdown_table, new_figure, save_figure
 from steerlab.run.layout import RunLayout
-from steerlab.run.results import Record, RunResults
+from steerlab.run.results import MethodResult, Record, RunResults
 from steerlab.study.schema import CompareSettings, MethodEntry, Study
 
 SAMPLE_CHARS = 400
+SCORES = ("concept_score", "instruction", "fluency", "harmonic")
+PROMPTING = ("prompting", "courteous")
 
 
 def is_dev(prompt: str, share: float) -> bool:
@@ -126,12 +137,46 @@ class ChosenOnDev:
         return {i for i, c in enumerate(entry.controls) if entry.space.key(c) in (chosen, free)}
 
 
+@dataclass
+class Halves:
+    """The run's design cut by the ``[compare]`` split: dev chooses, test reports."""
+
+    dev: Design
+    test: Design
+
+    @classmethod
+    def of(cls, results: RunResults, share: float) -> "Halves":
+        design = Design.of(results)
+        return cls(Design.over([p for p in design.prompts if is_dev(p, share)], design.seeds),
+                   Design.over([p for p in design.prompts if not is_dev(p, share)], design.seeds))
+
+
+def score_cube(design: Design, method: MethodResult, label: str, concept: str, key: str, ref: References) -> stats.Cube:
+    """The four 0-2 scores of every answer at ``label``: (seeds, prompts, 1, 4)."""
+    return design.cube(method, [label], lambda r: [answer_scores(r, concept, key, ref)[k] for k in SCORES], len(SCORES))
+
+
+def measured_row(entry: MethodEntry, method: MethodResult, concept: str, chosen: str, cubes: tuple[stats.Cube, stats.Cube],
+                 halves: Halves) -> dict[str, Any]:
+    """One (method, concept) row: each score on test with its interval, the dev harmonic mean that chose the control."""
+    dev_cube, test_cube = cubes
+    row: dict[str, Any] = {"method": entry.name, "kind": entry.method, "concept": concept, "control": chosen,
+                           "n_test": int(np.isfinite(test_cube.values[..., 0, 3]).any(axis=0).sum()), "n_seeds": test_cube.n_seeds}
+    for i, k in enumerate(SCORES):
+        e = stats.estimate(test_cube, stats.mean_over_controls(i), halves.test.draws)
+        row[k], row[f"{k}_interval"] = e.value, [e.low, e.high]
+    dev = stats.estimate(dev_cube, stats.mean_over_controls(SCORES.index("harmonic")), halves.dev.draws)
+    row["dev_harmonic"], row["dev_harmonic_interval"], row["n_dev"] = dev.value, [dev.low, dev.high], dev.n_prompts
+    row.update({k: method.cost.get(k, float("nan")) for k in ("train_seconds", "train_tokens", "decode_tokens_per_s", "extra_memory_mb")})
+    return row
+
+
 def compare_concepts(results: RunResults, study: Study, layout: RunLayout) -> dict[str, Any]:
     settings = study.compare
     concepts, share = settings.concepts, settings.dev_share
-    ref_records = results.methods[settings.reference].records
-    ref = References.from_records(ref_records, concepts)
-    rows, samples = [], {}
+    ref = References.from_records(results.methods[settings.reference].records, concepts)
+    halves = Halves.of(results, share)
+    rows, samples, cubes = [], {}, {}
     for entry in study.methods:
         method = results.methods[entry.name]
         for concept, key in concepts.items():
@@ -143,16 +188,15 @@ def compare_concepts(results: RunResults, study: Study, layout: RunLayout) -> di
             test = [(r, s) for r, s in scored if r.label == chosen and not is_dev(r.prompt, share)]
             if not test:
                 continue
-            row = {"method": entry.name, "kind": entry.method, "concept": concept, "control": chosen, "n_test": len(test),
-                   **{k: float(np.mean([s[k] for _, s in test])) for k in ("concept_score", "instruction", "fluency", "harmonic")},
-                   "harmonic_se": float(np.std([s["harmonic"] for _, s in test], ddof=1) / math.sqrt(len(test))) if len(test) > 1 else float("nan"),
-                   **{k: method.cost.get(k, float("nan")) for k in ("train_seconds", "train_tokens", "decode_tokens_per_s", "extra_memory_mb")}}
-            rows.append(row)
+            pair = (score_cube(halves.dev, method, chosen, concept, key, ref), score_cube(halves.test, method, chosen, concept, key, ref))
+            rows.append(measured_row(entry, method, concept, chosen, pair, halves))
+            cubes[(entry.name, concept)] = pair[1]
             ordered = sorted(test, key=lambda rs: rs[1]["harmonic"])
             samples[f"{entry.name}:{concept}"] = {"best": _sample(ordered[-1]), "worst": _sample(ordered[0])}
     figures = [_plot_tradeoff(rows, layout)]
-    return {"concepts": concepts, "reference": settings.reference, "dev_share": share, "test_chosen_only": settings.test_chosen_only, "rows": rows, "samples": samples,
-            "winners": _winners(rows), "figures": [{"path": layout.relative(p), "caption": c} for p, c in figures]}
+    return {"concepts": concepts, "reference": settings.reference, "dev_share": share, "test_chosen_only": settings.test_chosen_only,
+            "n_dev": len(halves.dev.prompts), "n_test": len(halves.test.prompts), "rows": rows, "samples": samples,
+            "winners": winners(rows, cubes, halves.test), "figures": [{"path": layout.relative(p), "caption": c} for p, c in figures]}
 
 
 def _sample(item: tuple[Record, dict[str, float]]) -> dict[str, Any]:
@@ -160,12 +204,41 @@ def _sample(item: tuple[Record, dict[str, float]]) -> dict[str, Any]:
     return {"prompt": record.prompt, "output": record.output[:SAMPLE_CHARS], **{k: round(v, 3) for k, v in scores.items()}}
 
 
-def _winners(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def _on_dev(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The row with the best dev harmonic mean (a choice: dev only; ties go to the first listed)."""
+    ready = [r for r in rows if math.isfinite(r["dev_harmonic"])]
+    return max(ready, key=lambda r: r["dev_harmonic"]) if ready else None
+
+
+def winner_verdict(verdicts: dict[str, str]) -> str:
+    """What the candidate's paired test differences say: better than every other method, or which
+    methods it is not distinguishable from and which it is worse than."""
+    if all(v == "better" for v in verdicts.values()):
+        return "better than every other method"
+    names = lambda word: ", ".join(f"`{m}`" for m, v in verdicts.items() if v == word)  # noqa: E731
+    parts = [f"{label} {names(word)}" for word, label in (("not distinguishable", "not distinguishable from"), ("worse", "worse than"),
+                                                          ("undefined", "undefined against")) if names(word)]
+    return "; ".join(parts)
+
+
+def winners(rows: list[dict[str, Any]], cubes: dict[tuple[str, str], stats.Cube], test: Design) -> dict[str, dict[str, Any]]:
+    """Per concept: the candidate chosen on dev, its paired test comparison with every other
+    method (harmonic mean), the verdict read from those intervals, and prompting against steering."""
+    harmonic = stats.mean_over_controls(SCORES.index("harmonic"))
+    versus = lambda a, b: stats.compare(cubes[(a["method"], a["concept"])], cubes[(b["method"], b["concept"])], harmonic, test.draws)  # noqa: E731
     out = {}
     for concept in dict.fromkeys(r["concept"] for r in rows):
-        mine = sorted((r for r in rows if r["concept"] == concept), key=lambda r: -r["harmonic"])
-        out[concept] = {"method": mine[0]["method"], "harmonic": mine[0]["harmonic"],
-                        "runner_up": mine[1]["method"] if len(mine) > 1 else None}
+        mine = [r for r in rows if r["concept"] == concept]
+        lead = _on_dev(mine)
+        if lead is None:
+            continue
+        others = {r["method"]: versus(lead, r) for r in mine if r is not lead}
+        out[concept] = {"method": lead["method"], "harmonic": lead["harmonic"], "interval": lead["harmonic_interval"], "chosen_on": "dev",
+                        "versus": {m: c.to_json() for m, c in others.items()}, "verdict": winner_verdict({m: c.verdict for m, c in others.items()})}
+        prompting, steering = (_on_dev([r for r in mine if pick(r["kind"])]) for pick in (lambda k: k in PROMPTING, lambda k: k not in (*PROMPTING, "base")))
+        if prompting is not None and steering is not None:
+            out[concept]["prompting"] = {"prompting": prompting["method"], "steering": steering["method"],
+                                         "comparison": versus(prompting, steering).to_json()}
     return out
 
 
@@ -200,36 +273,53 @@ def _plot_tradeoff(rows: list[dict[str, Any]], layout: RunLayout) -> tuple[Any, 
     return path, "Harmonic mean (test split) against decode speed (the unsteered reference has none) and training time"
 
 
-COLUMNS = [("method", "method"), ("concept", "concept"), ("control", "control"), ("concept_score", "concept score"),
-           ("instruction", "instruction"), ("fluency", "fluency"), ("harmonic", "harmonic mean"), ("harmonic_se", "± SE"), ("train_seconds", "train s"),
-           ("train_tokens", "train tokens"), ("decode_tokens_per_s", "decode tok/s"), ("extra_memory_mb", "extra MB")]
+COST = [("train_seconds", "train s*"), ("train_tokens", "train tokens*"), ("decode_tokens_per_s", "decode tok/s*"), ("extra_memory_mb", "extra MB*")]
+
+
+def _interval(value: float, interval: list[float] | None) -> str:
+    """``1.234 [1.100, 1.350]`` (an interval written as null in results.json prints as nan)."""
+    low, high = (float("nan") if v is None else v for v in (interval or [None, None]))
+    return stats.Estimate(float("nan") if value is None else value, low, high, 0, 0).text()
+
+
+def _comparison(c: dict[str, Any]) -> str:
+    d = c["difference"]
+    return f"{_interval(d['value'], d['interval'])} ({c['verdict']})"
+
+
+def concepts_table(block: dict[str, Any]) -> str:
+    header = ["method", "concept", "control (chosen on dev)", "harmonic mean, dev", "concept score", "instruction", "fluency",
+              "harmonic mean", "n test (prompts x seeds)", *[title for _, title in COST]]
+    rows = [[r["method"], r["concept"], r["control"], _interval(r["dev_harmonic"], r["dev_harmonic_interval"]),
+             *[_interval(r[k], r[f"{k}_interval"]) for k in SCORES], f"{r['n_test']}x{r.get('n_seeds', 1)}", *[r[k] for k, _ in COST]]
+            for r in block["rows"]]
+    return markdown_table(header, rows) + "\n\n\\* one measurement per run (wall clock, tokens, memory): no prompt-level interval."
+
+
+def winner_line(concept: str, win: dict[str, Any]) -> str:
+    """The candidate chosen on dev, its test harmonic mean, each paired difference and the verdict."""
+    versus = "; ".join(f"minus `{m}` {_comparison(c)}" for m, c in win["versus"].items())
+    line = (f"- **{concept}**: chosen on dev `{win['method']}`, test harmonic mean {_interval(win['harmonic'], win['interval'])}; "
+            f"{versus}: **{win['verdict']}**.")
+    if "prompting" in win:
+        p = win["prompting"]
+        line += (f" Prompting (`{p['prompting']}`) minus the best steering method (`{p['steering']}`), each chosen on dev: "
+                 f"{_comparison(p['comparison'])}.")
+    return line
 
 
 def concepts_section(block: dict[str, Any]) -> list[str]:
     """The report's section: the table, who wins per concept (and whether prompting does), samples."""
+    split = (f" ({block['n_dev']} dev and {block['n_test']} test requests)" if "n_dev" in block else "")
     out = ["## Concept comparison", "",
            f"Every method steering towards each concept on the same requests; scores 0-2 (concept, instruction, fluency) and "
-           f"their harmonic mean, as AxBench does. Each method's control is chosen on {100 * block['dev_share']:.0f}% of the requests "
-           f"(dev) and reported on the rest (test){' (a strength entry is generated on the test requests at its chosen control only)' if block.get('test_chosen_only') else ''}; "
-           f"`{block['reference']}` is the unsteered reference. How each score is computed: "
-           "`steerlab/analysis/concepts.py`.", "",
-           markdown_table([title for _, title in COLUMNS], [[r[k] for k, _ in COLUMNS] for r in block["rows"]]), ""]
-    for concept, win in block["winners"].items():
-        rows = [r for r in block["rows"] if r["concept"] == concept]
-        prompting = [r for r in rows if r["kind"] in ("prompting", "courteous")]
-        steering = [r for r in rows if r["kind"] not in ("prompting", "courteous", "base")]
-        line = f"- **{concept}**: best harmonic mean {win['harmonic']:.3f} by `{win['method']}`"
-        if prompting and steering:
-            p, q = max(prompting, key=lambda r: r["harmonic"]), max(steering, key=lambda r: r["harmonic"])
-            se = math.hypot(p.get("harmonic_se", float("nan")), q.get("harmonic_se", float("nan")))
-            line += (f"; prompting {p['harmonic']:.3f} against the best steering method {q['harmonic']:.3f} (`{q['method']}`): "
-                     + ("prompting beats every steering method" if p["harmonic"] > q["harmonic"] else "a steering method beats prompting"))
-            if math.isfinite(se) and se > 0:
-                gap = abs(p["harmonic"] - q["harmonic"]) / se
-                line += f", by {gap:.1f} standard errors" + (" (within noise)." if gap < 2 else ".")
-            else:
-                line += "."
-        out.append(line)
+           f"their harmonic mean (0 when any score is 0), as AxBench does. Each method's control, and each concept's candidate winner, "
+           f"is chosen on {100 * block['dev_share']:.0f}% of the requests (dev) and reported on the rest (test){split}"
+           f"{' (a strength entry is generated on the test requests at its chosen control only)' if block.get('test_chosen_only') else ''}; "
+           "every test number has its 95% interval (paired bootstrap over seeds, then requests), and every verdict is read from "
+           f"the interval of a paired difference on the test requests. `{block['reference']}` is the unsteered reference. How "
+           "each score is computed: `steerlab/analysis/concepts.py`.", "", concepts_table(block), ""]
+    out += [winner_line(concept, win) for concept, win in block["winners"].items()]
     out += ["", "Best and worst test answers per method and concept (by harmonic mean):", ""]
     for key, pair in block["samples"].items():
         for which in ("best", "worst"):

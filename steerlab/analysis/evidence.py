@@ -28,6 +28,7 @@ import numpy as np
 
 from steerlab import stats
 from steerlab.analysis import pareto
+from steerlab.data.split import PromptSplit
 from steerlab.run.results import MethodResult, Record, RunResults
 
 # Scores whose higher value is better (True), worse (False), or neither (None: length, stopping).
@@ -77,15 +78,27 @@ class Design:
         seeds = list(results.study.get("seeds") or [results.study.get("seed", 0)])
         return cls(prompts, seeds, stats.Draws.make(len(seeds), max(1, len(prompts))))
 
+    @classmethod
+    def over(cls, prompts: list[str], seeds: list[int]) -> "Design":
+        """The design of a subset of the prompts (one half of a ``PromptSplit``): records of other
+        prompts are left out of its cubes, and its draws resample these prompts only."""
+        return cls(list(prompts), list(seeds), stats.Draws.make(len(seeds), max(1, len(prompts))))
+
+    def halves(self) -> tuple["Design", "Design", PromptSplit]:
+        """The dev design (for choices), the test design (for verdicts) and the split itself."""
+        split = PromptSplit.of(self.prompts)
+        return Design.over(split.dev, self.seeds), Design.over(split.test, self.seeds), split
+
     def cube(self, method: MethodResult, labels: list[str], values: Callable[[Record], list[float]], width: int) -> stats.Cube:
-        """``values(record)`` (``width`` numbers) at [seed, prompt, control]; NaN where no record."""
+        """``values(record)`` (``width`` numbers) at [seed, prompt, control]; NaN where no record
+        (records of prompts outside this design are left out)."""
         seeds = method.seeds if len(method.seeds) > 1 else [None]
         out = np.full((len(seeds), len(self.prompts), len(labels), width), np.nan)
         seat = {s: i for i, s in enumerate(seeds)}
         where = {p: i for i, p in enumerate(self.prompts)}
         column = {label: i for i, label in enumerate(labels)}
         for record in method.records:
-            if record.label in column:
+            if record.label in column and record.prompt in where:
                 row = seat.get(record.seed, 0) if len(seeds) > 1 else 0
                 out[row, where[record.prompt], column[record.label]] = values(record)
         return stats.Cube(out)
@@ -108,6 +121,17 @@ def control_intervals(method: MethodResult) -> dict[str, list[float]]:
         return {}
     means = design.draws.replicate_means(design.score_cube(method, keys, labels))  # (B, controls, scores)
     return {f"{k}@{label}": list(stats.percentile_interval(means[:, c, i])) for c, label in enumerate(labels) for i, k in enumerate(keys)}
+
+
+def best_control(cube: stats.Cube, labels: list[str], axis: int = 0, higher_is_better: bool = True) -> str | None:
+    """The label whose mean (over the cube's seeds and prompts) on ``axis`` is best: a choice, made
+    on whatever prompts the cube holds (give it the dev half). None when every mean is NaN; ties go
+    to the first label."""
+    means = stats.point_means(cube)[:, axis]  # (controls,)
+    if not np.isfinite(means).any():
+        return None
+    signed = np.where(np.isfinite(means), means if higher_is_better else -means, -np.inf)
+    return labels[int(np.argmax(signed))]
 
 
 def front_statistics(coords: list[tuple[float, ...]], n_axes: int, axes: list[str]) -> dict[str, stats.Statistic]:

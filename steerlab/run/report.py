@@ -9,6 +9,7 @@ from steerlab.analysis.concepts import concepts_section
 from steerlab.figures import fmt, markdown_table, score_columns
 from steerlab.run.layout import RunLayout
 from steerlab.run.results import Figure, MethodResult, Record, RunResults, Section
+from steerlab.stats import Estimate
 from steerlab.storage import atomic_write_text
 
 SAMPLE_CHARS = 600
@@ -182,6 +183,8 @@ def comparison_section(results: RunResults, comparison: dict[str, Any]) -> list[
     out += figures_markdown([Figure(f["path"], f["caption"]) for f in comparison["figures"]])
     if comparison.get("also"):
         out += comparison_section(results, comparison["also"])
+    if comparison.get("pick"):
+        out += pick_section(comparison["pick"])
     return out
 
 
@@ -208,6 +211,32 @@ def answers_table(results: RunResults, answers: dict[str, Any]) -> list[str]:
     measures = list(dict.fromkeys(m for tests in answers.values() for m in tests))
     rows = [[name, *[_summary_text(m, k) for k in measures]] for name, m in results.methods.items()]
     return [markdown_table(["method", *measures], rows), ""]
+
+
+def _difference(test: dict[str, Any] | None) -> str:
+    if test is None:
+        return "not measured"
+    d = test["difference"]
+    low, high = (float("nan") if v is None else v for v in d["interval"])
+    value = float("nan") if d["value"] is None else d["value"]
+    return f"{Estimate(value, low, high, 0, 0).text()} ({test['verdict']})"
+
+
+def pick_section(pick: dict[str, Any]) -> list[str]:
+    """The winning setting of a study that picks one (``[pareto] candidates``), with the paired
+    hypervolume difference against the anchor on every judge (``steerlab/analysis/pick.py``)."""
+    anchor, judges = pick["anchor"], pick["judges"]
+    rows = [[f"`{c}`", *[_difference(per_judge.get(j)) for j in judges], "yes" if pick["qualifies"][c] else "no"]
+            for c, per_judge in pick["candidates"].items()]
+    winner = f"**`{pick['winner']}`**" if pick["winner"] else "**none**"
+    return ["## Winning setting", "",
+            f"Chosen on the {pick['prompts']} prompts of this run (split `{pick['split']}`: the dev prompts, so the study that "
+            f"uses the setting reports it on the test prompts). For each candidate and each judge, the paired difference of "
+            f"hypervolume, candidate minus `{anchor}` (same prompts, same draws; 95% interval) and its verdict. A candidate "
+            "qualifies when it is better on at least one judge and worse on none; the winner is the qualifying candidate whose "
+            "smallest lower bound over the judges is highest (`steerlab/analysis/pick.py`).", "",
+            markdown_table(["candidate", *[f"HV minus `{anchor}` ({j})" for j in judges], "qualifies"], rows), "",
+            f"Winner: {winner}: {pick['reason']}.", ""]
 
 
 def other_scores_table(results: RunResults, axes: list[str]) -> list[str]:

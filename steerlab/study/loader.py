@@ -136,6 +136,7 @@ def _validate(path: Path, raw: dict[str, Any], registry: Registry, quick: bool) 
         raise ConfigError(f"{path}: no [methods.NAME] table (a study runs at least one method)")
     pareto = cfg.build(ParetoSettings, raw.get("pareto", {}), f"{path}: [pareto]", base)
     _check_pareto(path, pareto, metrics, methods, registry)
+    _check_candidates(path, pareto, data, methods)
     compare = cfg.build(CompareSettings, raw.get("compare", {}), f"{path}: [compare]", base)
     _check_compare(path, compare, metrics, methods, registry)
     return Study(path, raw, meta, data, generation, metrics, methods, quick, pareto, compare)
@@ -188,6 +189,21 @@ def _check_pareto(path: Path, pareto: ParetoSettings, metrics: list[MetricEntry]
             raise ConfigError(f"{where} key '{key}': a front needs at least two axes, got {axes}")
     if pareto.also and not pareto.axes:
         raise ConfigError(f"{where} key 'also': give 'axes' first")
+
+
+def _check_candidates(path: Path, pareto: ParetoSettings, data: DataSettings, methods: list[MethodEntry]) -> None:
+    """A pick is a choice: it needs an anchor to beat, fronts to read, and the dev prompts only."""
+    if not pareto.candidates:
+        return
+    where = f"{path}: [pareto] key 'candidates'"
+    names = {m.name for m in methods}
+    unknown = [c for c in pareto.candidates if c not in names]
+    if unknown:
+        raise ConfigError(f"{where}: no method '{unknown[0]}' in this study")
+    if not pareto.axes or not pareto.anchor or pareto.anchor in pareto.candidates:
+        raise ConfigError(f"{where}: a pick needs 'axes' and an 'anchor' that is not a candidate")
+    if data.split != "dev":
+        raise ConfigError(f"{where}: a winning setting is chosen on the dev prompts only (set [data] split = \"dev\", got '{data.split}')")
 
 
 def _check_compare(path: Path, compare: CompareSettings, metrics: list[MetricEntry], methods: list[MethodEntry], registry: Registry) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from steerlab.controls import Control, ControlSpace
+from steerlab.data.split import in_dev_half
 from steerlab.model.generation import GenerationSettings
 from steerlab.study import config as cfg
 
@@ -67,10 +68,7 @@ class DataSettings:
 
     def select(self, prompts: list[str]) -> list[str]:
         """The prompts of this split, then the first ``eval_limit`` of them."""
-        import hashlib
-
-        dev = lambda text: int(hashlib.sha256(f"split:{text}".encode()).hexdigest()[:8], 16) < 2**31  # noqa: E731
-        chosen = [p for p in prompts if self.split == "all" or dev(p) == (self.split == "dev")]
+        chosen = [p for p in prompts if self.split == "all" or in_dev_half(p) == (self.split == "dev")]
         return chosen[: self.eval_limit] if self.eval_limit else chosen
 
 
@@ -79,6 +77,8 @@ class ParetoSettings:
     axes: list[str] = cfg.help_field([], "score names forming the front, e.g. judge.helpful (empty: no comparison)")
     anchor: str = cfg.help_field("", "method compared against every other (default: the first)")
     also: list[str] = cfg.help_field([], "a second set of axes (a second judge's scores, e.g. lm.helpful) compared the same way")
+    candidates: list[str] = cfg.help_field([], "entries among which the study picks a winning setting against the anchor, read from "
+                                               "the paired hypervolume intervals on every judge's axes (needs [data] split = \"dev\")")
 
 
 @dataclass(frozen=True)
