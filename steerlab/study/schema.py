@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from steerlab.controls import Control, ControlSpace
+from steerlab.model.architectures import Architecture
 from steerlab.model.generation import GenerationSettings
 from steerlab.study import config as cfg
 
@@ -130,6 +131,7 @@ class Study:
     quick: bool = False
     pareto: ParetoSettings = field(default_factory=ParetoSettings)
     compare: CompareSettings = field(default_factory=CompareSettings)
+    architecture: Architecture | None = None  # [architecture]: where the study model keeps its parts, if not found alone
 
     @property
     def base_dir(self) -> Path:
