@@ -56,6 +56,19 @@ def test_structural_detection_alone_reads_every_tiny_model_as_its_family_row_doe
     assert by_table.source.startswith("family") and by_table.n_blocks == any_tiny.hf.config.get_text_config().num_hidden_layers
 
 
+def test_gemma3s_multimodal_wrapper_is_read_at_its_text_blocks_even_beside_a_deeper_vision_tower():
+    import transformers
+
+    text = transformers.Gemma3TextConfig(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                         num_attention_heads=4, num_key_value_heads=2, head_dim=8)
+    vision = transformers.SiglipVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=3, num_attention_heads=2,
+                                             image_size=28, patch_size=14)
+    hf = transformers.Gemma3ForConditionalGeneration(transformers.Gemma3Config(text_config=text, vision_config=vision, mm_tokens_per_image=4))
+    layout = layout_of(hf)
+    assert (layout.blocks, layout.n_blocks, layout.final_norm) == ("model.language_model.layers", 2, "model.language_model.norm")
+    assert sites.resolve(hf, "blocks.1.attn.q_proj").module is hf.model.language_model.layers[1].self_attn.q_proj
+
+
 def test_default_targets_reach_fused_projections_as_whole_modules(registry):
     gpt2 = load_model("tiny-gpt2", registry.models, device="cpu").hf
     phi3 = load_model("tiny-phi3", registry.models, device="cpu").hf
@@ -261,3 +274,36 @@ def test_a_study_runs_actdiff_and_panacea_on_a_gpt2_saved_as_an_ordinary_folder(
     (run_dir,) = (study_dir / "runs").iterdir()
     panacea = json.loads((run_dir / "methods" / "panacea" / "artifact.json").read_text())
     assert "blocks.0.attn.qkv_proj" in panacea["sites"] and "blocks.1.mlp.up_proj" in panacea["sites"]
+
+
+@pytest.mark.parametrize("name", ["tiny-gpt2", "tiny-pythia", "tiny-phi3"])
+def test_peft_lora_factors_read_back_act_as_the_peft_model_does_on_conv1d_and_fused_modules(name, registry):
+    """lora_config + lora_factors: B @ A, added to each site's output (soups) or merged into its
+    weight (GenARM's reward model), gives the PEFT model's own logits."""
+    import copy
+
+    from peft import get_peft_model
+
+    from steerlab.training import lora_config, lora_factors
+
+    model = load_model(name, registry.models, device="cpu")
+    targets = sites.match_sites(model.hf, DEFAULT_TARGETS)
+    base = copy.deepcopy(model.hf)
+    peft_model = get_peft_model(model.hf, lora_config(targets, rank=2, alpha=4.0))
+    with torch.no_grad():
+        for param_name, param in peft_model.named_parameters():
+            if "lora_B" in param_name:
+                param.normal_(0, 0.1, generator=torch.Generator().manual_seed(len(param_name)))
+    ids = model.tokenizer("Why is the sky blue?", return_tensors="pt")
+    factors = lora_factors(peft_model, {s.module_path: s.name for s in targets})
+    assert set(factors) == {s.name for s in targets}
+    with torch.no_grad():
+        expected = peft_model(**ids).logits
+        deltas = {site: (lambda a, b: lambda x: x @ a.T @ b.T)(a, b) for site, (a, b) in factors.items()}
+        with HookEngine(base).add_deltas(deltas):
+            added = base(**ids).logits
+        with HookEngine(base).add_to_weights({site: b @ a for site, (a, b) in factors.items()}):
+            merged = base(**ids).logits
+    assert not torch.allclose(expected, base(**ids).logits, atol=1e-3)
+    torch.testing.assert_close(added, expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(merged, expected, atol=1e-5, rtol=1e-5)
