@@ -151,9 +151,9 @@ def _block_list(model: nn.Module, wanted: str, where: str | None) -> tuple[str, 
     names = (wanted,) if wanted else BLOCK_LISTS
     found = [(p, m) for p, m in model.named_modules() if isinstance(m, nn.ModuleList) and len(m)
              and any(p == n or p.endswith(f".{n}") for n in names)]
-    if not found and wanted and where is None:  # a family row that does not fit this wrapper: detect
-        return _block_list(model, "", None)
-    if not found and where is not None and wanted:
+    if not found and wanted:
+        if where is None:  # a family row that does not fit this wrapper: detect
+            return _block_list(model, "", None)
         raise ConfigError(f"{where}: key 'blocks': no ModuleList {wanted!r} in {type(model).__name__}")
     if not found:
         raise ConfigError(f"cannot find the decoder blocks of {type(model).__name__} (no ModuleList named "

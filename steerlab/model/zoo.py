@@ -16,10 +16,10 @@ import importlib.util
 import json
 import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from collections.abc import Mapping
 from typing import Any, Callable
 
 import torch
