@@ -2,7 +2,8 @@
 
 The Python API (``docs/python-api.md``): ``open_run(path)`` opens a finished run folder (a ``Run``:
 ``.methods``, ``.generate``, ``.steering``), ``load_model(name_or_path)`` loads a model as a study
-does, ``run_study(path, **overrides)`` runs a study. Plugins import ``steerlab.api`` instead.
+does, ``run_study(path, **overrides)`` runs a study, ``wrap(hf_model, tokenizer)`` prepares a model
+you loaded yourself exactly as the zoo does. Plugins import ``steerlab.api`` instead.
 
 The names are imported on first use, so ``import steerlab`` (and the CLI's start) stays light.
 """
@@ -14,7 +15,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {"open_run": "steerlab.notebook", "load_model": "steerlab.notebook", "run_study": "steerlab.notebook",
-         "Run": "steerlab.notebook", "ConfigError": "steerlab.errors"}
+         "Run": "steerlab.notebook", "ConfigError": "steerlab.errors", "wrap": "steerlab.model.zoo"}
 __all__ = [*_LAZY, "__version__"]
 
 

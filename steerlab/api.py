@@ -25,8 +25,9 @@ from steerlab.model.activations import Activations, collect
 from steerlab.model.engine import Delta, Edit, HookEngine, Update, add_vector
 from steerlab.model.generation import Generation, GenerationSettings, generate
 from steerlab.model.scoring import kl_per_token, mean_logprobs, row_logprobs, sequence_logprobs, target_logits, token_logprobs
-from steerlab.model.sites import Site, match_sites, resolve
-from steerlab.model.zoo import LoadedModel, load_model
+from steerlab.model.architectures import Architecture
+from steerlab.model.sites import Site, match_sites, projection_features, resolve, stored_delta
+from steerlab.model.zoo import LoadedModel, load_model, wrap
 from steerlab.plugin import build_registry
 from steerlab.preferences import PairSampler, PreferencePair, read_pairs
 from steerlab.gguf import export_control_vector
@@ -39,7 +40,7 @@ from steerlab.study.config import as_dict, help_field, path_field
 from steerlab.study.schema import MethodEntry
 from steerlab.training_report import heldout_table, plot_training_logs
 from steerlab.training import (DEFAULT_TARGETS, GroupSampler, SFTExample, StyleTraining, Validation, answer_tokens, encode_answer, gradient_tokens,
-                               group_losses, kept_gradient_tokens, lora_factors, optimise, read_sft, sample_simplex)
+                               group_losses, kept_gradient_tokens, lora_config, lora_factors, optimise, read_sft, sample_simplex)
 
 __all__ = [
     # plugin hooks and errors
@@ -53,12 +54,13 @@ __all__ = [
     # config fields
     "help_field", "path_field", "as_dict",
     # the model side
-    "LoadedModel", "load_model", "HookEngine", "Edit", "Delta", "Update", "add_vector", "Site", "match_sites", "resolve",
+    "LoadedModel", "load_model", "wrap", "Architecture", "HookEngine", "Edit", "Delta", "Update", "add_vector", "Site", "match_sites", "resolve",
+    "projection_features", "stored_delta",
     "Generation", "GenerationSettings", "generate", "Activations", "collect",
     "target_logits", "token_logprobs", "row_logprobs", "sequence_logprobs", "mean_logprobs", "kl_per_token",
     # training
     "SFTExample", "read_sft", "GroupSampler", "group_losses", "optimise", "Validation", "StyleTraining", "DEFAULT_TARGETS", "sample_simplex", "seed_everything",
-    "encode_answer", "lora_factors", "answer_tokens", "gradient_tokens", "kept_gradient_tokens", "PreferencePair", "read_pairs", "PairSampler", "plot_training_logs", "heldout_table",
+    "encode_answer", "lora_config", "lora_factors", "answer_tokens", "gradient_tokens", "kept_gradient_tokens", "PreferencePair", "read_pairs", "PairSampler", "plot_training_logs", "heldout_table",
     # data and dataset builders
     "read_jsonl", "write_jsonl", "read_prompts", "read_labelled", "file_digest", "DatasetSpec", "BuildRequest",
     "Style", "answer_in_style", "style_scores", "load_instructions", "split_by_id", "build_registry",

@@ -107,11 +107,13 @@ def check_batched_equals_unbatched(t: Trained, control: Control) -> None:
     torch.testing.assert_close(batched, single, atol=1e-4, rtol=1e-4)
 
 
-def check_per_row_controls(t: Trained, controls: list[Control]) -> None:
-    settings = GenerationSettings(max_new_tokens=8, batch_size=16)
-    rows = [(c, p) for c in controls for p in PROMPTS]
+def check_per_row_controls(t: Trained, controls: list[Control], prompts: list[str] = PROMPTS, max_new_tokens: int = 8) -> None:
+    """Several controls in one batch give each row what its control gives alone: the same greedy
+    answers (``max_new_tokens`` decode steps under the KV cache) and the same logits."""
+    settings = GenerationSettings(max_new_tokens=max_new_tokens, batch_size=16)
+    rows = [(c, p) for c in controls for p in prompts]
     mixed = t.lab.answer(t.method, t.artifact, t.space, [c for c, _ in rows], [p for _, p in rows], settings, desc=None)
-    alone = [g for c in controls for g in t.lab.answer(t.method, t.artifact, t.space, [c] * len(PROMPTS), PROMPTS, settings, desc=None)]
+    alone = [g for c in controls for g in t.lab.answer(t.method, t.artifact, t.space, [c] * len(prompts), prompts, settings, desc=None)]
     assert [g.output_ids for g in mixed] == [g.output_ids for g in alone], "mixed controls answered differently"
     # rows of different lengths, so each row is left-padded differently in the batch
     texts = [PADDED_PROMPTS[i % len(PADDED_PROMPTS)] for i in range(len(controls))]

@@ -15,11 +15,13 @@ import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from steerlab.data.files import read_jsonl
 from steerlab.errors import ConfigError
+from steerlab.model.sites import Site, stores_transposed
 from steerlab.model.scoring import Pair, by_length, target_logits, token_logprobs
 from steerlab.model.zoo import LoadedModel
 from steerlab.study.config import help_field, path_field
@@ -82,6 +84,17 @@ def encode_answer(model: LoadedModel, prompt: str, answer: str, max_tokens: int)
     end = model.tokenizer.eos_token or ""
     answer_ids = model.tokenizer(answer + end, add_special_tokens=False)["input_ids"]
     return prompt_ids, answer_ids[: max(0, max_tokens - len(prompt_ids))]
+
+
+def lora_config(sites: list[Site], rank: int, alpha: float) -> Any:
+    """A PEFT ``LoraConfig`` adapting exactly these sites' modules (by their full paths, so a fused
+    ``qkv_proj`` is adapted as one module), with ``fan_in_fan_out`` set when they are GPT-2's
+    ``Conv1D`` (weights stored (in, out)); the factors stay A (r, in), B (out, r) either way."""
+    from peft import LoraConfig
+
+    transposed = all(stores_transposed(s.module) for s in sites)
+    return LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0, target_modules=[s.module_path for s in sites],
+                      fan_in_fan_out=transposed)
 
 
 def lora_factors(peft_model: torch.nn.Module, module_to_site: dict[str, str]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:

@@ -112,15 +112,15 @@ def make_study(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def write_control_vector(path: Path) -> None:
-    """A llama.cpp control vector for tiny-llama (64-d, 4 blocks) with directions at blocks 1 and 2."""
+def write_control_vector(path: Path, d_model: int = 64, n_layers: int = 4, blocks: tuple[int, ...] = (1, 2)) -> None:
+    """A llama.cpp control vector with directions at ``blocks`` (default: for tiny-llama, 64-d, 4 blocks)."""
     from steerlab.artifact import Artifact, ResidualVector
     from steerlab.gguf import export_control_vector
 
     g = torch.Generator().manual_seed(7)
-    tensors = {f"v{i}": torch.randn(64, generator=g) for i in (1, 2)}
-    vectors = [ResidualVector(f"blocks.{i}.resid_post", f"v{i}") for i in (1, 2)]
-    export_control_vector(Artifact(tensors, vectors=vectors), {"d_model": 64, "n_layers": 4, "name": "tiny-llama"}, path, 1.0, index=None)
+    tensors = {f"v{i}": torch.randn(d_model, generator=g) for i in blocks}
+    vectors = [ResidualVector(f"blocks.{i}.resid_post", f"v{i}") for i in blocks]
+    export_control_vector(Artifact(tensors, vectors=vectors), {"d_model": d_model, "n_layers": n_layers, "name": "tiny"}, path, 1.0, index=None)
 
 
 @pytest.fixture(autouse=True)

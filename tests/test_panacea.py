@@ -58,18 +58,29 @@ def test_lambda_switch_changes_output_without_rehooking(tiny_llama, adapter_and_
     assert torch.equal(first, again)
 
 
-def test_merged_equals_unmerged_and_unmerge_restores_weights_bit_for_bit(tiny_llama, adapter_and_engine):
-    adapter, engine = adapter_and_engine
-    weights = {n: p.detach().clone() for n, p in tiny_llama.hf.named_parameters()}
+@pytest.mark.parametrize("name", ["tiny-llama", "tiny-gpt2", "tiny-phi3"])
+def test_merged_equals_unmerged_and_unmerge_restores_weights_bit_for_bit(name, registry):
+    """Also on GPT-2's Conv1D (weights stored (in, out)) and Phi-3's fused qkv_proj / gate_up_proj."""
+    from steerlab.model.zoo import load_model
+
+    model = load_model(name, registry.models, device="cpu")
+    engine = HookEngine(model.hf)
+    sites = [s.name for s in match_sites(model.hf, ["blocks.*.attn.*_proj", "blocks.*.mlp.*_proj"])]
+    adapter = PanaceaAdapter.for_engine(engine, sites, rank=2, n_prefs=3, seed=0)
+    with torch.no_grad():
+        for layer in adapter.layers:
+            layer.U.normal_(0, 0.2)
+    weights = {n: p.detach().clone() for n, p in model.hf.named_parameters()}
     preference = [0.2, 0.5, 0.3]
     adapter.set_preference(preference)
     with adapter.attached(engine):
-        unmerged = logits(tiny_llama)
+        unmerged = logits(model)
     with adapter.merged(engine, preference):
-        assert hook_count(tiny_llama.hf) == 0
-        merged = logits(tiny_llama)
+        assert hook_count(model.hf) == 0
+        merged = logits(model)
+    assert not torch.allclose(merged, logits(model), atol=1e-3)
     torch.testing.assert_close(merged, unmerged, atol=1e-5, rtol=1e-5)
-    for name, param in tiny_llama.hf.named_parameters():
+    for name, param in model.hf.named_parameters():
         assert torch.equal(param, weights[name]), name
 
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from steerlab.api import (PairSampler, lora_factors, read_pairs, row_logprobs, Artifact, BaseMethod, ControlSpace, Lab, LoadedModel, MethodEntry, Scalar, Section, SweepResult,
+from steerlab.api import (PairSampler, lora_config, lora_factors, read_pairs, row_logprobs, Artifact, BaseMethod, ControlSpace, Lab, LoadedModel, MethodEntry, Scalar, Section, SweepResult,
                           file_digest, match_sites, optimise, target_logits)
 
 from steerlab_plugins.genarm.config import ALPHA_GRID, GenARMConfig
@@ -55,14 +55,13 @@ class GenARMMethod(BaseMethod):
         PairSampler(lab.model, read_pairs(Path(config.pairs)), config.max_tokens, 0)
 
     def train(self, lab: Lab, config: GenARMConfig) -> Artifact:
-        from peft import LoraConfig, get_peft_model
+        from peft import get_peft_model
 
         sites = match_sites(lab.model.hf, config.targets)
         module_to_site = {s.module_path: s.name for s in sites}
         sampler = PairSampler(lab.model, read_pairs(Path(config.pairs)), config.max_tokens, lab.seed)
         lab.seeded("genarm:lora")
-        lora = LoraConfig(r=config.rank, lora_alpha=config.lora_alpha, lora_dropout=0.0, target_modules=list(module_to_site))
-        peft_model = get_peft_model(copy_of_base(lab.model), lora)  # the base itself is never modified
+        peft_model = get_peft_model(copy_of_base(lab.model), lora_config(sites, config.rank, config.lora_alpha))  # the base itself is never modified
         reward = LoadedModel(f"{lab.model.name}+genarm", peft_model, lab.model.tokenizer)
         params = [p for p in peft_model.parameters() if p.requires_grad]
         log = optimise(params, lambda step: reward_loss(reward, sampler.batch(config.pairs_per_step), config.beta),

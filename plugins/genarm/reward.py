@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from steerlab.api import Artifact, Edit, LoadedModel, resolve
+from steerlab.api import Artifact, Edit, LoadedModel, projection_features, resolve, stored_delta
 
 PASSED = ("input_ids", "inputs_embeds", "attention_mask", "position_ids", "cache_position", "logits_to_keep")
 HOOK_DICTS = ("_forward_hooks", "_forward_hooks_with_kwargs", "_forward_hooks_always_called",
@@ -65,10 +65,12 @@ def merged_reward_model(model: LoadedModel, artifact: Artifact) -> nn.Module:
     clone = copy_of_base(model)
     rank = int(artifact.meta["rank"])
     for site in artifact.sites:
-        linear = resolve(clone, site).module
-        a = artifact.expect(f"{site}.A", (rank, linear.in_features), "genarm artifact")
-        b = artifact.expect(f"{site}.B", (linear.out_features, rank), "genarm artifact")
-        linear.weight += (b.to(linear.weight.device, torch.float32) @ a.to(linear.weight.device, torch.float32)).to(linear.weight.dtype)
+        module = resolve(clone, site).module  # an nn.Linear, or GPT-2's Conv1D (weight stored (in, out))
+        fan_in, fan_out = projection_features(module)
+        a = artifact.expect(f"{site}.A", (rank, fan_in), "genarm artifact")
+        b = artifact.expect(f"{site}.B", (fan_out, rank), "genarm artifact")
+        delta = b.to(module.weight.device, torch.float32) @ a.to(module.weight.device, torch.float32)  # (out, in)
+        module.weight += stored_delta(module, delta).to(module.weight.dtype)
     return clone.eval().requires_grad_(False)
 
 

@@ -24,7 +24,7 @@ from contextlib import ExitStack, contextmanager
 import torch
 from torch import nn
 
-from steerlab.api import HookEngine
+from steerlab.api import HookEngine, projection_features
 
 
 class SharedState(nn.Module):
@@ -158,10 +158,7 @@ class PanaceaAdapter(nn.Module):
 
     @classmethod
     def for_engine(cls, engine: HookEngine, sites: list[str], rank: int, n_prefs: int, seed: int = 0, **init: Any) -> "PanaceaAdapter":
-        shapes = {}
-        for name in sites:
-            module = engine.site(name).module
-            shapes[name] = (module.in_features, module.out_features)
+        shapes = {name: projection_features(engine.site(name).module) for name in sites}  # (in, out): Linear or Conv1D
         return cls(shapes, rank, n_prefs, seed, **init)
 
     def set_preference(self, preference: torch.Tensor | list[float]) -> None:
@@ -243,9 +240,8 @@ class PanaceaAdapter(nn.Module):
         """Fold the adapter at ``preference`` into the weights (zero overhead); restored exactly on exit."""
         self.set_preference(preference)
         with torch.no_grad():
-            new = {site: engine.site(site).module.weight + layer.delta_weight().to(engine.site(site).module.weight.dtype)
-                   for site, layer in zip(self.sites, self.layers)}
-        with engine.replace_weights(new):
+            deltas = {site: layer.delta_weight() for site, layer in zip(self.sites, self.layers)}  # (out, in) each
+        with engine.add_to_weights(deltas):
             yield
 
     def state(self) -> dict[str, torch.Tensor]:
@@ -270,9 +266,9 @@ class PanaceaAdapter(nn.Module):
         """Rebuild a trained adapter, checking every tensor's shape against the model's modules."""
         rank, m, pref_rank = int(artifact.meta["rank"]), len(artifact.meta["dimensions"]), int(artifact.meta.get("pref_rank", 1))
         for site in artifact.sites:
-            module = engine.site(site).module
-            artifact.expect(f"{site}.U", (module.out_features, rank + m * pref_rank), "panacea artifact")
-            artifact.expect(f"{site}.V", (module.in_features, rank + m * pref_rank), "panacea artifact")
+            fan_in, fan_out = projection_features(engine.site(site).module)
+            artifact.expect(f"{site}.U", (fan_out, rank + m * pref_rank), "panacea artifact")
+            artifact.expect(f"{site}.V", (fan_in, rank + m * pref_rank), "panacea artifact")
             artifact.expect(f"{site}.sigma", (rank,), "panacea artifact")
             artifact.expect(f"{site}.scale", (), "panacea artifact")
         return cls.from_state(artifact.tensors, artifact.sites, rank, m, pref_rank)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from steerlab.api import (StyleTraining, Validation, lora_factors, Artifact, BaseMethod, ControlSpace, Delta, Figure, GroupSampler, Lab, MethodEntry,
-                          Section, Simplex, SweepResult, answer_tokens, file_digest, kept_gradient_tokens, group_losses, heldout_table, help_field, match_sites, optimise,
+from steerlab.api import (StyleTraining, Validation, lora_config, lora_factors, Artifact, BaseMethod, ControlSpace, Delta, Figure, GroupSampler, Lab, MethodEntry,
+                          Section, Simplex, Site, SweepResult, answer_tokens, file_digest, kept_gradient_tokens, group_losses, heldout_table, help_field, match_sites, optimise,
                           plot_training_logs, read_sft)
 
 
@@ -40,13 +40,13 @@ LoraFactors = dict[str, torch.Tensor]  # "{dimension}.{site}.A" / ".B" -> tensor
 
 
 def train_lora(lab: Lab, config: SoupsConfig, sampler: GroupSampler, dimension: str,
-               module_to_site: dict[str, str]) -> tuple[LoraFactors, list[dict[str, float]], list[LoraFactors]]:
+               sites: list[Site]) -> tuple[LoraFactors, list[dict[str, float]], list[LoraFactors]]:
     """Train one PEFT LoRA on one dimension's examples; return its (A, B) per site, its training
     log and (with joint stopping) its factors at every held-out check, the model restored."""
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
 
-    lora = LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=0.0, target_modules=list(module_to_site))
-    peft_model = get_peft_model(lab.model.hf, lora)
+    module_to_site = {s.module_path: s.name for s in sites}
+    peft_model = get_peft_model(lab.model.hf, lora_config(sites, config.rank, config.alpha))
     snapshots: list[LoraFactors] = []
 
     def factors() -> LoraFactors:
@@ -105,13 +105,12 @@ class SoupsMethod(BaseMethod):
 
     def train(self, lab: Lab, config: SoupsConfig) -> Artifact:
         sites = match_sites(lab.model.hf, config.targets)
-        module_to_site = {s.module_path: s.name for s in sites}
         sampler = GroupSampler(lab.model, read_sft(Path(config.data), config.dimensions), config.max_tokens, lab.seed, config.holdout)
         tensors: dict[str, torch.Tensor] = {}
         logs, snapshots = {}, {}
         for dimension in config.dimensions:
             lab.seeded(f"soups:{dimension}")
-            lora, logs[dimension], snapshots[dimension] = train_lora(lab, config, sampler, dimension, module_to_site)
+            lora, logs[dimension], snapshots[dimension] = train_lora(lab, config, sampler, dimension, sites)
             tensors.update(lora)
         if config.eval_every and config.stopping == "joint":
             tensors = joint_stop(logs, snapshots)

@@ -163,11 +163,14 @@ class HookEngine:
 
             return site.module.register_forward_hook(delta_hook)
         if site.reads_input:
-            def pre_hook(_m: nn.Module, args: tuple) -> Any:
+            def pre_hook(_m: nn.Module, args: tuple, kwargs: dict[str, Any]) -> Any:
+                if not args:  # a block called with hidden_states=... (no family in the table does, today)
+                    new = fn(kwargs["hidden_states"])
+                    return None if new is None else (args, {**kwargs, "hidden_states": new})
                 new = fn(args[0])
-                return None if new is None else (new, *args[1:])
+                return None if new is None else ((new, *args[1:]), kwargs)
 
-            return site.module.register_forward_pre_hook(pre_hook)
+            return site.module.register_forward_pre_hook(pre_hook, with_kwargs=True)
 
         def post_hook(_m: nn.Module, _args: tuple, output: Any) -> Any:
             new = fn(_first(output))
@@ -205,6 +208,18 @@ class HookEngine:
         finally:
             for name, module in modules.items():
                 module.weight.data = originals[name]
+
+    @contextmanager
+    def add_to_weights(self, deltas: Mapping[str, torch.Tensor]) -> Iterator[None]:
+        """Add each (out, in) update to its named projection's weight for a scope (a LoRA-style
+        adapter merged for serving), in the layout the module stores it (transposed for GPT-2's
+        ``Conv1D``); the original weights are put back bit for bit on exit."""
+        modules = {name: self.site(name).module for name in deltas}
+        with torch.no_grad():
+            new = {name: module.weight + site_names.stored_delta(module, deltas[name]).to(module.weight.device, module.weight.dtype)
+                   for name, module in modules.items()}
+        with self.replace_weights(new):
+            yield
 
     @contextmanager
     def observe_inputs(self, fn: Callable[[dict[str, Any]], None], after: Callable[[], None] | None = None) -> Iterator[None]:

@@ -4,10 +4,15 @@ Both share a byte-level tokenizer made with the ``tokenizers`` library: 256 byte
 specials, so any text round-trips. ``tiny-llama`` carries a ChatML template like SmolLM2;
 ``tiny-gemma3`` has none, like the Gemma 3 base model, so both prompt paths get exercised.
 ``tiny-llama-wide`` is a second Llama of another width and depth (96-d, 3 blocks), for code that
-moves things between models of unequal sizes (cross-model vector transfer).
+moves things between models of unequal sizes (cross-model vector transfer). ``tiny-{family}`` for
+each family of ``TINY_ARCHITECTURES`` (Mistral, Qwen 2 and 3, Gemma 2, OLMo 2, GPT-2, Pythia,
+Phi-3) is a 2-block, 32-d model of that architecture: the contract test runs every method on each.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
@@ -16,6 +21,7 @@ from transformers import (
     Gemma3TextConfig,
     LlamaConfig,
     LlamaForCausalLM,
+    PreTrainedModel,
     PreTrainedTokenizerFast,
 )
 
@@ -83,3 +89,39 @@ def tiny_gemma3(seed: int = 0):
         bos_token_id=tok.bos_token_id,
     )
     return Gemma3ForCausalLM(cfg).eval(), tok
+
+
+# One row per architecture family the lab supports: the transformers classes and the config
+# keys that make a 2-block, 32-d model (head_dim 8). Built the same way, with the byte
+# tokenizer; the base-model families (GPT-2, Pythia) get no chat template, as their real
+# checkpoints have none.
+_SMALL = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+          "max_position_embeddings": 512}
+TINY_ARCHITECTURES: dict[str, tuple[str, str, dict[str, Any], bool]] = {
+    "mistral": ("MistralForCausalLM", "MistralConfig", {**_SMALL, "num_key_value_heads": 2, "head_dim": 8, "sliding_window": None}, True),
+    "qwen2": ("Qwen2ForCausalLM", "Qwen2Config", {**_SMALL, "num_key_value_heads": 2}, True),
+    "qwen3": ("Qwen3ForCausalLM", "Qwen3Config", {**_SMALL, "num_key_value_heads": 2, "head_dim": 8}, True),
+    "gemma2": ("Gemma2ForCausalLM", "Gemma2Config", {**_SMALL, "num_key_value_heads": 2, "head_dim": 8, "sliding_window": 16,
+                                                     "query_pre_attn_scalar": 8}, False),
+    "olmo2": ("Olmo2ForCausalLM", "Olmo2Config", {**_SMALL, "num_key_value_heads": 2}, True),
+    "gpt2": ("GPT2LMHeadModel", "GPT2Config", {"n_embd": 32, "n_inner": 64, "n_layer": 2, "n_head": 4, "n_positions": 512}, False),
+    "pythia": ("GPTNeoXForCausalLM", "GPTNeoXConfig", {**_SMALL, "use_parallel_residual": True}, False),
+    "phi3": ("Phi3ForCausalLM", "Phi3Config", {**_SMALL, "num_key_value_heads": 2, "original_max_position_embeddings": 512}, True),
+}
+
+
+def tiny_architecture(family: str, seed: int = 0) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
+    """A random 2-block, 32-d model of one ``TINY_ARCHITECTURES`` family, with the byte tokenizer."""
+    import transformers
+
+    model_class, config_class, sizes, chat = TINY_ARCHITECTURES[family]
+    _seeded(seed)
+    tok = byte_tokenizer(CHATML if chat else None)
+    cfg = getattr(transformers, config_class)(
+        vocab_size=len(tok), eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, **sizes)
+    return getattr(transformers, model_class)(cfg).eval(), tok
+
+
+def tiny_loader(family: str) -> Callable[[], tuple[PreTrainedModel, PreTrainedTokenizerFast]]:
+    """The zoo's loader for ``tiny-{family}``."""
+    return lambda: tiny_architecture(family)

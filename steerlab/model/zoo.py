@@ -16,6 +16,7 @@ import importlib.util
 import json
 import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -25,6 +26,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from steerlab.errors import ConfigError
+from steerlab.model.architectures import Architecture, layout_of, use_architecture
 from steerlab.storage import temp_sibling
 
 ModelLoader = Callable[[], tuple[PreTrainedModel, PreTrainedTokenizerBase]]
@@ -49,7 +51,12 @@ class LoadedModel:
 
     @property
     def device(self) -> torch.device:
-        return next(self.hf.parameters()).device
+        """Where inputs go: the input embeddings' device (the first of several under a device map)."""
+        embeddings = self.hf.get_input_embeddings()
+        weight = getattr(embeddings, "weight", None)
+        if isinstance(weight, torch.Tensor) and weight.device.type != "meta":
+            return weight.device
+        return next(p.device for p in self.hf.parameters() if p.device.type != "meta")
 
     @property
     def d_model(self) -> int:
@@ -57,7 +64,8 @@ class LoadedModel:
 
     @property
     def n_layers(self) -> int:
-        return int(self.hf.config.get_text_config().num_hidden_layers)
+        """Decoder blocks, as the site names count them (``blocks.0`` .. ``blocks.{n-1}``)."""
+        return layout_of(self.hf).n_blocks
 
     @property
     def has_chat_template(self) -> bool:
@@ -219,6 +227,8 @@ def builtin_models() -> list[ModelSpec]:
         ModelSpec("tiny-llama", tiny.tiny_llama, "random 4-layer Llama with a byte tokenizer and chat template (tests)"),
         ModelSpec("tiny-llama-wide", tiny.tiny_llama_wide, "random 3-layer 96-d Llama, byte tokenizer, chat template (tests across widths)"),
         ModelSpec("tiny-gemma3", tiny.tiny_gemma3, "random 4-layer Gemma3 text model, byte tokenizer, no template (tests)"),
+        *(ModelSpec(f"tiny-{family}", tiny.tiny_loader(family), f"random 2-layer 32-d {classes[0]}, byte tokenizer (tests across architectures)")
+          for family, classes in tiny.TINY_ARCHITECTURES.items()),
     ]
 
 
@@ -254,9 +264,10 @@ def load_model(
     registry: dict[str, ModelSpec],
     device: str | None = None,
     dtype: str | None = None,
+    architecture: Architecture | Mapping[str, Any] | None = None,
 ) -> LoadedModel:
-    """Resolve ``name`` (zoo name, a local ``.gguf`` file, a local folder or a hub id) and return an
-    eval-mode model with frozen parameters."""
+    """Resolve ``name`` (zoo name, a local ``.gguf`` file, a local folder or a hub id), place it on
+    ``device`` in ``dtype`` and prepare it as ``wrap`` does (``architecture``: see ``wrap``)."""
     target = pick_device(device)
     chosen_dtype = pick_dtype(dtype, target)
     if name in registry:
@@ -268,11 +279,44 @@ def load_model(
     else:
         known = ", ".join(sorted(registry))
         raise ConfigError(f"unknown model '{name}' (expected one of: {known}; or a local path / hub id)")
-    model = model.to(device=target, dtype=chosen_dtype).eval()
+    if not placed_by_loader(model):
+        model = model.to(device=target, dtype=chosen_dtype)
+    return wrap(model, tokenizer, name=name, architecture=architecture)
+
+
+def wrap(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    name: str | None = None,
+    architecture: Architecture | Mapping[str, Any] | None = None,
+) -> LoadedModel:
+    """A causal LM the caller loaded, ready for the lab: eval mode, frozen parameters, left
+    padding and a pad token, exactly as the zoo prepares its own (``load_model`` ends here).
+
+    Where and in which precision the weights live is the caller's choice and is kept: a model
+    loaded with ``device_map`` (accelerate placement or offloading), quantised or in bf16 is never
+    moved or cast. ``architecture``: where the blocks and their parts live, for a model the lab
+    does not read right by itself (``steerlab.model.architectures.Architecture`` or a dict with
+    its keys ``blocks``, ``final_norm``, ``sites``).
+    """
+    model.eval()
     for param in model.parameters():
         param.requires_grad_(False)
     _prepare_tokenizer(tokenizer)
-    return LoadedModel(name=name, hf=model, tokenizer=tokenizer)
+    if architecture is not None:
+        use_architecture(model, architecture)
+    return LoadedModel(name=name or _model_name(model), hf=model, tokenizer=tokenizer)
+
+
+def placed_by_loader(model: PreTrainedModel) -> bool:
+    """Whether the loader already decided where the weights live: accelerate dispatched the model
+    over devices (``device_map``, offloading) or a quantiser packed it; moving either breaks it."""
+    return bool(getattr(model, "hf_device_map", None)) or getattr(model, "hf_quantizer", None) is not None
+
+
+def _model_name(model: PreTrainedModel) -> str:
+    """A name for a model handed in by the caller: where it was loaded from, else its class."""
+    return str(getattr(model.config, "_name_or_path", "") or "") or type(model).__name__
 
 
 def _guarded(name: str, load: ModelLoader) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
@@ -298,7 +342,7 @@ def describe(model: LoadedModel) -> dict[str, Any]:
         "name": model.name,
         "architecture": type(model.hf).__name__,
         "d_model": int(cfg.hidden_size),
-        "n_layers": int(cfg.num_hidden_layers),
+        "n_layers": model.n_layers,
         "vocab_size": int(cfg.vocab_size),
         "fingerprint": model.fingerprint,
     }

@@ -23,6 +23,7 @@ from steerlab.analysis.evidence import control_intervals
 from steerlab.artifact import Artifact, ArtifactHeader
 from steerlab.data.files import file_digest
 from steerlab.errors import ConfigError
+from steerlab.model.architectures import use_architecture
 from steerlab.model.zoo import LoadedModel, describe, load_model
 from steerlab.metrics.base import context as metric_context
 from steerlab.plugin import build_registry
@@ -123,7 +124,13 @@ def resume(run_dir: Path) -> Session:
 
 
 def load_study_model(study: Study, registry: Registry, name: str | None = None) -> LoadedModel:
-    return load_model(name or study.meta.model, registry.models, study.meta.device, study.meta.dtype)
+    """A model of the study on its device and dtype; the study's own model read with its
+    ``[architecture]`` override, if it has one (a method table's other model is read by itself)."""
+    name = name or study.meta.model
+    model = load_model(name, registry.models, study.meta.device, study.meta.dtype)
+    if study.architecture is not None and name == study.meta.model:
+        use_architecture(model.hf, study.architecture, f"{study.path}: [architecture]")
+    return model
 
 
 def load_study_models(study: Study, registry: Registry) -> dict[str, LoadedModel]:

@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from steerlab.errors import ConfigError
+from steerlab.model.architectures import Architecture
 from steerlab.model.generation import GenerationSettings
 from steerlab.registry import Registry
 from steerlab.study import config as cfg
 from steerlab.study.schema import CompareSettings, DataSettings, MethodEntry, MetricEntry, ParetoSettings, Study, StudyMeta
 
 QUICK_EVAL_LIMIT = 6
-TOP_LEVEL = {"study", "data", "generation", "metrics", "methods", "quick", "pareto", "compare"}
+TOP_LEVEL = {"study", "data", "generation", "metrics", "methods", "quick", "pareto", "compare", "architecture"}
 MOVED = {"judge": "the judge's settings live in [metrics.judge]"}
 
 
@@ -139,7 +140,8 @@ def _validate(path: Path, raw: dict[str, Any], registry: Registry, quick: bool) 
     _check_candidates(path, pareto, data, methods)
     compare = cfg.build(CompareSettings, raw.get("compare", {}), f"{path}: [compare]", base)
     _check_compare(path, compare, metrics, methods, registry)
-    return Study(path, raw, meta, data, generation, metrics, methods, quick, pareto, compare)
+    architecture = cfg.build(Architecture, raw["architecture"], f"{path}: [architecture]", base) if "architecture" in raw else None
+    return Study(path, raw, meta, data, generation, metrics, methods, quick, pareto, compare, architecture)
 
 
 def _check_device(path: Path, meta: StudyMeta) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from steerlab.controls import Control, ControlSpace
 from steerlab.data.split import in_dev_half
+from steerlab.model.architectures import Architecture
 from steerlab.model.generation import GenerationSettings
 from steerlab.study import config as cfg
 
@@ -130,6 +131,7 @@ class Study:
     quick: bool = False
     pareto: ParetoSettings = field(default_factory=ParetoSettings)
     compare: CompareSettings = field(default_factory=CompareSettings)
+    architecture: Architecture | None = None  # [architecture]: where the study model keeps its parts, if not found alone
 
     @property
     def base_dir(self) -> Path:
