@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--control", action="append", default=[], metavar="CONTROL",
                      help="the method's control, e.g. 0.4 or helpful=0.3,humorous=0.7 (repeatable: answers side by side)")
     gen.add_argument("--max-new-tokens", type=int, default=None)
+    gen.add_argument("--seed", type=int, default=None, help="training seed of a run with several (default: the study's first)")
     _add_plugin_flag(gen)
 
     insp = sub.add_parser("inspect", help="look inside a trained artifact with an inspector (steerlab plugins lists them)",
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     insp.add_argument("what", help="inspector name: vector, svd, ...")
     insp.add_argument("run_dir")
     insp.add_argument("--method", help="method entry in the run (default: the first the inspector applies to)")
+    insp.add_argument("--seed", type=int, default=None, help="training seed of a run with several (default: the study's first)")
     _add_plugin_flag(insp)
 
     data = sub.add_parser("data", help="build a registered dataset with a real model")
@@ -153,7 +155,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     from steerlab.run.tools import generate_from_run
 
-    for block in generate_from_run(Path(args.run_dir), args.prompts, args.control, args.method, args.max_new_tokens, args.plugin):
+    for block in generate_from_run(Path(args.run_dir), args.prompts, args.control, args.method, args.max_new_tokens, args.plugin,
+                                   args.seed):
         print(block)
     return 0
 
@@ -166,7 +169,7 @@ def cmd_inspect(args: argparse.Namespace, rest: list[str]) -> int:
     registry = build_registry([Path(p) for p in args.plugin])  # the inspector may come from a --plugin file
     inspector = registry.get("inspectors", args.what, "steerlab inspect")
     options = parse_options(inspector.Options, rest, f"steerlab inspect {args.what}", options_parser(inspector.Options))
-    run = open_run(Path(args.run_dir), args.method, args.plugin, accept=inspector.applies_to,
+    run = open_run(Path(args.run_dir), args.method, args.plugin, seed=args.seed, accept=inspector.applies_to,
                    wanted=f" that inspector '{args.what}' applies to")
     section = inspector.inspect(run, options)
     print(section.markdown)

@@ -150,11 +150,12 @@ def as_loaded(model: torch.nn.Module | LoadedModel, name: str) -> LoadedModel:
     return LoadedModel(name=name, hf=model, tokenizer=None)  # type: ignore[arg-type]  # steer never tokenizes
 
 
-def open_run(path: PathLike, plugins: Sequence[PathLike] = ()) -> Run:
+def open_run(path: PathLike, plugins: Sequence[PathLike] = (), seed: int | None = None) -> Run:
     """Open a finished run folder (``runs/<study>-<timestamp>``) with its study and plugins as the
-    run began, plus local plugin files in ``plugins``."""
+    run began, plus local plugin files in ``plugins``. A run trained with several ``seeds`` is
+    opened at one of them (``seed``; default the study's first)."""
     study, registry, layout, _ = runner.reopen(Path(path), [str(p) for p in plugins], check_data=False)
-    return Run(study, registry, layout)
+    return Run(study, registry, runner.seed_layout(study, registry, layout, seed, flag="seed"))
 
 
 def load_model(name_or_path: str, device: str | None = None, dtype: str | None = None,

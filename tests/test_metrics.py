@@ -169,7 +169,7 @@ def test_the_likelihood_judge_reports_on_the_texts_the_minilm_judge_held_out(tmp
         return np.tile(np.eye(3)[0], (len(answers), 1))
 
     monkeypatch.setattr(likelihood, "posteriors", fake_posteriors)
-    ctx = SimpleNamespace(config=LikelihoodJudgeConfig(styles=str(styles), data=str(data), test_fraction=0.25), lab=SimpleNamespace(seed=3))
+    ctx = SimpleNamespace(config=LikelihoodJudgeConfig(styles=str(styles), data=str(data), test_fraction=0.25), lab=SimpleNamespace(study_seed=3))
     section = LikelihoodJudgeMetric().section(ctx)
     assert seen == [f"text {i}" for i in sorted(test)] and len(seen) == 6
     assert section.summary["accuracy"] == pytest.approx(2 / 6)  # every text called "a": the two held-out a's are right

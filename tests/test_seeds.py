@@ -115,3 +115,26 @@ def test_resume_refuses_a_changed_seed_list(seeded, capsys):
     (done / "run.json").write_text(json.dumps({**request, "seeds": [4]}))
     assert run(seeded, "--resume", str(done)) == 2
     assert "seeds [4, 1] differ from the seeds [4]" in capsys.readouterr().err
+
+
+def test_generate_and_the_python_api_open_a_multi_seed_run_at_the_seed_asked_for(seeded, capsys):
+    import torch
+
+    import steerlab
+
+    assert run(seeded, str(seeded / "seeded.toml"), "--out", str(seeded / "runs")) == 0
+    done = latest(seeded / "runs")
+    model = steerlab.load_model("tiny-llama")
+    ids = model.tokenizer(["Why is the sky blue?"], return_tensors="pt")["input_ids"]
+    logits = {}
+    for seed in (4, 1):
+        opened = steerlab.open_run(done, seed=seed)
+        assert opened.methods == ["panacea", "prompting", "base"]  # untrained entries are shared by every seed
+        with opened.steering(model.hf, method="panacea", control="humorous=1"), torch.no_grad():
+            logits[seed] = model.hf(input_ids=ids).logits
+    assert not torch.allclose(logits[4], logits[1])  # each seed's own adapter
+    assert main(["generate", str(done), "Why?", "--method", "panacea", "--control", "humorous=1", "--seed", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert steerlab.open_run(done, seed=1).generate("Why?", method="panacea", control="humorous=1")[0] in printed
+    assert main(["generate", str(done), "Why?", "--seed", "7"]) == 2
+    assert "--seed 7: expected one of the run's training seeds [4, 1]" in capsys.readouterr().err

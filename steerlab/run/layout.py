@@ -28,10 +28,12 @@ from steerlab.errors import ConfigError
 class RunLayout:
     root: Path
     seed: int | None = None  # set: the method folders of one training seed (a multi-seed study)
+    shared: frozenset[str] = frozenset()  # entries run once for every seed (untrained): unsuffixed even with a seed
 
-    def for_seed(self, seed: int | None) -> "RunLayout":
-        """The same run, its method folders those of training seed ``seed`` (None: unsuffixed)."""
-        return RunLayout(self.root, seed)
+    def for_seed(self, seed: int | None, shared: frozenset[str] = frozenset()) -> "RunLayout":
+        """The same run, its method folders those of training seed ``seed`` (None: unsuffixed),
+        except the ``shared`` entries' (run once for all seeds)."""
+        return RunLayout(self.root, seed, shared)
 
     @classmethod
     def create(cls, out: Path, study_name: str) -> "RunLayout":
@@ -95,7 +97,7 @@ class RunLayout:
     def method(self, name: str) -> Path:
         """The folder of one method entry (of one seed): artifact, sweep, analysis and its figures."""
         folder = self.root / "methods" / name
-        return folder if self.seed is None else folder / f"seed-{self.seed}"
+        return folder if self.seed is None or name in self.shared else folder / f"seed-{self.seed}"
 
     def result(self, name: str) -> Path:
         return self.method(name) / "result.json"

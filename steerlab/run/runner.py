@@ -182,14 +182,32 @@ class Piece:
     own_folder: bool
 
 
+def repeats_per_seed(study: Study, registry: Registry, entry: MethodEntry) -> bool:
+    """Whether ``entry`` runs once per training seed: its method trains, or decoding samples."""
+    return registry.methods[entry.method].trains or study.generation.do_sample
+
+
 def pieces(study: Study, registry: Registry) -> list[Piece]:
     """Every (entry, seed) of the study, in order. A method that trains (or any method, when
     decoding samples) runs once per seed; the others once, at the first seed."""
     seeds, out = study.meta.seed_list, []
     for entry in study.methods:
-        repeats = registry.methods[entry.method].trains or study.generation.do_sample
+        repeats = repeats_per_seed(study, registry, entry)
         out += [Piece(entry, seed, repeats and len(seeds) > 1) for seed in (seeds if repeats else seeds[:1])]
     return out
+
+
+def seed_layout(study: Study, registry: Registry, layout: RunLayout, seed: int | None, flag: str = "--seed") -> RunLayout:
+    """A finished run's layout at one training seed (None: the study's first), for the tools
+    that open one artifact (generate, inspect, export, the Python API): each trained entry's
+    files of that seed, the untrained entries' shared ones."""
+    seeds = study.meta.seed_list
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed not in seeds):
+        raise ConfigError(f"{flag} {seed!r}: expected one of the run's training seeds {seeds}")
+    if len(seeds) == 1:
+        return layout
+    shared = frozenset(e.name for e in study.methods if not repeats_per_seed(study, registry, e))
+    return layout.for_seed(seeds[0] if seed is None else seed, shared)
 
 
 @dataclass

@@ -22,7 +22,7 @@ from steerlab.model.zoo import LoadedModel, describe
 from steerlab.registry import Registry
 from steerlab.run.lab import Lab
 from steerlab.run.layout import RunLayout
-from steerlab.run.runner import load_study_model, reopen
+from steerlab.run.runner import load_study_model, reopen, seed_layout
 from steerlab.study.schema import MethodEntry, Study
 
 Accept = Callable[[MethodEntry, Artifact], bool]
@@ -55,10 +55,11 @@ def check_model(layout: RunLayout, entry: MethodEntry, artifact: Artifact, model
 
 
 def open_run(run_dir: Path, method_name: str | None = None, plugin_files: list[str] = (),  # type: ignore[assignment]
-             accept: Accept | None = None, wanted: str = "") -> OpenRun:
+             accept: Accept | None = None, wanted: str = "", seed: int | None = None) -> OpenRun:
     """Load a run's study, model and one method's artifact (the first trained entry that
-    ``accept``s, or ``method_name``)."""
+    ``accept``s, or ``method_name``; of training seed ``seed``, default the study's first)."""
     study, registry, layout, _ = reopen(run_dir, plugin_files, check_data=False)
+    layout = seed_layout(study, registry, layout, seed)
     entry, artifact = find_entry(study, layout, method_name, accept, wanted)
     model = load_study_model(study, registry, entry.model)
     return opened(study, registry, layout, entry, artifact, model)
@@ -95,10 +96,11 @@ def answer(run: OpenRun, prompts: Sequence[str], controls: Sequence[Control],
 
 
 def generate_from_run(run_dir: Path, prompts: list[str], controls: list[str], method_name: str | None = None,
-                      max_new_tokens: int | None = None, plugin_files: list[str] = ()) -> list[str]:  # type: ignore[assignment]
+                      max_new_tokens: int | None = None, plugin_files: list[str] = (),  # type: ignore[assignment]
+                      seed: int | None = None) -> list[str]:
     """Answer ``prompts`` at each control (text for the method's control space; none: the last
     control of the study's sweep); returns printable blocks, one per prompt."""
-    run = open_run(run_dir, method_name, plugin_files)
+    run = open_run(run_dir, method_name, plugin_files, seed=seed)
     settings = with_max_new_tokens(run.lab.settings, max_new_tokens)
     chosen = [run.control(c) for c in controls] or [run.entry.controls[-1]]
     gens = answer(run, prompts, chosen, settings)
