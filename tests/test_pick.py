@@ -44,7 +44,7 @@ def comparison(**methods: MethodResult) -> dict:
     block = {"anchor": "soups", "axes": JUDGE, "tag": "", "versus": {n: {} for n in methods}}
     block["also"] = {"anchor": "soups", "axes": LM, "tag": "lm", "versus": {n: {} for n in methods}}
     for target, axes, key in ((block, JUDGE, lambda m: m), (block["also"], LM, lambda m: f"{m}[lm]")):
-        for other, tests in front_evidence(results, design, coords, axes, "soups", key).items():
+        for other, tests in front_evidence(results, design, coords, axes, "soups", key).tests.items():
             target["versus"][other]["tests"] = tests
     return block
 
