@@ -36,15 +36,24 @@ max_new_tokens = 4
 batch_size = 4
 
 [metrics]
-use = ["length", "fluency"]
+use = ["length", "fluency", "relevance"]
+
+[methods.base]
 
 [methods.panacea]
 {SFT}
 
 [methods.actdiff]
+concept = "concise"
 pairs = "data/pairs.jsonl"
 layer = 1
 controls = [-1.0, 1.0]
+
+[compare]
+reference = "base"
+
+[compare.concepts]
+concise = "-words"
 """
 
 FLAKY = """
@@ -116,8 +125,9 @@ def test_a_study_run_through_ray_has_the_records_and_numbers_of_the_in_process_r
     assert run(fanned / "fanned.toml", "--out", fanned / "ray", "--executor", "ray") == 0
     done = only_run(fanned / "ray")
     err = capsys.readouterr().err
-    for label in ("panacea@4", "panacea@1", "actdiff@4", "actdiff@1"):  # two entries x two seeds, each a task
-        assert f"steerlab: finished {label} in " in err, err
+    lines = [line.split()[2] for line in err.splitlines() if line.startswith("steerlab: finished ")]
+    assert lines[0] == "base@4"  # the [compare] reference, whose dev answers choose actdiff's test control, first
+    assert sorted(lines[1:]) == ["actdiff@1", "actdiff@4", "panacea@1", "panacea@4"]  # two entries x two seeds, a task each
     assert scores(done) == in_process
     assert not list(done.rglob("*.tmp")) and not list(done.parent.glob(".steerlab-probe-*"))
 
@@ -126,7 +136,8 @@ def test_a_task_that_raises_is_tried_again_then_reported_and_resume_finishes_the
     folder = make_study(tmp_path)
     (folder / "flaky.py").write_text(FLAKY)
     (folder / "FAIL").touch()
-    study = STUDY.replace('seeds = [4, 1]', 'seeds = [4, 1]\nplugins = ["flaky.py"]').split("[methods.panacea]")[0]
+    study = STUDY.replace('seeds = [4, 1]', 'seeds = [4, 1]\nplugins = ["flaky.py"]').replace('"fluency", "relevance"', '"fluency"')
+    study = study.split("[methods.base]")[0]
     (folder / "flaky.toml").write_text(study + "[methods.flaky]\ncontrols = [0.0, 1.0]\n\n[methods.base]\n")
     assert run(folder / "flaky.toml", "--out", folder / "runs", "--executor", "ray") == 1
     done = only_run(folder / "runs")
@@ -147,22 +158,23 @@ def test_a_task_that_raises_is_tried_again_then_reported_and_resume_finishes_the
 def test_an_interrupted_ray_run_resumes_to_the_numbers_of_the_in_process_run(fanned, in_process, monkeypatch, capsys):
     finished: list[str] = []
 
-    def interrupt(line: str) -> None:  # Ctrl-C in the driver once the first task is done
+    def interrupt(line: str) -> None:  # Ctrl-C in the driver once the reference and one more piece are done
         finished.append(line.split()[2])
-        raise KeyboardInterrupt
+        if len(finished) == 2:
+            raise KeyboardInterrupt
 
     monkeypatch.setattr(executors, "report_line", interrupt)
     assert run(fanned / "fanned.toml", "--out", fanned / "cut", "--executor", "ray") == 130
     broken = only_run(fanned / "cut")
     assert "finished stages are kept (use --resume RUN_DIR)" in capsys.readouterr().err
     assert not (broken / "results.json").exists()
-    name, seed = finished[0].split("@")
-    artifact = broken / f"methods/{name}/seed-{seed}/artifact.safetensors"
-    stamp = artifact.stat().st_mtime_ns
+    name, seed = finished[1].split("@")  # a piece of the second wave, the others were cancelled
+    stamps = {path: path.stat().st_mtime_ns for path in (broken / "methods/base/result.json", broken / f"methods/{name}/seed-{seed}/result.json")}
     monkeypatch.undo()
     assert run("--resume", broken, "--executor", "ray") == 0
-    assert f"finished {finished[0]}" not in capsys.readouterr().err  # a finished piece is no task again
-    assert artifact.stat().st_mtime_ns == stamp
+    err = capsys.readouterr().err
+    assert "finished base@4" not in err and f"finished {finished[1]}" not in err  # a finished piece is no task again
+    assert {path: path.stat().st_mtime_ns for path in stamps} == stamps
     assert scores(broken) == in_process
 
 
