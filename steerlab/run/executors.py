@@ -16,6 +16,7 @@ import logging
 import os
 import socket
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -164,24 +165,54 @@ class RayExecutor:
     ray: Any
     disconnect: bool  # this process connected (or started a local instance): ray.shutdown() on close
     resources: dict[str, float] = field(default_factory=dict)  # per task, from prepare
+    address: str | None = None  # --ray-address (None: a local instance)
+    _starting: threading.Thread | None = None  # ray.init, while the driver loads its model
+    _failure: BaseException | None = None  # what ray.init raised there
+    _started: threading.Event = field(default_factory=threading.Event)
+    _closed: threading.Event = field(default_factory=threading.Event)
 
     @classmethod
     def connect(cls, address: str | None) -> "RayExecutor":
         """Join the cluster at ``address`` (``auto``: the running one), or start a local instance
-        on this machine's cores; a Ray this process already joined (a notebook, tests) is used as is."""
+        on this machine's cores, in the background: Ray's start (seconds: GCS, raylet, agents,
+        workers) overlaps the driver's own imports and model load, and ``prepare`` waits for it.
+        A Ray this process already joined (a notebook, tests) is used as it is."""
         ray = import_ray()
         if address is not None:
             check_reachable(address)
         if ray.is_initialized():
-            return cls(ray, disconnect=False)
-        local = {"num_cpus": len(os.sched_getaffinity(0))} if address is None else {}
-        try:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR, **local)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise ConfigError(f"--ray-address {address}: cannot join a Ray cluster there ({str(exc).splitlines()[0]})") from None
-        executor = cls(ray, disconnect=True)
-        executor.warm_up()
+            executor = cls(ray, disconnect=False)
+            executor.warm_up()
+            return executor
+        executor = cls(ray, disconnect=True, address=address)
+        executor._starting = threading.Thread(target=executor._start, name="steerlab-ray-init", daemon=True)
+        executor._starting.start()
         return executor
+
+    def _start(self) -> None:
+        """The background thread: start Ray, then stay alive until ``close``. Ray's own processes
+        (GCS, raylet) die with the *thread* that started them (Linux's parent-death signal is per
+        thread), so this thread must outlive every use of them."""
+        local = {"num_cpus": len(os.sched_getaffinity(0))} if self.address is None else {}
+        try:
+            self.ray.init(address=self.address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR, **local)
+            self.warm_up()
+        except BaseException as exc:  # handed to the main thread by ready()
+            self._failure = exc
+        self._started.set()
+        self._closed.wait()
+
+    def ready(self) -> None:
+        """Wait for the background start; its failure as one line (bad input: the address)."""
+        if self._starting is not None:
+            self._started.wait()
+        failure, self._failure = self._failure, None
+        if isinstance(failure, (ConnectionError, RuntimeError, ValueError)):
+            what = "--executor ray: cannot start a local Ray instance" if self.address is None else \
+                f"--ray-address {self.address}: cannot join a Ray cluster there"
+            raise ConfigError(f"{what} ({str(failure).splitlines()[0]})")
+        if failure is not None:
+            raise failure
 
     def warm_up(self) -> None:
         """A worker per CPU of the cluster starts importing now (not awaited)."""
@@ -190,6 +221,7 @@ class RayExecutor:
             task.remote()
 
     def prepare(self, study: Study, folder: Path) -> None:
+        self.ready()
         self.resources = task_resources(study, self.ray.cluster_resources())
         created = _make_folder(folder)
         try:
@@ -274,8 +306,13 @@ class RayExecutor:
         return f"steerlab: finished {label} in {done['seconds']:.1f} s on {done['host']}", True
 
     def close(self) -> None:
+        if self._starting is not None:
+            self._started.wait()  # a start still under way (Ctrl-C, a bad study): shut down what it started
         if self.disconnect:
             self.ray.shutdown()
+        self._closed.set()
+        if self._starting is not None:
+            self._starting.join()
 
 
 def _one_line(exc: BaseException) -> str:
