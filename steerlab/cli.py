@@ -11,7 +11,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from steerlab.errors import BrokenPluginWarning, ConfigError
+from steerlab.errors import BrokenPluginWarning, ConfigError, RunIncomplete
+from steerlab.run.executors import EXECUTORS
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -41,6 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--only", action="append", default=[], metavar="METHOD[@SEED]",
                      help="run just this method entry, or one training seed of it (repeatable), and stop before the results; "
                           "run others in parallel with --resume RUN_DIR --only OTHER, then --resume RUN_DIR to finish")
+    run.add_argument("--executor", choices=EXECUTORS, default="local",
+                     help="where the (method entry, seed) pieces run: local (this process, default) or ray (one Ray task each, "
+                          "then this process finishes the run; docs/scaling.md)")
+    run.add_argument("--ray-address", metavar="ADDR", help="with --executor ray: auto (the running cluster) or HOST:PORT "
+                                                          "(default: start a local Ray instance)")
     _add_plugin_flag(run)
 
     plugins = sub.add_parser("plugins", help="list methods, metrics, inspectors, datasets and models with their plugin")
@@ -105,8 +111,9 @@ def _add_gguf_parsers(sub: Any) -> None:
     into.add_argument("--out", default="runs", help="parent folder of the run folder (default runs/)")
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from steerlab.run import report, runner
+def _session(args: argparse.Namespace, executor: Any) -> Any:
+    """The run to execute: a new one (checked by the executor before its folder exists) or ``--resume``."""
+    from steerlab.run import runner
 
     if args.resume:
         given = [flag for flag, on in (("a study file", args.study), ("--set", args.overrides), ("--quick", args.quick),
@@ -115,14 +122,22 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--resume {args.resume}: continues a run exactly as it began; {given[0]} cannot be given with it "
                               "(start a new run instead)")
         session = runner.resume(Path(args.resume))
-    elif not args.study:
+        executor.prepare(session.study, session.layout.root)
+        return session
+    if not args.study:
         raise ConfigError("steerlab run: give a study file (or --resume RUN_DIR)")
-    else:
-        request = runner.RunRequest(args.study, args.overrides, args.quick, args.plugin)
-        session = runner.start(request, Path(args.out), only=args.only)
-    study = session.study
-    print(f"steerlab: running study '{study.meta.name}' on {study.meta.model} -> {session.layout.root}", file=sys.stderr)
-    results = runner.execute(session, show_progress=not args.no_progress, only=args.only)
+    request = runner.RunRequest(args.study, args.overrides, args.quick, args.plugin)
+    return runner.start(request, Path(args.out), only=args.only, prepare=executor.prepare)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from steerlab.run import executors, report
+
+    with executors.open_executor(args.executor, args.ray_address) as executor:
+        session = _session(args, executor)
+        study = session.study
+        print(f"steerlab: running study '{study.meta.name}' on {study.meta.model} -> {session.layout.root}", file=sys.stderr)
+        results = executor.run(session, show_progress=not args.no_progress, only=args.only)
     if results is None:
         print(f"steerlab: ran {', '.join(args.only)}; run the other methods with --resume {session.layout.root} --only NAME, "
               f"then finish with --resume {session.layout.root}", file=sys.stderr)
@@ -284,6 +299,9 @@ def run_command(args: argparse.Namespace, rest: list[str]) -> int:
     except ConfigError as exc:
         print(f"steerlab: error: {exc}", file=sys.stderr)
         return 2
+    except RunIncomplete as exc:
+        print(f"steerlab: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("steerlab: interrupted; finished stages are kept (use --resume RUN_DIR)", file=sys.stderr)
         return 130

@@ -16,3 +16,9 @@ class ConfigError(ValueError):
 class BrokenPluginWarning(UserWarning):
     """An installed plugin could not be imported and was left out; the message is one line naming
     the entry point, its distribution, the import error and ``pip uninstall DIST``."""
+
+
+class RunIncomplete(RuntimeError):
+    """Some pieces of a run failed (a distributed run's tasks, each tried twice): not bad input.
+    The other pieces' stages are kept; the CLI prints the one-line message and exits 1, and
+    ``steerlab run --resume RUN`` completes the run."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,10 @@ from steerlab.errors import ConfigError
 
 def temp_sibling(path: Path) -> Path:
     """Where to write ``path`` before renaming it into place: next to it (same file system, so the
-    rename is atomic) and named per process, so processes sharing a run folder (``--only``) never
-    write into, or rename away, each other's half-written file."""
-    return path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    rename is atomic) and named per process and machine, so processes sharing a run folder
+    (``--only``, Ray workers on several nodes of one shared file system) never write into, or
+    rename away, each other's half-written file."""
+    return path.with_name(f"{path.name}.{socket.gethostname()}-{os.getpid()}.tmp")
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -15,7 +15,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from steerlab.analysis.compare import compare
 from steerlab.analysis.concepts import ChosenOnDev, compare_concepts
@@ -74,8 +74,10 @@ def plan(request: RunRequest, extra_plugins: list[str] = ()) -> tuple[Study, Reg
     return load_study(study_path, registry, request.overrides, request.quick), registry
 
 
-def start(request: RunRequest, out: Path, show_progress: bool = True, only: Sequence[str] = ()) -> Session:
-    """Validate, load the model, check every method against it, then create the run folder."""
+def start(request: RunRequest, out: Path, show_progress: bool = True, only: Sequence[str] = (),
+          prepare: Callable[[Study, Path], None] | None = None) -> Session:
+    """Validate, load the model, check every method against it, then create the run folder.
+    ``prepare(study, out)``: the executor's own checks (its workers see ``out``), last before it."""
     request = request.absolute()
     study, registry = plan(request)
     check_only(study, only)
@@ -83,6 +85,8 @@ def start(request: RunRequest, out: Path, show_progress: bool = True, only: Sequ
         raise ConfigError(f"--out {out}: exists and is not a folder")
     models = load_study_models(study, registry)
     preflight(study, registry, models)
+    if prepare is not None:
+        prepare(study, out)
     layout = RunLayout.create(out, study.meta.name)
     shutil.copyfile(study.path, layout.study)
     request = dataclasses.replace(request, data_sha256={str(p): file_digest(p) for p in study.data_files()},
@@ -180,6 +184,17 @@ class Piece:
     entry: MethodEntry
     seed: int
     own_folder: bool
+
+    @property
+    def label(self) -> str:
+        """``NAME@SEED``, as ``--only`` takes it."""
+        return f"{self.entry.name}@{self.seed}"
+
+    def finished(self, layout: RunLayout) -> bool:
+        """Whether the run folder holds every file of this piece (its sweep, analysis and cost)."""
+        at = layout.for_seed(self.seed if self.own_folder else None)
+        name = self.entry.name
+        return all(p.exists() for p in (at.result(name), at.analysis(name), at.cost(name)))
 
 
 def repeats_per_seed(study: Study, registry: Registry, entry: MethodEntry) -> bool:
@@ -394,15 +409,32 @@ def _chooses_test_controls(study: Study, entry: MethodEntry) -> bool:
     return bool(study.compare.concepts and study.compare.test_chosen_only and entry.name == study.compare.reference)
 
 
-def _needed_for_only(study: Study, entry: MethodEntry, only: Sequence[str], layout: RunLayout) -> bool:
-    """Whether ``--only`` must still load ``entry``: the concept reference, whose dev records
-    choose the other entries' test controls, once it is finished (it is never trained here)."""
+def _needed_for_only(study: Study, todo: list[Piece], only: Sequence[str], layout: RunLayout) -> bool:
+    """Whether ``--only`` must still load the entry of ``todo`` (its pieces, every seed): the
+    concept reference, whose dev records choose the other entries' test controls, once every
+    piece of it is finished (it is never trained here)."""
+    entry = todo[0].entry
     if not _chooses_test_controls(study, entry):
         return False
-    if layout.analysis(entry.name).exists():
+    if all(p.finished(layout) for p in todo):
         return True
     raise ConfigError(f"--only {', '.join(only)}: the [compare] reference '{entry.name}' chooses their controls; "
                       f"run it first (--only {entry.name})")
+
+
+def piece_waves(study: Study, registry: Registry, layout: RunLayout, only: Sequence[str] = ()) -> list[list[Piece]]:
+    """The unfinished pieces (those ``only`` selects), in the order separate processes must run
+    them: the [compare] reference's pieces first when its dev records choose the other entries'
+    test controls, then every other piece, in any order or all at once."""
+    check_only(study, only)
+    every = pieces(study, registry)
+    todo = [p for p in every if _selected(p, only) and not p.finished(layout)]
+    first = [p for p in todo if _chooses_test_controls(study, p.entry)]
+    rest = [p for p in todo if p not in first]
+    reference = [p for p in every if _chooses_test_controls(study, p.entry)]
+    if rest and not first and only and reference:
+        _needed_for_only(study, reference, only, layout)  # one line when it is not finished
+    return [wave for wave in (first, rest) if wave]
 
 
 def execute(session: Session, show_progress: bool = True, only: Sequence[str] = ()) -> RunResults | None:
@@ -421,9 +453,8 @@ def execute(session: Session, show_progress: bool = True, only: Sequence[str] = 
     for entry in study.methods:
         todo = [p for p in pieces(study, session.registry) if p.entry.name == entry.name]
         if only and not any(_selected(p, only) for p in todo):
-            if not _needed_for_only(study, entry, only, session.layout):
-                continue
-            todo = todo[:1]  # the concept reference: never trained here, read back
+            if not _needed_for_only(study, todo, only, session.layout):
+                continue  # else the concept reference, every seed of it: finished, read back
         elif only:
             todo = [p for p in todo if _selected(p, only)]
         done = [run_piece(labs[entry.model].at_seed(p.seed, p.own_folder), entry) for p in todo]

@@ -22,10 +22,10 @@ from steerlab.model.architectures import Architecture
 from steerlab.model.generation import GenerationSettings
 from steerlab.registry import Registry
 from steerlab.study import config as cfg
-from steerlab.study.schema import CompareSettings, DataSettings, MethodEntry, MetricEntry, ParetoSettings, Study, StudyMeta
+from steerlab.study.schema import CompareSettings, DataSettings, ExecutorSettings, MethodEntry, MetricEntry, ParetoSettings, Study, StudyMeta
 
 QUICK_EVAL_LIMIT = 6
-TOP_LEVEL = {"study", "data", "generation", "metrics", "methods", "quick", "pareto", "compare", "architecture"}
+TOP_LEVEL = {"study", "data", "generation", "metrics", "methods", "quick", "pareto", "compare", "architecture", "executor"}
 MOVED = {"judge": "the judge's settings live in [metrics.judge]"}
 
 
@@ -141,7 +141,8 @@ def _validate(path: Path, raw: dict[str, Any], registry: Registry, quick: bool) 
     compare = cfg.build(CompareSettings, raw.get("compare", {}), f"{path}: [compare]", base)
     _check_compare(path, compare, metrics, methods, registry)
     architecture = cfg.build(Architecture, raw["architecture"], f"{path}: [architecture]", base) if "architecture" in raw else None
-    return Study(path, raw, meta, data, generation, metrics, methods, quick, pareto, compare, architecture)
+    executor = cfg.build(ExecutorSettings, raw.get("executor", {}), f"{path}: [executor]", base)
+    return Study(path, raw, meta, data, generation, metrics, methods, quick, pareto, compare, architecture, executor)
 
 
 def _check_device(path: Path, meta: StudyMeta) -> None:

@@ -97,6 +97,34 @@ class CompareSettings:
             raise ValueError(f"key 'concepts': concept {bad[0]!r} needs a score name, e.g. \"judge.{bad[0]}\" or \"-words\"")
 
 
+def _ray_amount(value: float) -> bool:
+    """A resource amount Ray accepts: a fraction below 1 (tasks share the unit) or a whole number."""
+    return 0 <= value < 1 or float(value).is_integer()
+
+
+@dataclass(frozen=True)
+class ExecutorSettings:
+    """``[executor]``: what each (method entry, seed) task of ``steerlab run --executor ray`` asks
+    the cluster for. The in-process run ignores it."""
+
+    gpus_per_task: float | None = cfg.help_field(None, "GPUs per task; a fraction packs tasks on one GPU (0.25: four); "
+                                                       "default 1 when CUDA is present, else 0")
+    cpus_per_task: float = cfg.help_field(1.0, "CPU cores per task (a whole number also sets the task's torch threads)")
+
+    def __post_init__(self) -> None:
+        for key, value in (("gpus_per_task", self.gpus_per_task), ("cpus_per_task", self.cpus_per_task)):
+            if value is not None and (value < 0 or not _ray_amount(value)):
+                raise ValueError(f"key '{key}' must be a fraction between 0 and 1 or a whole number (got {value})")
+        if self.cpus_per_task == 0:
+            raise ValueError("key 'cpus_per_task' must be > 0 (a task's model runs on its CPU threads even beside a GPU)")
+
+    def gpus(self, cuda_present: bool) -> float:
+        """The GPUs a task asks for: the study's, else one when CUDA is present."""
+        if self.gpus_per_task is not None:
+            return self.gpus_per_task
+        return 1.0 if cuda_present else 0.0
+
+
 @dataclass(frozen=True)
 class MethodEntry:
     """One ``[methods.NAME]`` table: which plugin method, on which model (the study's unless the
@@ -132,6 +160,7 @@ class Study:
     pareto: ParetoSettings = field(default_factory=ParetoSettings)
     compare: CompareSettings = field(default_factory=CompareSettings)
     architecture: Architecture | None = None  # [architecture]: where the study model keeps its parts, if not found alone
+    executor: ExecutorSettings = field(default_factory=ExecutorSettings)  # [executor]: resources per task of a Ray run
 
     @property
     def base_dir(self) -> Path:
