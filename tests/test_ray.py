@@ -85,11 +85,20 @@ def steerlab_methods(register):
 
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
-    """One local Ray instance for the module (``--executor ray`` uses a Ray already joined)."""
+    """One local Ray instance for the module (``--executor ray`` uses a Ray already joined).
+
+    Each Ray task runs torch on its ``num_cpus`` threads (one here), and a float sum taken on one
+    thread can differ in its last bits from the same sum split over two; the in-process runs this
+    module compares against are therefore run on one thread too, so that equal means bit-equal."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     executors.RayExecutor(ray, disconnect=False).warm_up()  # the workers import while the in-process run runs
     yield
     ray.shutdown()
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
