@@ -22,7 +22,8 @@ import torch
 from steerlab.data.files import read_jsonl
 from steerlab.errors import ConfigError
 from steerlab.model.sites import Site, stores_transposed
-from steerlab.model.scoring import Pair, by_length, target_logits, token_logprobs
+from steerlab.model.batching import by_length
+from steerlab.model.scoring import Pair, target_logits, token_logprobs
 from steerlab.model.zoo import LoadedModel
 from steerlab.study.config import help_field, path_field
 

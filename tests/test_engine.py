@@ -36,7 +36,7 @@ def test_hooks_are_removed_after_an_exception_and_foreign_hooks_survive(tiny_lla
 
 
 def test_an_update_wraps_the_module_forward_and_exits_leave_the_module_as_it_was(tiny_llama):
-    from steerlab.model.generation import has_hooks
+    from steerlab.model.engine import has_hooks
 
     q = "blocks.1.attn.q_proj"
     engine, module = HookEngine(tiny_llama.hf), tiny_llama.hf.model.layers[1].self_attn.q_proj
@@ -80,7 +80,7 @@ def test_a_model_nnsight_has_traced_counts_as_unhooked_until_an_update_is_attach
     """nnsight leaves a pass-through forward on every module it traced: that must not switch off
     the shared scoring prefix or a compiled decode for the rest of the process."""
     from steerlab.model.activations import collect
-    from steerlab.model.generation import has_hooks
+    from steerlab.model.engine import has_hooks
 
     collect(tiny_llama, ["Hello there", "A b c"], ["blocks.1.resid_post"])
     module = tiny_llama.hf.model.layers[1].self_attn.q_proj

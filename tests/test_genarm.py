@@ -87,7 +87,7 @@ def test_logits_to_keep_aligns_the_reward_log_probs_with_the_kept_positions(lab,
 
 
 def tokenize_prompts_from(lab: Lab, pairs) -> dict[str, torch.Tensor]:
-    from steerlab.model.scoring import collate
+    from steerlab.model.batching import collate
 
     return collate([c + t for c, t in pairs], lab.model.tokenizer.pad_token_id, lab.model.device)
 

@@ -103,7 +103,8 @@ def test_the_likelihood_judge_scores_wins_against_the_unsteered_answer(tiny_llam
 def test_length_sorted_scoring_returns_each_pair_in_input_order(tiny_llama):
     """Scoring groups pairs by length to waste little on padding; every result must still land on
     its own pair, equal to scoring it alone."""
-    from steerlab.model.scoring import batched_sequence_logprobs, by_length, sequence_logprobs
+    from steerlab.model.batching import by_length
+    from steerlab.model.scoring import batched_sequence_logprobs, sequence_logprobs
 
     assert by_length([5, 1, 3, 1], 2) == [[1, 3], [2, 0]]
     tok = tiny_llama.tokenizer

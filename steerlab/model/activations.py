@@ -15,7 +15,8 @@ from typing import Any
 import torch
 
 from steerlab.model import sites as site_names
-from steerlab.model.generation import batches, tokenize_prompts
+from steerlab.model.batching import batches
+from steerlab.model.generation import tokenize_prompts
 from steerlab.model.zoo import LoadedModel
 
 POSITIONS = ("last", "mean")

@@ -60,7 +60,7 @@ class UpdateChain:
     adapted module per decoded token. An instance ``forward`` keeps the fast path.
 
     While it holds updates, the chain is also named by the module attribute ``MARK``, which
-    ``has_hooks`` in ``steerlab.model.generation`` reads (a compiled step or a shared scoring prefix
+    ``has_hooks`` below reads (a compiled step or a shared scoring prefix
     must not silently skip an update). Not "any instance forward": nnsight leaves a pass-through
     ``forward`` on every module it has traced, which would switch those paths off for good."""
 
@@ -122,6 +122,18 @@ class UpdateHandle:
 
     def remove(self) -> None:
         self.chain.discard(self)
+
+
+def has_hooks(module: nn.Module) -> bool:
+    """Whether any submodule has a forward hook or pre-hook, or engine updates (steering attached:
+    the engine's updates wrap forwards on the instance, ``UpdateChain``, which marks the module).
+
+    Why it matters: with a static cache on CUDA, transformers compiles the decode step once and
+    reuses it, and torch.compile does not guard on module hooks (``skip_nnmodule_hook_guards``):
+    hooks attached after the compile are silently skipped at every decode step (only the eager
+    prefill is steered), and hooks present at the compile are replayed afterwards. A hooked call
+    therefore decodes eagerly (and a shared scoring prefix is not used)."""
+    return any(m._forward_hooks or m._forward_pre_hooks or UpdateChain.MARK in vars(m) for m in module.modules())
 
 
 @dataclass(frozen=True)

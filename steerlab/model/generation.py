@@ -2,19 +2,21 @@
 
 Whatever interventions are attached when these run (through the HookEngine) act on them: the
 functions here know nothing about steering. Batches are left-padded so new tokens are appended
-at the right end of every row, and sorted by length to waste little compute on padding.
+at the right end of every row, and sorted by length in tokens to waste little compute on padding
+(``batching.by_length``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 import math
 from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 
-from steerlab.model.engine import UpdateChain
+from steerlab.model.batching import by_length, collate, token_lengths
+from steerlab.model.engine import has_hooks
 from steerlab.model.zoo import LoadedModel
 
 
@@ -70,21 +72,8 @@ class Generation:
     stopped: bool  # True when the model ended its answer before the token cap
 
 
-def batches(indices: list[int], size: int) -> Iterator[list[int]]:
-    """Consecutive groups of at most ``size``, as even as possible (36 rows at 32: 18 + 18, not
-    32 + 4: a small tail batch decodes as many steps for a fraction of the tokens)."""
-    if not indices:
-        return
-    count = -(-len(indices) // size)
-    even = -(-len(indices) // count)
-    for start in range(0, len(indices), even):
-        yield indices[start : start + even]
-
-
 def tokenize_prompts(model: LoadedModel, texts: list[str]) -> dict[str, torch.Tensor]:
-    """Formatted prompts -> a left-padded batch (``scoring.collate``, the one collator)."""
-    from steerlab.model.scoring import collate
-
+    """Formatted prompts -> a left-padded batch (``batching.collate``, the one collator)."""
     ids = model.tokenizer(texts, add_special_tokens=False)["input_ids"]
     return collate(ids, model.tokenizer.pad_token_id, model.device)
 
@@ -107,8 +96,7 @@ def generate(
 ) -> list[Generation]:
     """Answer each prompt (already formatted) and return them in the input order."""
     settings = for_device(settings, model.device)
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    groups = list(batches(order, settings.batch_size))
+    groups = by_length(token_lengths(model.tokenizer, prompts), settings.batch_size)
     if progress is not None:
         groups = progress(groups, desc, len(groups))
     results: dict[int, Generation] = {}
@@ -130,18 +118,6 @@ def cut_at_stop_string(tokenizer: Any, ids: list[int], stops: list[str]) -> tupl
     first = min(starts)
     kept = next(k for k in range(len(ids) + 1) if k == len(ids) or len(decode(k + 1)) > first)
     return ids[:kept], True
-
-
-def has_hooks(module: torch.nn.Module) -> bool:
-    """Whether any submodule has a forward hook or pre-hook, or engine updates (steering attached:
-    the engine's updates wrap forwards on the instance, ``UpdateChain``, which marks the module).
-
-    Why it matters: with a static cache on CUDA, transformers compiles the decode step once and
-    reuses it, and torch.compile does not guard on module hooks (``skip_nnmodule_hook_guards``):
-    hooks attached after the compile are silently skipped at every decode step (only the eager
-    prefill is steered), and hooks present at the compile are replayed afterwards. A hooked call
-    therefore decodes eagerly."""
-    return any(m._forward_hooks or m._forward_pre_hooks or UpdateChain.MARK in vars(m) for m in module.modules())
 
 
 def generate_batch(model: LoadedModel, texts: list[str], settings: GenerationSettings) -> list[Generation]:

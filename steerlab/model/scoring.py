@@ -2,7 +2,7 @@
 
 Training losses (SFT, DPO), the data builders' candidate filters and the sweep's token
 statistics (perplexity under the base model, KL from it) all need the same thing: the model's
-next-token distribution at every target position, given the context. ``collate`` left-pads
+next-token distribution at every target position, given the context. ``batching.collate`` left-pads
 rows (the one collator: generation uses it too) and gives each row positions that start at 0
 after its padding, as ``generate`` does; ``target_logits`` asks the model for the logits of the
 last positions only (``logits_to_keep``), where every row's target sits right-aligned, so a
@@ -23,7 +23,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from steerlab.model.generation import batches, has_hooks
+from steerlab.model.batching import by_length, collate
+from steerlab.model.engine import has_hooks
 from steerlab.model.zoo import LoadedModel
 
 Pair = tuple[Sequence[int], Sequence[int]]  # (context ids, target ids)
@@ -83,20 +84,6 @@ class SharedPrefix:
         return cache
 
 
-def collate(rows: Sequence[Sequence[int]], pad_id: int, device: torch.device | str) -> dict[str, torch.Tensor]:
-    """Left-padded ``input_ids``, ``attention_mask`` and ``position_ids`` (0 at each row's first
-    real token): (rows, width) each."""
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        if len(row):
-            ids[i, width - len(row):] = torch.as_tensor(list(row), dtype=torch.long)
-            mask[i, width - len(row):] = 1
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "position_ids": positions.to(device)}
-
-
 def target_logits(model: LoadedModel, pairs: Sequence[Pair], prefix: SharedPrefix | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One forward over ``context + target`` per row.
 
@@ -139,14 +126,6 @@ def sequence_logprobs(model: LoadedModel, pairs: Sequence[Pair], prefix: SharedP
     """Summed log p(target | context) per row and the number of target tokens: (rows,), (rows,)."""
     logits, targets, mask = target_logits(model, pairs, prefix)
     return row_logprobs(logits, targets, mask), mask.sum(1)
-
-
-def by_length(lengths: Sequence[int], size: int) -> list[list[int]]:
-    """Indices in order of length (ties by index), in groups of at most ``size`` (``batches``: as
-    even as possible). Why: every row of a teacher-forced batch is padded to its longest, and
-    answers of one sweep batch range from a few tokens to the cap; on a CPU a forward is compute-bound, so padding costs as much as real
-    tokens (grouping cut chat3d's scoring time per sweep by 0-15%, benchmarks/RESULTS.md)."""
-    return list(batches(sorted(range(len(lengths)), key=lambda i: (lengths[i], i)), size))
 
 
 @torch.no_grad()

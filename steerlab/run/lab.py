@@ -23,6 +23,7 @@ from steerlab.artifact import Artifact
 from steerlab.controls import Control, ControlSpace
 from steerlab.data.files import read_prompts
 from steerlab.errors import ConfigError
+from steerlab.model.batching import by_length, token_lengths
 from steerlab.model.engine import HookEngine
 from steerlab.model.generation import Generation, GenerationSettings, for_device, generate
 from steerlab.model.zoo import LoadedModel
@@ -175,10 +176,8 @@ class Lab:
         backend = self.registry.get("backends", settings.backend, "[generation] key 'backend'")
         systems = self.system_prompts(method, artifact, space, controls)
         texts = [self.model.format_prompt(p, s) for p, s in zip(prompts, systems)]
-        lengths = [len(ids) for ids in self.model.tokenizer(texts, add_special_tokens=False)["input_ids"]]
-        order = sorted(range(len(texts)), key=lambda i: (lengths[i], i))
         out: dict[int, Generation] = {}
-        groups = [order[i : i + settings.batch_size] for i in range(0, len(order), settings.batch_size)]
+        groups = by_length(token_lengths(self.model.tokenizer, texts), settings.batch_size)
         for group in self.progress(groups, desc, len(groups)) if desc else groups:
             with self.steer(method, artifact, space, [controls[i] for i in group]):
                 for i, gen in zip(group, backend.generate(self.model, [texts[i] for i in group], settings)):

@@ -37,8 +37,9 @@ from steerlab.artifact import Artifact
 from steerlab.errors import ConfigError
 from steerlab.metrics.base import Sample
 from steerlab.metrics.base import context as metric_context
-from steerlab.model.generation import Generation, batches
-from steerlab.model.scoring import SharedPrefix, by_length, kl_per_token, target_logits, token_logprobs
+from steerlab.model.batching import batches, by_length, token_lengths
+from steerlab.model.generation import Generation
+from steerlab.model.scoring import SharedPrefix, kl_per_token, target_logits, token_logprobs
 from steerlab.run.results import Record, SchemaError, SweepPoint, SweepResult
 from steerlab.storage import read_json_object, write_json
 
@@ -81,10 +82,11 @@ def _sweep_rows(lab: Lab, method: Steers, entry: MethodEntry, artifact: Artifact
     bases, space = lab.base_generations(), entry.space
     systems = lab.system_prompts(method, artifact, space, [entry.controls[c] for c, _ in rows])
     texts = [lab.model.format_prompt(prompts[p], system) for (_, p), system in zip(rows, systems)]  # to plan batches
-    lengths = [len(ids) for ids in lab.model.tokenizer(texts, add_special_tokens=False)["input_ids"]] if texts else []
+    lengths = token_lengths(lab.model.tokenizer, texts)
     reused = _reuses_base(lab, entry, rows)
-    fresh = sorted((r for r in range(len(rows)) if r not in reused), key=lambda r: (lengths[r], r))
-    plan = list(batches(fresh, lab.settings.batch_size)) + list(batches(sorted(reused), lab.settings.batch_size))
+    fresh = [r for r in range(len(rows)) if r not in reused]
+    plan = ([[fresh[k] for k in group] for group in by_length([lengths[r] for r in fresh], lab.settings.batch_size)]
+            + list(batches(sorted(reused), lab.settings.batch_size)))
     checkpoint = lab.layout.sweep_partial(entry.name, stage)
     done, timing = _load_partial(checkpoint, _plan_key(entry, texts, plan))
     records: dict[int, Record] = {}
