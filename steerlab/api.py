@@ -10,33 +10,33 @@ from __future__ import annotations
 from steerlab.analysis.evidence import Design, best_control
 from steerlab.analysis.pareto import corner_effects, hypervolume, lambda_alignment
 from steerlab.artifact import Artifact, ResidualVector
+from steerlab.config import as_dict, help_field, path_field
 from steerlab.controls import Control, ControlSpace, Fixed, Scalar, Simplex, finite_number
 from steerlab.data.builders import Style, answer_in_style, load_instructions, split_by_id, style_scores
+from steerlab.data.files import BuildRequest, DatasetSpec, file_digest, read_labelled, read_prompts
 from steerlab.data.split import PromptSplit, in_dev_half
-from steerlab.data.files import BuildRequest, DatasetSpec, file_digest, read_jsonl, read_labelled, read_prompts, write_jsonl
 from steerlab.errors import ConfigError
 from steerlab.figures import markdown_table, new_figure, save_figure
+from steerlab.gguf import export_control_vector
 from steerlab.hookspecs import hookimpl
 from steerlab.inspect.base import Inspector
 from steerlab.method import BaseMethod, NoConfig, SteeringMethod
 from steerlab.metrics.base import BaseMetric, Metric, MetricContext, Sample
 from steerlab.metrics.builtin import distinct_ngrams, word_count
 from steerlab.model.activations import Activations, collect
+from steerlab.model.architectures import Architecture
 from steerlab.model.engine import Delta, Edit, HookEngine, Update, add_vector
 from steerlab.model.generation import Generation, GenerationSettings, generate
 from steerlab.model.scoring import kl_per_token, mean_logprobs, row_logprobs, sequence_logprobs, target_logits, token_logprobs
-from steerlab.model.architectures import Architecture
 from steerlab.model.sites import Site, match_sites, projection_features, resolve, stored_delta
 from steerlab.model.zoo import LoadedModel, load_model, wrap
 from steerlab.plugin import build_registry
 from steerlab.preferences import PairSampler, PreferencePair, read_pairs
-from steerlab.gguf import export_control_vector
 from steerlab.run.lab import Lab, seed_everything
 from steerlab.run.layout import RunLayout
 from steerlab.run.results import Figure, Record, Section, StudyReport, SweepPoint, SweepResult
 from steerlab.stats import Comparison, Cube, Draws, Estimate, all_of, compare, estimate, hypothesis, mean_over_controls, verdict
-from steerlab.storage import atomic_write_text, read_json, write_json
-from steerlab.study.config import as_dict, help_field, path_field
+from steerlab.storage import atomic_write_text, read_json, read_jsonl, write_json, write_jsonl
 from steerlab.study.schema import MethodEntry
 from steerlab.training_report import heldout_table, plot_training_logs
 from steerlab.training import (DEFAULT_TARGETS, GroupSampler, SFTExample, StyleTraining, Validation, answer_tokens, encode_answer, gradient_tokens,

@@ -149,7 +149,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_plugins(args: argparse.Namespace) -> int:
     from steerlab.plugin import build_registry
-    from steerlab.study.config import field_help
+    from steerlab.config import field_help
 
     registry = build_registry([Path(p) for p in args.plugin])
     rows = registry.rows()
@@ -179,7 +179,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace, rest: list[str]) -> int:
     from steerlab.plugin import build_registry
     from steerlab.run.tools import open_run
-    from steerlab.study.config import options_parser, parse_options
+    from steerlab.config import options_parser, parse_options
 
     registry = build_registry([Path(p) for p in args.plugin])  # the inspector may come from a --plugin file
     inspector = registry.get("inspectors", args.what, "steerlab inspect")

@@ -32,9 +32,9 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import torch
 
 from steerlab.artifact import Artifact
+from steerlab.config import NoConfig
 from steerlab.controls import ControlSpace, Scalar
 from steerlab.run.results import Section, SweepResult
-from steerlab.study.config import NoConfig
 
 if TYPE_CHECKING:
     from steerlab.run.lab import Lab

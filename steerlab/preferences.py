@@ -12,10 +12,10 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from steerlab.data.files import read_jsonl
 from steerlab.errors import ConfigError
 from steerlab.model.scoring import Pair
 from steerlab.model.zoo import LoadedModel
+from steerlab.storage import read_jsonl
 from steerlab.training import encode_answer
 
 PAIR_KEYS = ("prompt", "chosen", "rejected")

@@ -1,4 +1,5 @@
-"""Files a run writes and reads back: atomic writes, strict JSON, clear errors on corrupt files.
+"""Files a run writes and reads back: atomic writes, strict JSON, clear errors on corrupt files;
+and the UTF-8 text and JSON Lines files a study reads (``read_jsonl``: every data file).
 
 Why strict: ``json.dumps`` writes ``NaN`` by default, which strict JSON readers (browsers, jq,
 other languages) reject. Every non-finite float is written as ``null``; readers of steerlab's
@@ -73,3 +74,45 @@ def read_json_object(path: Path, what: str, required: tuple[str, ...] = ()) -> d
     if missing:
         raise ConfigError(f"{path}: {what} lacks key '{missing[0]}'")
     return data
+
+
+def read_text_file(path: Path, what: str = "data file") -> str:
+    """A UTF-8 text file, or one ConfigError saying why not (missing, a folder, not UTF-8)."""
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder, expected a {what}")
+    if not path.is_file():
+        raise ConfigError(f"{path}: {what} not found")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: {what} is not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read {what} ({exc.strerror})") from None
+
+
+def read_jsonl(path: Path, required: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Rows of a JSON Lines file; each must be an object whose ``required`` keys hold strings."""
+    rows = []
+    for number, line in enumerate(read_text_file(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise ConfigError(f"{path}:{number}: expected a JSON object with key(s) {', '.join(required)}, got {type(row).__name__}")
+        missing = [k for k in required if k not in row]
+        if missing:
+            raise ConfigError(f"{path}:{number}: missing key '{missing[0]}' (expected key(s) {', '.join(required)})")
+        wrong = [k for k in required if not isinstance(row[k], str)]
+        if wrong:
+            raise ConfigError(f"{path}:{number}: key '{wrong[0]}' expected a string, got {row[wrong[0]]!r}")
+        rows.append(row)
+    if not rows:
+        raise ConfigError(f"{path}: no records")
+    return rows
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))

@@ -19,13 +19,13 @@ from typing import Any
 
 import torch
 
-from steerlab.data.files import read_jsonl
+from steerlab.config import help_field, path_field
 from steerlab.errors import ConfigError
-from steerlab.model.sites import Site, stores_transposed
 from steerlab.model.batching import by_length
 from steerlab.model.scoring import Pair, target_logits, token_logprobs
+from steerlab.model.sites import Site, stores_transposed
 from steerlab.model.zoo import LoadedModel
-from steerlab.study.config import help_field, path_field
+from steerlab.storage import read_jsonl
 
 
 DEFAULT_TARGETS = ["blocks.*.attn.*_proj", "blocks.*.mlp.*_proj"]

@@ -23,12 +23,12 @@ import torch
 
 from steerlab import gguf as cv
 from steerlab.artifact import Artifact
+from steerlab.config import help_field, path_field
 from steerlab.controls import ControlSpace, Scalar
-from steerlab.data.files import file_digest, write_jsonl
+from steerlab.data.files import file_digest
 from steerlab.errors import ConfigError
 from steerlab.method import BaseMethod
-from steerlab.storage import write_json
-from steerlab.study.config import help_field, path_field
+from steerlab.storage import write_json, write_jsonl
 
 if TYPE_CHECKING:
     from steerlab.run.lab import Lab

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from steerlab.data.files import read_jsonl
 from steerlab.model.generation import Generation, GenerationSettings, generate
 from steerlab.model.zoo import LoadedModel
+from steerlab.storage import read_jsonl
 
 # The project's hand-written requests, shipped inside the package so builders work after a
 # non-editable install too.

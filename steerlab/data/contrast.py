@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from steerlab.data.files import BuildRequest, read_jsonl, write_jsonl
+from steerlab.data.files import BuildRequest
 from steerlab.errors import ConfigError
+from steerlab.storage import read_jsonl, write_jsonl
 
 
 def build_compare(request: BuildRequest) -> None:

@@ -1,20 +1,20 @@
 """Data files: JSONL prompt sets, labelled texts and contrastive pairs; dataset builders.
 
-Every study data file is UTF-8 JSON Lines (one object a line) so it diffs well in git and streams.
-A line that is not JSON or lacks a key is reported with its file and line number.
+Every study data file is UTF-8 JSON Lines (one object a line) so it diffs well in git and streams,
+read by ``storage.read_jsonl``: a line that is not JSON or lacks a key is reported with its file
+and line number.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from steerlab.errors import ConfigError
-from steerlab.storage import atomic_write_text
+from steerlab.storage import read_jsonl
 
 
 @dataclass(frozen=True)
@@ -40,48 +40,6 @@ class DatasetSpec:
     name: str
     build: Callable[[BuildRequest], None]
     description: str = ""
-
-
-def read_text_file(path: Path, what: str = "data file") -> str:
-    """A UTF-8 text file, or one ConfigError saying why not (missing, a folder, not UTF-8)."""
-    if path.is_dir():
-        raise ConfigError(f"{path}: is a folder, expected a {what}")
-    if not path.is_file():
-        raise ConfigError(f"{path}: {what} not found")
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: {what} is not UTF-8 text (byte {exc.start})") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read {what} ({exc.strerror})") from None
-
-
-def read_jsonl(path: Path, required: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    """Rows of a JSON Lines file; each must be an object whose ``required`` keys hold strings."""
-    rows = []
-    for number, line in enumerate(read_text_file(path).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise ConfigError(f"{path}:{number}: expected a JSON object with key(s) {', '.join(required)}, got {type(row).__name__}")
-        missing = [k for k in required if k not in row]
-        if missing:
-            raise ConfigError(f"{path}:{number}: missing key '{missing[0]}' (expected key(s) {', '.join(required)})")
-        wrong = [k for k in required if not isinstance(row[k], str)]
-        if wrong:
-            raise ConfigError(f"{path}:{number}: key '{wrong[0]}' expected a string, got {row[wrong[0]]!r}")
-        rows.append(row)
-    if not rows:
-        raise ConfigError(f"{path}: no records")
-    return rows
-
-
-def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 
 def read_prompts(path: Path) -> list[str]:

@@ -24,10 +24,10 @@ from typing import Any
 import torch
 
 from steerlab.artifact import Artifact
+from steerlab.config import help_field
 from steerlab.figures import markdown_table, new_figure, save_figure
 from steerlab.run.results import Figure, Section
 from steerlab.storage import atomic_write_text
-from steerlab.study.config import help_field
 
 MAX_PROMPTS = 16
 

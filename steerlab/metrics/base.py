@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from steerlab.config import NoConfig
 from steerlab.run.results import Section
-from steerlab.study.config import NoConfig
 
 if TYPE_CHECKING:
     from steerlab.model.generation import Generation

@@ -23,13 +23,13 @@ from sklearn.model_selection import train_test_split
 from sklearn.multiclass import OneVsRestClassifier
 
 from steerlab.artifact import Artifact
+from steerlab.config import help_field, path_field
 from steerlab.data.files import read_labelled
 from steerlab.errors import ConfigError
 from steerlab.figures import markdown_table, new_figure, save_figure
 from steerlab.metrics.base import BaseMetric, MetricContext, Sample
 from steerlab.metrics.builtin import embedder
 from steerlab.run.results import Figure, Section
-from steerlab.study.config import help_field, path_field
 
 if TYPE_CHECKING:
     from steerlab.metrics.embedding import SentenceEmbedder

@@ -25,14 +25,14 @@ import numpy as np
 import torch
 from sklearn.metrics import accuracy_score, confusion_matrix
 
-from steerlab.data.files import read_jsonl
+from steerlab.config import help_field, path_field
 from steerlab.errors import ConfigError
+from steerlab.figures import markdown_table
 from steerlab.metrics.base import BaseMetric, MetricContext, Sample
 from steerlab.metrics.judge import heldout_split, wins
 from steerlab.model.scoring import batched_sequence_logprobs
 from steerlab.run.results import Section
-from steerlab.study.config import help_field, path_field
-from steerlab.figures import markdown_table
+from steerlab.storage import read_jsonl
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,8 @@ from typing import Any
 
 from torch import nn
 
+from steerlab.config import help_field
 from steerlab.errors import ConfigError
-from steerlab.study.config import help_field
 
 ATTN_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "qkv_proj", "o_proj")
 MLP_PROJECTIONS = ("gate_proj", "up_proj", "gate_up_proj", "down_proj")

@@ -21,11 +21,12 @@ from steerlab.analysis.compare import compare
 from steerlab.analysis.concepts import ChosenOnDev, compare_concepts
 from steerlab.analysis.evidence import control_intervals
 from steerlab.artifact import Artifact, ArtifactHeader
+from steerlab.config import as_dict
 from steerlab.data.files import file_digest
 from steerlab.errors import ConfigError
+from steerlab.metrics.base import context as metric_context
 from steerlab.model.architectures import use_architecture
 from steerlab.model.zoo import LoadedModel, describe, load_model
-from steerlab.metrics.base import context as metric_context
 from steerlab.plugin import build_registry
 from steerlab.registry import Registry
 from steerlab.run import report
@@ -33,7 +34,6 @@ from steerlab.run.lab import Lab
 from steerlab.run.layout import RunLayout
 from steerlab.run.results import Figure, MethodResult, Record, RunResults, SchemaError, Section, SweepPoint, SweepResult, mean_finite
 from steerlab.storage import read_json_object, write_json
-from steerlab.study.config import as_dict
 from steerlab.study.loader import load_study, read_toml
 from steerlab.study.schema import MethodEntry, Study
 

@@ -17,11 +17,12 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from steerlab import config as cfg
 from steerlab.errors import ConfigError
 from steerlab.model.architectures import Architecture
 from steerlab.model.generation import GenerationSettings
 from steerlab.registry import Registry
-from steerlab.study import config as cfg
+from steerlab.storage import read_text_file
 from steerlab.study.schema import CompareSettings, DataSettings, ExecutorSettings, MethodEntry, MetricEntry, ParetoSettings, Study, StudyMeta
 
 QUICK_EVAL_LIMIT = 6
@@ -30,8 +31,6 @@ MOVED = {"judge": "the judge's settings live in [metrics.judge]"}
 
 
 def read_toml(path: Path) -> dict[str, Any]:
-    from steerlab.data.files import read_text_file
-
     text = read_text_file(path, "study file")
     try:
         return tomllib.loads(text)

@@ -6,11 +6,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from steerlab import config as cfg
 from steerlab.controls import Control, ControlSpace
 from steerlab.data.split import in_dev_half
 from steerlab.model.architectures import Architecture
 from steerlab.model.generation import GenerationSettings
-from steerlab.study import config as cfg
 
 MAX_SEED = 2**31 - 1
 

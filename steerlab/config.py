@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Union
 
 from steerlab.errors import ConfigError
+from steerlab.storage import read_jsonl
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,8 +114,6 @@ def build(cls: type, table: dict[str, Any], where: str, base_dir: Path | None = 
         if fields[key].metadata.get("path") and isinstance(kwargs[key], str):
             kwargs[key] = str(resolve_path(kwargs[key], base_dir, f"{where}: key '{key}'"))
             if fields[key].metadata.get("jsonl") is not None:
-                from steerlab.data.files import read_jsonl
-
                 read_jsonl(Path(kwargs[key]), fields[key].metadata["jsonl"])
     missing = [n for n, f in fields.items() if n not in kwargs and _required(f)]
     if missing:
