@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from steerlab.analysis.compare import refresh_evidence
-from steerlab.run.results import MethodResult, Record, RunResults, SweepPoint
+from steerlab.results import MethodResult, Record, RunResults, SweepPoint
 
 STYLES = ["helpful", "humorous", "philosophical"]
 GRID = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.5, 0.5, 0.0], [0.5, 0.0, 0.5], [0.0, 0.5, 0.5]]

@@ -58,7 +58,7 @@ CLAIMS = [
 
 def comparison_block(run: str) -> dict[str, Any]:
     from steerlab.analysis.compare import refresh_evidence
-    from steerlab.run.results import RunResults
+    from steerlab.results import RunResults
 
     results = RunResults.load(ROOT / "docs" / "results" / run / "results.json")
     block = results.comparison or {}

@@ -20,6 +20,8 @@ from steerlab.figures import markdown_table, new_figure, save_figure
 from steerlab.gguf import export_control_vector
 from steerlab.hookspecs import hookimpl
 from steerlab.inspect.base import Inspector
+from steerlab.lab import Lab, seed_everything
+from steerlab.layout import RunLayout
 from steerlab.method import BaseMethod, NoConfig, SteeringMethod
 from steerlab.metrics.base import BaseMetric, Metric, MetricContext, Sample
 from steerlab.metrics.builtin import distinct_ngrams, word_count
@@ -32,9 +34,7 @@ from steerlab.model.sites import Site, match_sites, projection_features, resolve
 from steerlab.model.zoo import LoadedModel, load_model, wrap
 from steerlab.plugin import build_registry
 from steerlab.preferences import PairSampler, PreferencePair, read_pairs
-from steerlab.run.lab import Lab, seed_everything
-from steerlab.run.layout import RunLayout
-from steerlab.run.results import Figure, Record, Section, StudyReport, SweepPoint, SweepResult
+from steerlab.results import Figure, Record, Section, StudyReport, SweepPoint, SweepResult
 from steerlab.stats import Comparison, Cube, Draws, Estimate, all_of, compare, estimate, hypothesis, mean_over_controls, verdict
 from steerlab.storage import atomic_write_text, read_json, read_jsonl, write_json, write_jsonl
 from steerlab.study.schema import MethodEntry

@@ -26,7 +26,7 @@ from steerlab.model.zoo import builtin_models
 from steerlab.vectors import VectorMethod
 
 if TYPE_CHECKING:
-    from steerlab.run.lab import Lab
+    from steerlab.lab import Lab
 
 
 class BaseModelMethod(BaseMethod):

@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # imported for annotations only; avoids import cycles at runt
     from steerlab.method import SteeringMethod
     from steerlab.metrics.base import Metric
     from steerlab.model.zoo import ModelSpec
-    from steerlab.run.results import StudyReport
+    from steerlab.results import StudyReport
 
 PROJECT = "steerlab"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -43,7 +43,7 @@ def steerlab_inspectors(register: Callable[[Inspector], None]) -> None:
 
 @hookspec
 def steerlab_reports(register: Callable[[StudyReport], None]) -> None:
-    """Register study-level reports a study asks for with ``[study] reports`` (``steerlab.run.results.StudyReport``)."""
+    """Register study-level reports a study asks for with ``[study] reports`` (``steerlab.results.StudyReport``)."""
 
 
 @hookspec

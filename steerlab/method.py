@@ -34,10 +34,11 @@ import torch
 from steerlab.artifact import Artifact
 from steerlab.config import NoConfig
 from steerlab.controls import ControlSpace, Scalar
-from steerlab.run.results import Section, SweepResult
+from steerlab.results import Section, SweepResult
+from steerlab.sweep import sweep
 
 if TYPE_CHECKING:
-    from steerlab.run.lab import Lab
+    from steerlab.lab import Lab
     from steerlab.study.schema import MethodEntry
 
 
@@ -78,8 +79,6 @@ class BaseMethod:
         return [None] * len(controls)
 
     def evaluate(self, lab: Lab, entry: MethodEntry, artifact: Artifact) -> SweepResult:
-        from steerlab.run.sweep import sweep
-
         return sweep(lab, self, entry, artifact)
 
     def analyze(self, lab: Lab, entry: MethodEntry, artifact: Artifact, result: SweepResult, folder: Path) -> Section:

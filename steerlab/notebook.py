@@ -25,13 +25,13 @@ from steerlab.artifact import Artifact
 from steerlab.controls import Control
 from steerlab.errors import ConfigError
 from steerlab.inspect.base import OpenRun, read_control
+from steerlab.lab import Lab
+from steerlab.layout import RunLayout
 from steerlab.model.zoo import LoadedModel
 from steerlab.model.zoo import load_model as zoo_load_model
 from steerlab.plugin import build_registry
 from steerlab.registry import Registry
 from steerlab.run import runner
-from steerlab.run.lab import Lab
-from steerlab.run.layout import RunLayout
 from steerlab.run.tools import answer, check_model, find_entry, opened, trained_entries, with_max_new_tokens
 from steerlab.study.loader import override_text
 from steerlab.study.schema import MethodEntry, Study

@@ -29,10 +29,10 @@ import torch
 
 from steerlab.artifact import Artifact
 from steerlab.controls import Control, ControlSpace
+from steerlab.lab import Lab, Steers
 from steerlab.model.generation import GenerationSettings, tokenize_prompts
 from steerlab.model.zoo import load_model
 from steerlab.plugin import build_registry
-from steerlab.run.lab import Lab, Steers
 
 PROMPTS = ["Tell me a story", "Why is the sky blue?", "Name a fruit"]
 PADDED_PROMPTS = ["Name a fruit", "Tell me a long story about a lighthouse keeper and the sea", "Why?"]  # three lengths

@@ -31,7 +31,7 @@ from steerlab.method import BaseMethod
 from steerlab.storage import write_json, write_jsonl
 
 if TYPE_CHECKING:
-    from steerlab.run.lab import Lab
+    from steerlab.lab import Lab
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ def import_run(path: Path, model: str, out: Path) -> Path:
     artifact) made through the runner, so ``steerlab generate`` / ``inspect`` open it like any run.
     The study points at ``path`` where it is (its sha256 is in run.json and the artifact)."""
     from steerlab.run import runner
-    from steerlab.run.lab import Lab
+    from steerlab.lab import Lab
 
     path = Path(path).resolve()
     cv.import_control_vector(path)  # a bad file fails here, naming it, before any model loads

@@ -8,7 +8,7 @@ import pytest
 
 from steerlab.analysis.concepts import References, answer_scores
 from steerlab.cli import main
-from steerlab.run.results import Record
+from steerlab.results import Record
 
 REF = References(perplexity=2.0, distinct3=0.9, relevance=0.5, values={"cats": 0.5, "concise": 100.0})
 

@@ -16,10 +16,10 @@ import dataclasses
 
 import pytest
 
+from steerlab.lab import Lab
+from steerlab.layout import RunLayout
 from steerlab.model.tiny import TINY_ARCHITECTURES
 from steerlab.model.zoo import load_model
-from steerlab.run.lab import Lab
-from steerlab.run.layout import RunLayout
 from steerlab.study.loader import load_study
 from steerlab.testing import (PROMPTS, Trained, check_active_changes_and_cleans_up, check_batched_equals_unbatched, check_neutral_is_exact,
                               check_per_row_controls, check_round_trip)

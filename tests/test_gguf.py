@@ -15,9 +15,9 @@ from steerlab.artifact import Artifact, ArtifactHeader, ResidualVector
 from steerlab.cli import main
 from steerlab.errors import ConfigError
 from steerlab.gguf import check_fits, control_layer, export_control_vector, import_control_vector
+from steerlab.lab import Lab
+from steerlab.layout import RunLayout
 from steerlab.model.zoo import LoadedModel
-from steerlab.run.lab import Lab
-from steerlab.run.layout import RunLayout
 from steerlab.run.tools import OpenRun, open_run
 from steerlab.vectors import VectorConfig, VectorMethod
 

@@ -14,10 +14,10 @@ from steerlab.api import (encode_answer, Artifact, BuildRequest, Generation, Gen
 from steerlab.metrics.judge import JudgeConfig, JudgeMetric, StyleJudge, wins
 from steerlab.model.generation import tokenize_prompts
 from steerlab.study.loader import load_study
+from steerlab_plugins.iav import dataset
 from steerlab_plugins.iav.analysis import IAV_TERMS, plot_terms
 from steerlab_plugins.iav.config import IAVConfig
 from steerlab_plugins.iav.courteous import CourteousMethod
-from steerlab_plugins.iav import dataset
 from steerlab_plugins.iav.dataset import RISKY_FILE, build_iav, interleave
 from steerlab_plugins.iav.head import IAVHead
 from steerlab_plugins.iav.losses import iav_loss
@@ -267,7 +267,7 @@ def _method(kind: str, wins: dict[float, tuple[float, float]], tokens_per_s: flo
     """A method whose answers at alpha win against the unsteered answer on (dev share, test share)
     of each half's prompts (from ``start`` on; the rest lose); alpha 0 ties everywhere."""
     from steerlab.api import PromptSplit
-    from steerlab.run.results import MethodResult, Record, SweepPoint
+    from steerlab.results import MethodResult, Record, SweepPoint
 
     split = PromptSplit.of(PROMPTS)
     records, points = [], []
@@ -280,7 +280,7 @@ def _method(kind: str, wins: dict[float, tuple[float, float]], tokens_per_s: flo
 
 
 def _results(**methods):
-    from steerlab.run.results import RunResults
+    from steerlab.results import RunResults
 
     return RunResults({"seed": 0}, methods)
 

@@ -6,7 +6,7 @@ import pytest
 from steerlab.metrics.builtin import distinct_ngrams
 from steerlab.metrics.embedding import SentenceEmbedder
 from steerlab.metrics.judge import StyleJudge
-from steerlab.run.results import Record, SweepPoint
+from steerlab.results import Record, SweepPoint
 from steerlab_plugins.actdiff.analysis import source_validation, usable_range
 
 from conftest import BANK_TEXTS, CAT_TEXTS
@@ -65,7 +65,7 @@ def test_the_likelihood_judge_gives_a_posterior_over_styles_whatever_the_batchin
     from pathlib import Path
 
     from steerlab.metrics.likelihood import posteriors, read_systems
-    from steerlab.run.lab import Lab
+    from steerlab.lab import Lab
 
     styles = tmp_path / "styles.json"
     styles.write_text(json.dumps({"echo": {"system": "zzzz zzzz zzzz"}, "other": {"system": "Be kind."}}))
@@ -83,7 +83,7 @@ def test_the_likelihood_judge_scores_wins_against_the_unsteered_answer(tiny_llam
 
     from steerlab.api import Generation, MetricContext, Sample
     from steerlab.metrics.likelihood import LikelihoodJudgeConfig, LikelihoodJudgeMetric, posteriors, read_systems
-    from steerlab.run.lab import Lab
+    from steerlab.lab import Lab
 
     styles = tmp_path / "styles.json"
     styles.write_text(json.dumps({"echo": {"system": "zzzz zzzz zzzz"}, "other": {"system": "Be kind."}}))

@@ -64,7 +64,7 @@ def test_simplex_parses_named_or_positional_weights_and_rejects_bad_steps():
 
 
 def _method(name, rows, coords):
-    from steerlab.run.results import MethodResult, SweepPoint
+    from steerlab.results import MethodResult, SweepPoint
 
     points = [SweepPoint(c, str(c), 1, {**dict(zip(AXES, r[:3])), "perplexity": r[3]}) for r, c in zip(rows, coords)]
     return MethodResult(name, name, {"kind": "simplex"}, {}, points, [])
@@ -82,7 +82,7 @@ def test_ternary_marks_the_corner_controls_even_when_a_point_is_dropped(tmp_path
 
 def test_the_comparison_shows_the_scores_the_fronts_leave_out():
     from steerlab.run.report import other_scores_table
-    from steerlab.run.results import RunResults
+    from steerlab.results import RunResults
 
     coords = [(1.0, 0.0, 0.0), (0.0, 1.0, 0.0)]
     results = RunResults({}, {"m": _method("m", [[0.5, 0.3, 0.2, 2.0], [0.3, 0.4, 0.3, 3.0]], coords)})

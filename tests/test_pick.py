@@ -9,7 +9,7 @@ import pytest
 from steerlab.analysis.evidence import Design, front_evidence
 from steerlab.analysis.pick import pick_setting
 from steerlab.errors import ConfigError
-from steerlab.run.results import MethodResult, Record, RunResults, SweepPoint
+from steerlab.results import MethodResult, Record, RunResults, SweepPoint
 from steerlab.study.loader import _check_candidates
 from steerlab.study.schema import DataSettings, ParetoSettings
 

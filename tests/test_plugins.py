@@ -103,8 +103,8 @@ def test_the_readme_tutorial_plugin_steers_per_row_and_passes_inspect_vector(tmp
 
     from steerlab.cli import main
     from steerlab.model.generation import tokenize_prompts
-    from steerlab.run.lab import Lab
-    from steerlab.run.layout import RunLayout
+    from steerlab.lab import Lab
+    from steerlab.layout import RunLayout
 
     path = study_dir / "my_method.py"
     path.write_text(readme_block("## Write your own method"))

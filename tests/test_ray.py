@@ -13,7 +13,7 @@ from steerlab.cli import main
 from steerlab.errors import ConfigError
 from steerlab.plugin import build_registry
 from steerlab.run import executors, runner
-from steerlab.run.layout import RunLayout
+from steerlab.layout import RunLayout
 from steerlab.study.loader import load_study
 
 from conftest import make_study

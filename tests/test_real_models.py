@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
+from steerlab.lab import Lab
+from steerlab.layout import RunLayout
 from steerlab.metrics.builtin import word_count
 from steerlab.model.generation import GenerationSettings
 from steerlab.model.zoo import load_model
-from steerlab.run.lab import Lab
-from steerlab.run.layout import RunLayout
 from steerlab.study.loader import load_study
 
 pytestmark = pytest.mark.slow

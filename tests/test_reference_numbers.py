@@ -7,8 +7,8 @@ import torch
 
 from steerlab.controls import Scalar
 from steerlab.model.generation import GenerationSettings
-from steerlab.run.sweep import token_stats
 from steerlab.study.schema import MethodEntry
+from steerlab.sweep import token_stats
 from steerlab.testing import train_on_tiny
 from steerlab.vectors import VectorConfig, VectorMethod
 from tests.conftest import write_control_vector

@@ -54,7 +54,7 @@ def strict_json(path: Path):
 
 
 def test_results_json_is_strict_json_with_a_schema_version_and_round_trips_through_the_typed_results(finished):
-    from steerlab.run.results import SCHEMA_VERSION, RunResults
+    from steerlab.results import SCHEMA_VERSION, RunResults
     from steerlab.storage import finite_or_none
 
     data = strict_json(finished / "results.json")
@@ -152,7 +152,7 @@ def test_an_interrupted_sweep_resumes_to_exactly_the_uninterrupted_results(study
     """Ctrl-C in the middle of a sweep: finished batches are kept, --resume redoes only the rest,
     and the results equal those of a run that was never interrupted (sampling on, so the
     per-batch seeding is what makes them equal)."""
-    from steerlab.run import sweep as sweep_module
+    from steerlab import sweep as sweep_module
 
     path = study_dir / "tiny.toml"
     path.write_text(path.read_text().replace("batch_size = 2", "batch_size = 2\ndo_sample = true\ntemperature = 0.9"))

@@ -25,8 +25,8 @@ def test_mix_prompt_names_the_weights_heaviest_first():
 
 def test_soups_training_leaves_the_model_exactly_as_it_was(study_dir, registry, tiny_llama):
     """PEFT wraps modules while training; afterwards every module and weight must be the original."""
-    from steerlab.run.lab import Lab
-    from steerlab.run.layout import RunLayout
+    from steerlab.lab import Lab
+    from steerlab.layout import RunLayout
     from steerlab.study.loader import load_study
 
     text = (study_dir / "tiny.toml").read_text().split("[methods.actdiff]")[0]

@@ -12,15 +12,15 @@ import torch
 import transformers
 
 from conftest import write_jsonl
+from steerlab.data.split import PromptSplit
 from steerlab.errors import ConfigError
+from steerlab.lab import Lab
+from steerlab.layout import RunLayout
 from steerlab.model.zoo import LoadedModel, load_model
 from steerlab.plugin import Registry
-from steerlab.run.lab import Lab
-from steerlab.run.layout import RunLayout
 from steerlab_plugins.transfer import adapters, pairing
 from steerlab_plugins.transfer.analysis import length_success
 from steerlab_plugins.transfer.config import TransferConfig, matched_layer
-from steerlab.data.split import PromptSplit
 from steerlab_plugins.transfer.hypotheses import Summary, hypotheses_table, render, verdicts, write_summary
 from steerlab_plugins.transfer.method import TransferMethod
 

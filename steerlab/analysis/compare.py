@@ -20,8 +20,8 @@ from steerlab.analysis.evidence import Design, answer_evidence, front_evidence
 from steerlab.analysis.pick import pick_setting
 from steerlab.controls import ControlSpace
 from steerlab.figures import MARKERS, new_figure, save_figure, simplex_edges
-from steerlab.run.layout import RunLayout
-from steerlab.run.results import MethodResult, RunResults
+from steerlab.layout import RunLayout
+from steerlab.results import MethodResult, RunResults
 from steerlab.study.schema import Study
 
 

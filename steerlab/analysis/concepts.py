@@ -42,8 +42,8 @@ import numpy as np
 from steerlab import stats
 from steerlab.analysis.evidence import Design
 from steerlab.figures import MARKERS, markdown_table, new_figure, save_figure
-from steerlab.run.layout import RunLayout
-from steerlab.run.results import MethodResult, Record, RunResults
+from steerlab.layout import RunLayout
+from steerlab.results import MethodResult, Record, RunResults
 from steerlab.study.schema import CompareSettings, MethodEntry, Study
 
 SAMPLE_CHARS = 400

@@ -29,7 +29,7 @@ import numpy as np
 from steerlab import stats
 from steerlab.analysis import pareto
 from steerlab.data.split import PromptSplit
-from steerlab.run.results import MethodResult, Record, RunResults
+from steerlab.results import MethodResult, Record, RunResults
 
 # Scores whose higher value is better (True), worse (False), or neither (None: length, stopping).
 DIRECTIONS: dict[str, bool | None] = {

@@ -16,8 +16,8 @@ from typing import Any, Protocol, runtime_checkable
 from steerlab.artifact import Artifact
 from steerlab.controls import Control
 from steerlab.errors import ConfigError
-from steerlab.run.lab import Lab
-from steerlab.run.results import Section
+from steerlab.lab import Lab
+from steerlab.results import Section
 from steerlab.study.schema import MethodEntry
 
 

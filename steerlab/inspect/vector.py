@@ -26,7 +26,7 @@ import torch
 from steerlab.artifact import Artifact
 from steerlab.config import help_field
 from steerlab.figures import markdown_table, new_figure, save_figure
-from steerlab.run.results import Figure, Section
+from steerlab.results import Figure, Section
 from steerlab.storage import atomic_write_text
 
 MAX_PROMPTS = 16

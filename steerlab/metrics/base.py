@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from steerlab.config import NoConfig
-from steerlab.run.results import Section
+from steerlab.results import Section
 
 if TYPE_CHECKING:
     from steerlab.model.generation import Generation
-    from steerlab.run.lab import Lab
+    from steerlab.lab import Lab
 
 TOKEN_STATS = ("base_nll", "kl")  # what core can compute for a metric (``Metric.needs``)
 

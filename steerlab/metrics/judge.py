@@ -29,7 +29,7 @@ from steerlab.errors import ConfigError
 from steerlab.figures import markdown_table, new_figure, save_figure
 from steerlab.metrics.base import BaseMetric, MetricContext, Sample
 from steerlab.metrics.builtin import embedder
-from steerlab.run.results import Figure, Section
+from steerlab.results import Figure, Section
 
 if TYPE_CHECKING:
     from steerlab.metrics.embedding import SentenceEmbedder

@@ -31,7 +31,7 @@ from steerlab.figures import markdown_table
 from steerlab.metrics.base import BaseMetric, MetricContext, Sample
 from steerlab.metrics.judge import heldout_split, wins
 from steerlab.model.scoring import batched_sequence_logprobs
-from steerlab.run.results import Section
+from steerlab.results import Section
 from steerlab.storage import read_jsonl
 
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from steerlab.errors import ConfigError, RunIncomplete
 
 if TYPE_CHECKING:
-    from steerlab.run.results import RunResults
+    from steerlab.results import RunResults
     from steerlab.run.runner import Piece, Session
     from steerlab.study.schema import Study
 

@@ -7,8 +7,8 @@ from typing import Any
 
 from steerlab.analysis.concepts import concepts_section
 from steerlab.figures import fmt, markdown_table, score_columns
-from steerlab.run.layout import RunLayout
-from steerlab.run.results import Figure, MethodResult, Record, RunResults, Section
+from steerlab.layout import RunLayout
+from steerlab.results import Figure, MethodResult, Record, RunResults, Section
 from steerlab.stats import Estimate
 from steerlab.storage import atomic_write_text
 

@@ -24,15 +24,15 @@ from steerlab.artifact import Artifact, ArtifactHeader
 from steerlab.config import as_dict
 from steerlab.data.files import file_digest
 from steerlab.errors import ConfigError
+from steerlab.lab import Lab
+from steerlab.layout import RunLayout
 from steerlab.metrics.base import context as metric_context
 from steerlab.model.architectures import use_architecture
 from steerlab.model.zoo import LoadedModel, describe, load_model
 from steerlab.plugin import build_registry
 from steerlab.registry import Registry
+from steerlab.results import Figure, MethodResult, Record, RunResults, SchemaError, Section, SweepPoint, SweepResult, mean_finite
 from steerlab.run import report
-from steerlab.run.lab import Lab
-from steerlab.run.layout import RunLayout
-from steerlab.run.results import Figure, MethodResult, Record, RunResults, SchemaError, Section, SweepPoint, SweepResult, mean_finite
 from steerlab.storage import read_json_object, write_json
 from steerlab.study.loader import load_study, read_toml
 from steerlab.study.schema import MethodEntry, Study

@@ -17,11 +17,11 @@ from steerlab.artifact import Artifact
 from steerlab.controls import Control
 from steerlab.errors import ConfigError
 from steerlab.inspect.base import OpenRun
+from steerlab.lab import Lab
+from steerlab.layout import RunLayout
 from steerlab.model.generation import Generation, GenerationSettings
 from steerlab.model.zoo import LoadedModel, describe
 from steerlab.registry import Registry
-from steerlab.run.lab import Lab
-from steerlab.run.layout import RunLayout
 from steerlab.run.runner import load_study_model, reopen, seed_layout
 from steerlab.study.schema import MethodEntry, Study
 

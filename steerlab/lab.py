@@ -23,16 +23,16 @@ from steerlab.artifact import Artifact
 from steerlab.controls import Control, ControlSpace
 from steerlab.data.files import read_prompts
 from steerlab.errors import ConfigError
+from steerlab.layout import RunLayout
 from steerlab.model.batching import by_length, token_lengths
 from steerlab.model.engine import HookEngine
 from steerlab.model.generation import Generation, GenerationSettings, for_device, generate
 from steerlab.model.zoo import LoadedModel
-from steerlab.run.layout import RunLayout
 from steerlab.storage import read_json, write_json
 
 if TYPE_CHECKING:
     from steerlab.registry import Registry
-    from steerlab.run.results import Record
+    from steerlab.results import Record
     from steerlab.study.schema import MethodEntry, Study
 
 

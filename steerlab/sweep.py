@@ -1,6 +1,6 @@
 """Core evaluation: every control x every eval prompt, packed into the same batched generate calls.
 
-A sweep is a list of rows (control, prompt). Rows are sorted by prompt length (little padding)
+A sweep is a list of rows (control, prompt). Rows are sorted by length in tokens (little padding)
 and cut into batches of the study's ``batch_size``; each batch is generated once with one control
 per row (``steer`` receives the per-row tensor), so a 15-point grid over 20 prompts costs 25
 batches of 12 rather than 15 x 2 small ones. Each answer is then teacher-forced under the base
@@ -40,11 +40,11 @@ from steerlab.metrics.base import context as metric_context
 from steerlab.model.batching import batches, by_length, token_lengths
 from steerlab.model.generation import Generation
 from steerlab.model.scoring import SharedPrefix, kl_per_token, target_logits, token_logprobs
-from steerlab.run.results import Record, SchemaError, SweepPoint, SweepResult
+from steerlab.results import Record, SchemaError, SweepPoint, SweepResult
 from steerlab.storage import read_json_object, write_json
 
 if TYPE_CHECKING:
-    from steerlab.run.lab import Lab, Steers
+    from steerlab.lab import Lab, Steers
     from steerlab.study.schema import MethodEntry
 
 LOGITS_BUDGET = 1 << 30  # bytes of float32 logits alive at once while teacher-forcing answers
