@@ -25,7 +25,7 @@ from steerlab.layout import RunLayout
 from steerlab.method import BaseMethod, NoConfig, SteeringMethod
 from steerlab.metrics.base import BaseMetric, Metric, MetricContext, Sample
 from steerlab.metrics.builtin import distinct_ngrams, word_count
-from steerlab.model.activations import Activations, collect
+from steerlab.model.activations import ActivationBatch, Activations, activation_batches, collect
 from steerlab.model.architectures import Architecture
 from steerlab.model.engine import Delta, Edit, HookEngine, Update, add_vector
 from steerlab.model.generation import Generation, GenerationSettings, generate
@@ -56,7 +56,7 @@ __all__ = [
     # the model side
     "LoadedModel", "load_model", "wrap", "Architecture", "HookEngine", "Edit", "Delta", "Update", "add_vector", "Site", "match_sites", "resolve",
     "projection_features", "stored_delta",
-    "Generation", "GenerationSettings", "generate", "Activations", "collect",
+    "Generation", "GenerationSettings", "generate", "Activations", "collect", "ActivationBatch", "activation_batches",
     "target_logits", "token_logprobs", "row_logprobs", "sequence_logprobs", "mean_logprobs", "kl_per_token",
     # training
     "SFTExample", "read_sft", "GroupSampler", "group_losses", "optimise", "Validation", "StyleTraining", "DEFAULT_TARGETS", "sample_simplex", "seed_everything",

@@ -49,6 +49,17 @@ def tiny_model(request: pytest.FixtureRequest, registry: Registry) -> LoadedMode
     return load_model(request.param, registry.models, device="cpu")
 
 
+def nnsight_trace(model) -> None:
+    """Wrap and trace the model with nnsight as a user might in a notebook (steerlab itself no
+    longer reads through it): it leaves a pass-through ``forward`` on every module it wrapped."""
+    pytest.importorskip("nnsight")
+    from nnsight.modeling.transformers import TransformersModel
+
+    traced = TransformersModel(model.hf, tokenizer=model.tokenizer)
+    with traced.trace(dict(model.tokenizer(["Hello there"], return_tensors="pt", add_special_tokens=False))):
+        traced.model.layers[1].output.save()
+
+
 def write_jsonl(path: Path, rows: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))

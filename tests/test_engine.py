@@ -5,6 +5,7 @@ import torch
 
 from steerlab.model.engine import HookEngine, add_vector
 from steerlab.model.generation import GenerationSettings, generate, tokenize_prompts
+from tests.conftest import nnsight_trace
 
 
 def hook_count(model) -> int:
@@ -79,10 +80,9 @@ def test_updates_removed_out_of_order_keep_the_others_and_a_foreign_wrapper(tiny
 def test_a_model_nnsight_has_traced_counts_as_unhooked_until_an_update_is_attached(tiny_llama):
     """nnsight leaves a pass-through forward on every module it traced: that must not switch off
     the shared scoring prefix or a compiled decode for the rest of the process."""
-    from steerlab.model.activations import collect
     from steerlab.model.engine import has_hooks
 
-    collect(tiny_llama, ["Hello there", "A b c"], ["blocks.1.resid_post"])
+    nnsight_trace(tiny_llama)
     module = tiny_llama.hf.model.layers[1].self_attn.q_proj
     traced = vars(module).get("forward")
     assert traced is not None and not has_hooks(tiny_llama.hf)
@@ -165,12 +165,14 @@ def test_a_static_kv_cache_gives_the_same_steered_greedy_tokens_as_the_dynamic_o
 
 
 def test_collect_and_transfer_reads_match_one_text_at_a_time_full_passes(tiny_model):
-    """Both readers sort texts by length, batch them and stop the forward at the site; rows must
-    still come back in the caller's order and equal a full forward pass per text."""
+    """The one reader sorts texts by length, batches them and stops the forward at the site; rows
+    must still come back in the caller's order, equal to a full forward pass per text, whether
+    read by ``collect`` or by the transfer plugin's pairing (which formats the texts itself)."""
     from steerlab.model.activations import collect
     from steerlab_plugins.transfer import pairing
 
-    texts = [tiny_model.format_prompt(t) for t in ["a b c d e f g h", "hi", "one two three", "x y", "long " * 9]]
+    raw = ["a b c d e f g h", "hi", "one two three", "x y", "long " * 9]
+    texts = [tiny_model.format_prompt(t) for t in raw]
     site = "blocks.1.resid_post"
     engine, seen = HookEngine(tiny_model.hf), []
     for text in texts:  # reference: full passes, one text each, no padding
@@ -179,9 +181,26 @@ def test_collect_and_transfer_reads_match_one_text_at_a_time_full_passes(tiny_mo
     expected = torch.stack(seen)
     got = collect(tiny_model, texts, [site], "last", batch_size=2).vectors[site]
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
-    last, _ = pairing.read_prompts(tiny_model, engine, texts, site, batch_size=2)
+    last = pairing.read(tiny_model, raw, site, "last", batch_size=2).states
     torch.testing.assert_close(last, expected, atol=1e-4, rtol=1e-4)
-    assert engine.n_attached == 0
+    assert engine.n_attached == 0 and hook_count(tiny_model.hf) == 0
+
+
+def test_reading_activations_leaves_the_model_as_it_found_it_and_stops_at_the_last_site(tiny_llama):
+    """No hook and no instance ``forward`` are left behind, and nothing after the deepest site
+    runs (the final norm of a 4-block model never sees a read of blocks 0 and 1)."""
+    from steerlab.model.activations import collect
+
+    ran = []
+    norm = tiny_llama.hf.model.norm
+    handle = norm.register_forward_hook(lambda *_: ran.append("norm"))
+    try:
+        acts = collect(tiny_llama, ["Hello there", "A b c"], ["blocks.1.resid_post", "blocks.0.resid_pre"], "mean")
+    finally:
+        handle.remove()
+    assert ran == [] and hook_count(tiny_llama.hf) == 0
+    assert not any("forward" in vars(m) for m in tiny_llama.hf.modules())
+    assert {site: tuple(v.shape) for site, v in acts.vectors.items()} == {"blocks.1.resid_post": (2, 64), "blocks.0.resid_pre": (2, 64)}
 
 
 def test_add_vector_places_the_vector_once_per_device_and_dtype():

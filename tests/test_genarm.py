@@ -188,13 +188,13 @@ def test_training_ranks_the_toy_pair_stores_lora_factors_and_leaves_the_base_unt
     assert float(chosen - rejected) > log[0]["margin"] + 1.0  # the rebuilt reward model ranks better than the base (step 0)
 
 
-def test_the_reward_model_copy_drops_nnsight_wrappers_left_on_the_base_by_activation_reads(tiny_llama):
-    """An activation read through nnsight leaves per-instance ``forward`` wrappers on the base's
+def test_the_reward_model_copy_drops_nnsight_wrappers_left_on_the_base_by_a_trace(tiny_llama):
+    """An nnsight trace (a user's, in a notebook) leaves per-instance ``forward`` wrappers on the base's
     modules; the reward model must be a plain copy that runs its own (perturbed) weights."""
-    from steerlab.model.activations import collect
     from steerlab_plugins.genarm.reward import copy_of_base
+    from tests.conftest import nnsight_trace
 
-    collect(tiny_llama, ["one two three", "four"], ["blocks.1.resid_post"])
+    nnsight_trace(tiny_llama)
     assert any("forward" in m.__dict__ for m in tiny_llama.hf.modules())  # what nnsight leaves behind
     clone = copy_of_base(tiny_llama)
     assert not any("forward" in m.__dict__ for m in clone.modules())

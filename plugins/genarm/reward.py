@@ -47,8 +47,8 @@ def copy_of_base(model: LoadedModel) -> nn.Module:
 
     ``copy.deepcopy`` copies a module's hook tables too: an intervention live on the base (or
     GenARM's own observer) would otherwise also fire inside the reward model, forever, since the
-    base's handles cannot remove the copies. Likewise nnsight, once it has traced the base
-    (activation reads), leaves a per-instance ``forward`` wrapper on the modules it reached; the
+    base's handles cannot remove the copies. Likewise nnsight, once someone has traced the base
+    with it (a notebook), leaves a per-instance ``forward`` wrapper on the modules it reached; the
     reward model is not traced by anyone, so it gets the class's own forward back."""
     clone = copy.deepcopy(model.hf)
     for module in clone.modules():

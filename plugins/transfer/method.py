@@ -24,9 +24,8 @@ from typing import Any
 
 import torch
 
-from steerlab.api import (Artifact, BaseMethod, ConfigError, ControlSpace, HookEngine, Lab, LoadedModel, MethodEntry,
-                          ResidualVector, Scalar, Section, SweepResult, file_digest, load_model,
-                          read_jsonl)
+from steerlab.api import (Artifact, BaseMethod, ConfigError, ControlSpace, Lab, LoadedModel, MethodEntry, ResidualVector,
+                          Scalar, Section, SweepResult, collect, file_digest, load_model, read_jsonl)
 
 from steerlab_plugins.transfer import adapters, pairing
 from steerlab_plugins.transfer.analysis import analyze
@@ -37,14 +36,13 @@ def _site(layer: int) -> str:
     return f"blocks.{layer}.resid_post"
 
 
-def _mean_difference(model: LoadedModel, engine: HookEngine, pairs: list[dict[str, str]], site: str,
-                     lab: Lab) -> tuple[torch.Tensor, torch.Tensor]:
+def _mean_difference(model: LoadedModel, pairs: list[dict[str, str]], site: str, lab: Lab) -> tuple[torch.Tensor, torch.Tensor]:
     """(mean of positive - negative at the last prompt token, every prompt token's norm): actdiff's
     mean vector and the norms its relative strength is measured against."""
-    reads = {side: pairing.read_prompts(model, engine, [model.format_prompt(p[side]) for p in pairs], site,
-                                        lab.settings.batch_size, lab.progress) for side in ("positive", "negative")}
-    vector = (reads["positive"][0] - reads["negative"][0]).mean(0)  # (d,)
-    return vector, torch.cat([reads[s][1] for s in reads])
+    reads = {side: collect(model, [model.format_prompt(p[side]) for p in pairs], [site], "last", lab.settings.batch_size, lab.progress)
+             for side in ("positive", "negative")}
+    vector = (reads["positive"].vectors[site] - reads["negative"].vectors[site]).mean(0)  # (d,)
+    return vector, torch.cat([reads[s].token_norms[site] for s in reads])
 
 
 def _limited(rows: list[Any], limit: int) -> list[Any]:
@@ -93,13 +91,12 @@ class TransferMethod(BaseMethod):
             matched_layer(config.source_layer, source.n_layers, lab.model.n_layers)
         pairs = _limited(read_jsonl(Path(config.pairs), ("positive", "negative")), config.pairs_limit)
         texts = [row["text"] for row in _limited(read_jsonl(Path(config.fit_texts), ("text",)), config.fit_limit)]
-        engine = HookEngine(source.hf)
-        vector, _ = _mean_difference(source, engine, pairs, _site(config.source_layer), lab)
+        vector, _ = _mean_difference(source, pairs, _site(config.source_layer), lab)
         batch = lab.settings.batch_size
-        src = pairing.read(source, engine, texts, _site(config.source_layer), config.pooling, batch, lab.progress)
-        tgt = pairing.read(lab.model, lab.engine, texts, _site(target_layer), config.pooling, batch, lab.progress)
+        src = pairing.read(source, texts, _site(config.source_layer), config.pooling, batch, lab.progress)
+        tgt = pairing.read(lab.model, texts, _site(target_layer), config.pooling, batch, lab.progress)
         readings = SourceReadings(vector, pairing.pair(src, tgt), source.n_layers, source.d_model, target_layer)
-        del source, engine, src
+        del source, src
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -109,7 +106,7 @@ class TransferMethod(BaseMethod):
         """The target's own vector from the same pairs, and the median token norm there."""
         def build() -> tuple[torch.Tensor, float]:
             pairs = _limited(read_jsonl(Path(config.pairs), ("positive", "negative")), config.pairs_limit)
-            vector, norms = _mean_difference(lab.model, lab.engine, pairs, _site(layer), lab)
+            vector, norms = _mean_difference(lab.model, pairs, _site(layer), lab)
             return vector, float(norms.median())
 
         return lab.resource(f"transfer:native:{config.pairs}:{config.pairs_limit}:{layer}", build)

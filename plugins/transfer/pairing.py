@@ -1,4 +1,4 @@
-"""Residual activations read with a plain capture hook, and the same texts paired across models.
+"""The same texts read in two models and paired row by row, for fitting a map between them.
 
 Two models with different tokenizers have no common token positions, so adapter rows are paired
 by *text*, in one of three ways (``pooling``):
@@ -13,20 +13,20 @@ by *text*, in one of three ways (``pooling``):
 Each model reads each text through its own ``format_prompt`` (the chat template for SmolLM2,
 ``Question: ...\\nAnswer:`` for the Gemma 3 base model): the frame each is steered in.
 
-Reads go through a ``HookEngine`` capture rather than ``collect``: ``collect`` keeps an nnsight
-wrapper of every model it has seen, which keeps that model alive, and the source model must be
-freed after training.
+Reads go through core's one activation reader (``activation_batches``: rows batched by length,
+each forward stopped at the site), which keeps nothing of the model it read, so the source model
+is freed after training.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import torch
 
-from steerlab.api import ConfigError, HookEngine, LoadedModel
+from steerlab.api import ConfigError, LoadedModel, activation_batches
 
 POOLINGS = ("words", "last", "mean")
 Progress = Callable[[Iterable, str, int], Iterable]
@@ -71,57 +71,7 @@ def _token_keys(model: LoadedModel, text: str) -> tuple[list[int], dict[int, int
     return list(enc["input_ids"]), keys
 
 
-def _states(model: LoadedModel, engine: HookEngine, rows: list[list[int]], site: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """The site's activation for a left-padded batch, (batch, width, d), and its mask (batch, width)."""
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), int(model.tokenizer.pad_token_id), dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        ids[i, width - len(row):], mask[i, width - len(row):] = torch.as_tensor(row), 1
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    seen: list[torch.Tensor] = []
-
-    def capture(activation: torch.Tensor) -> None:  # an Edit that reads and changes nothing
-        seen.append(activation.detach().float().cpu())
-        raise _SiteReached  # nothing after the site is needed (Gemma 3's 262k-word head alone outweighs its blocks)
-
-    with torch.no_grad(), engine.edit({site: capture}):
-        try:
-            model.hf(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
-                     position_ids=positions.to(model.device), use_cache=False)
-        except _SiteReached:
-            pass
-    return seen[0], mask.bool()
-
-
-class _SiteReached(Exception):
-    """Raised by the capture hook to end a read-only forward pass at the site it reads."""
-
-
-def _batches(model: LoadedModel, engine: HookEngine, rows: list[list[int]], site: str, batch_size: int,
-             progress: Progress | None, desc: str) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor]]:
-    """Batches of rows of similar length (less padding), each with its rows' indices."""
-    order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
-    groups = [order[i:i + batch_size] for i in range(0, len(rows), batch_size)]
-    for group in progress(groups, desc, len(groups)) if progress else groups:
-        yield group, *_states(model, engine, [rows[i] for i in group], site)
-
-
-def read_prompts(model: LoadedModel, engine: HookEngine, prompts: list[str], site: str, batch_size: int,
-                 progress: Progress | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """For already formatted prompts: the final token's state (n, d) and every real token's norm."""
-    rows = model.tokenizer(prompts, add_special_tokens=False)["input_ids"]
-    last = torch.zeros(0)
-    norms = []
-    for group, acts, mask in _batches(model, engine, rows, site, batch_size, progress, f"{model.name} prompts"):
-        if last.numel() == 0:
-            last = torch.zeros(len(rows), acts.shape[-1])
-        last[group] = acts[:, -1]  # left padding: the final token is the last column
-        norms.append(acts.norm(dim=-1)[mask])
-    return last, torch.cat(norms)
-
-
-def read(model: LoadedModel, engine: HookEngine, texts: list[str], site: str, pooling: str, batch_size: int,
+def read(model: LoadedModel, texts: list[str], site: str, pooling: str, batch_size: int,
          progress: Progress | None = None) -> Readings:
     """Each text (formatted by the model) read at ``site``, pooled as ``pooling`` says."""
     if pooling == "words":
@@ -129,10 +79,10 @@ def read(model: LoadedModel, engine: HookEngine, texts: list[str], site: str, po
     else:
         tokenized = [(ids, {}) for ids in model.tokenizer([model.format_prompt(t) for t in texts], add_special_tokens=False)["input_ids"]]
     per_text: dict[int, list[tuple[int, torch.Tensor]]] = {}
-    for group, acts, mask in _batches(model, engine, [ids for ids, _ in tokenized], site, batch_size, progress,
-                                      f"{model.name} fit texts"):
+    for batch in activation_batches(model, [ids for ids, _ in tokenized], [site], batch_size, progress, f"{model.name} fit texts"):
+        acts, mask = batch.acts[site].cpu(), batch.mask.cpu()  # (batch, width, d), (batch, width)
         width = acts.shape[1]
-        for row, i in enumerate(group):
+        for row, i in enumerate(batch.rows):
             ids, keys = tokenized[i]
             if pooling == "mean":
                 per_text[i] = [(-1, acts[row][mask[row]].mean(0))]

@@ -1,16 +1,16 @@
-"""``steerlab inspect vector RUN_DIR``: what a residual-stream vector does, read with TransformerLens.
+"""``steerlab inspect vector RUN_DIR``: what a residual-stream vector does.
 
 Works on any artifact that declares a residual-stream vector (``Artifact.vectors``): actdiff's,
 a transferred one, one imported from a llama.cpp control-vector file, or a plugin's own.
 
 
 * Logit lens: the vector pushed through the model's final norm and unembedding; the tokens it
-  promotes and suppresses most.
+  promotes and suppresses most. TransformerLens' ``TransformerBridge`` does this, its one role in
+  steerlab: it wraps the loaded HF model (no download) and switches it to eager attention, which
+  is why this runs in its own command, not inside a study.
 * Per-layer cosine between the vector and each block's mean residual stream on the eval
-  prompts: where in depth the direction is already present in ordinary activations.
-
-TransformerLens' ``TransformerBridge`` wraps the loaded HF model (no download); it switches the
-model to eager attention, which is why this runs in its own command, not inside a study.
+  prompts: where in depth the direction is already present in ordinary activations (read with
+  core's activation reader, on the same site names steering uses).
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ import torch
 from steerlab.artifact import Artifact
 from steerlab.config import help_field
 from steerlab.figures import markdown_table, new_figure, save_figure
+from steerlab.model.activations import activation_batches
+from steerlab.model.zoo import LoadedModel
 from steerlab.results import Figure, Section
 from steerlab.storage import atomic_write_text
 
@@ -59,19 +61,21 @@ def logit_lens(bridge, vector: torch.Tensor, top: int) -> tuple[list[tuple[str, 
 
 
 @torch.no_grad()
-def layer_cosines(bridge, texts: list[str], vector: torch.Tensor) -> list[float]:
-    """cos(vector, mean resid_post of block i) for every block, over all non-first tokens."""
-    sums: dict[int, torch.Tensor] = {}
+def layer_cosines(model: LoadedModel, texts: list[str], vector: torch.Tensor, batch_size: int = 8) -> list[float]:
+    """cos(vector, mean resid_post of block i) for every block, over every token of the (formatted)
+    texts but each one's first, read with core's activation reader."""
+    sites = [f"blocks.{i}.resid_post" for i in range(model.n_layers)]
+    rows = model.tokenizer(texts, add_special_tokens=False)["input_ids"]
+    sums: dict[str, torch.Tensor] = {}
     count = 0
-    n_layers = bridge.cfg.n_layers
-    for text in texts:
-        _, cache = bridge.run_with_cache(text, prepend_bos=False)
-        for i in range(n_layers):
-            resid = cache[f"blocks.{i}.hook_resid_post"][0, 1:].float()  # (pos-1, d_model)
-            sums[i] = sums.get(i, 0) + resid.sum(0)
-        count += cache["blocks.0.hook_resid_post"].shape[1] - 1
-    v = vector.float().to(sums[0].device)
-    return [float(torch.cosine_similarity(sums[i] / count, v, dim=0)) for i in range(n_layers)]
+    for batch in activation_batches(model, rows, sites, batch_size):
+        keep = batch.mask.clone()  # (batch, width)
+        keep[torch.arange(len(keep)), keep.int().argmax(dim=1)] = False  # left padding: each row's first real token
+        for site in sites:
+            sums[site] = sums.get(site, 0) + batch.acts[site][keep].sum(0)  # (d_model,)
+        count += int(keep.sum())
+    v = vector.float().to(sums[sites[0]].device)
+    return [float(torch.cosine_similarity(sums[site] / count, v, dim=0)) for site in sites]
 
 
 @dataclass(frozen=True)
@@ -100,10 +104,10 @@ class VectorInspector:
 
             raise ConfigError(f"--index {options.index}: method '{run.entry.name}' declares {len(run.artifact.vectors)} vector(s)")
         decl, vector = run.artifact.vector(options.index)
+        texts = [run.lab.model.format_prompt(p) for p in run.lab.eval_prompts()[:MAX_PROMPTS]]
+        cosines = layer_cosines(run.lab.model, texts, vector)  # before the bridge switches the model to eager attention
         bridge = boot_bridge(run.lab.model.hf, run.lab.model.tokenizer)
         promoted, suppressed = logit_lens(bridge, vector, options.top)
-        texts = [run.lab.model.format_prompt(p) for p in run.lab.eval_prompts()[:MAX_PROMPTS]]
-        cosines = layer_cosines(bridge, texts, vector)
         block = _block_of(decl.site)
         png = run.lab.layout.inspect / f"vector_{run.entry.name}.png"
         plot(cosines, promoted, suppressed, block, png)

@@ -1,37 +1,80 @@
-"""Read activations at named sites with nnsight (trace + save).
+"""The one activation reader: token rows run through the model, named sites kept, the rest skipped.
 
-Why nnsight here and torch hooks in the engine: a trace reads many sites of one forward pass
-with no hook bookkeeping and is the natural tool for extraction, while in the generation hot
-path plain hooks cost nothing (on 2 CPU cores, SmolLM2-135M, batch 1, median of 10 runs, nnsight's
-generate ran at ~0.94-0.97x the speed of unhooked Hugging Face generate even with no intervention).
+Everything that reads internals goes through ``activation_batches``: actdiff's difference vectors
+(``collect``), the transfer plugin's paired readings of two models, the per-block cosines of
+``inspect vector``. It reads through the ``HookEngine`` (a capture ``Edit`` that changes nothing,
+on the same site names steering uses), and it stops the forward pass once every site it wants has
+been seen: reading block 15 of 30 skips half the blocks and the whole vocabulary projection
+(Gemma 3's 262k-word head alone outweighs its blocks).
+
+Why not nnsight, which ``collect`` used before: its trace leaves a pass-through ``forward`` on every
+module it reached (the engine and GenARM's model copy had to work around it) and a wrapper per model
+that kept a freed model alive, so a second reader grew beside it. TransformerLens keeps the one role
+only it serves: the logit lens of ``inspect vector`` (its final norm and unembedding).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
-from steerlab.model import sites as site_names
-from steerlab.model.batching import batches
-from steerlab.model.generation import tokenize_prompts
+from steerlab.model.batching import by_length, collate
+from steerlab.model.engine import HookEngine
 from steerlab.model.zoo import LoadedModel
 
 POSITIONS = ("last", "mean")
+Progress = Callable[[Iterable, str, int], Iterable]
 
 
-def nnsight_model(model: LoadedModel):
-    """The nnsight wrapper of a loaded model (``LoadedModel.nnsight``, built once, freed with it)."""
-    return model.nnsight
+@dataclass
+class ActivationBatch:
+    """One forward's reading: ``acts[site]`` (batch, width, d) float32 on the model's device,
+    left-padded like ``mask`` (batch, width), whose rows are the caller's rows ``rows``."""
+
+    rows: list[int]
+    acts: dict[str, torch.Tensor]
+    mask: torch.Tensor  # bool: True at real tokens
 
 
-def _envoy(root, module_path: str):
-    node = root
-    for part in module_path.split("."):
-        node = node[int(part)] if part.isdigit() else getattr(node, part)
-    return node
+class _SitesRead(Exception):
+    """Raised by the capture once every wanted site is read: nothing after them is needed."""
+
+
+def activation_batches(model: LoadedModel, rows: Sequence[Sequence[int]], sites: Sequence[str], batch_size: int,
+                       progress: Progress | None = None, desc: str = "activations") -> Iterator[ActivationBatch]:
+    """Token rows (no padding, special tokens as the caller wants them) read at ``sites``, in
+    batches of similar length (``batching.by_length``): one forward per batch, stopped after the
+    last site. Interventions attached elsewhere act on the reading as on any forward."""
+    engine = HookEngine(model.hf)
+    for site in sites:
+        engine.site(site)  # a bad name fails before any forward
+    groups = by_length([len(r) for r in rows], batch_size)
+    for group in progress(groups, desc, len(groups)) if progress else groups:
+        acts, mask = _read(model, engine, [rows[i] for i in group], list(dict.fromkeys(sites)))
+        yield ActivationBatch(group, acts, mask)
+
+
+@torch.no_grad()
+def _read(model: LoadedModel, engine: HookEngine, rows: list[Sequence[int]], sites: list[str]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    enc = collate(rows, int(model.tokenizer.pad_token_id), model.device)
+    seen: dict[str, torch.Tensor] = {}
+
+    def capture(site: str) -> Callable[[torch.Tensor], None]:
+        def edit(activation: torch.Tensor) -> None:  # reads, changes nothing
+            seen[site] = activation.detach().float()
+            if len(seen) == len(sites):
+                raise _SitesRead
+
+        return edit
+
+    with engine.edit({site: capture(site) for site in sites}):
+        try:
+            model.hf(**enc, use_cache=False)
+        except _SitesRead:
+            pass
+    return seen, enc["attention_mask"].bool()
 
 
 @dataclass
@@ -42,58 +85,33 @@ class Activations:
     token_norms: dict[str, torch.Tensor]  # every non-pad token's L2 norm, for "typical norm"
 
 
-@torch.no_grad()
 def collect(
     model: LoadedModel,
     texts: list[str],
     sites: list[str],
     position: str = "last",
     batch_size: int = 8,
-    progress: Callable[[Iterable, str, int], Iterable] | None = None,
+    progress: Progress | None = None,
 ) -> Activations:
     """Run ``texts`` (already formatted) and keep each site's activation per text.
 
     ``position='last'`` keeps the final token (left padding puts it in the last column);
-    ``'mean'`` averages over the non-pad tokens.
+    ``'mean'`` averages over the non-pad tokens. Rows come back in the caller's order.
     """
     if position not in POSITIONS:
         raise ValueError(f"position must be one of {POSITIONS}, got {position!r}")
-    resolved = [site_names.resolve(model.hf, s) for s in sites]
-    lm = nnsight_model(model)
-    module_order = {path: i for i, (path, _) in enumerate(model.hf.named_modules())}
+    ids = model.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
     rows: dict[str, list[torch.Tensor]] = {s: [] for s in sites}
     norms: dict[str, list[torch.Tensor]] = {s: [] for s in sites}
-    # Texts of similar length share a batch (less padding: ~1.3-2x fewer tokens on answer texts);
-    # rows are put back in the caller's order at the end.
-    lengths = [len(ids) for ids in model.tokenizer(texts, add_special_tokens=False)["input_ids"]]
-    order = sorted(range(len(texts)), key=lambda i: lengths[i])
-    groups = list(batches(order, batch_size))
-    for group in progress(groups, "activations", len(groups)) if progress else groups:
-        enc = tokenize_prompts(model, [texts[i] for i in group])
-        saved = _trace(lm, enc, resolved, module_order)
-        mask = enc["attention_mask"].bool()  # (batch, pos)
-        for site, acts in zip(sites, saved):
-            acts = acts.detach().float()  # (batch, pos, d)
-            rows[site].append(_reduce(acts, mask, position).cpu())
-            norms[site].append(acts.norm(dim=-1)[mask].cpu())
+    order: list[int] = []
+    for batch in activation_batches(model, ids, sites, batch_size, progress):
+        order += batch.rows
+        for site in sites:
+            acts = batch.acts[site]  # (batch, pos, d)
+            rows[site].append(_reduce(acts, batch.mask, position).cpu())
+            norms[site].append(acts.norm(dim=-1)[batch.mask].cpu())
     restore = torch.argsort(torch.tensor(order)) if order else torch.zeros(0, dtype=torch.long)
     return Activations({s: torch.cat(v)[restore] for s, v in rows.items()}, {s: torch.cat(v) for s, v in norms.items()})
-
-
-def _trace(lm, enc: dict[str, torch.Tensor], resolved: list[site_names.Site], order: dict[str, int]) -> list[torch.Tensor]:
-    """Each site's activation, in the order given. nnsight needs the requests in the order the
-    model runs them, so they are made in module order (inputs before outputs) and put back."""
-    runs = sorted(range(len(resolved)), key=lambda k: (order.get(resolved[k].module_path, 0), not resolved[k].reads_input))
-    saved: dict[int, Any] = {}
-    with lm.trace(dict(enc)) as tracer:
-        for k in runs:
-            envoy = _envoy(lm, resolved[k].module_path)
-            proxy = envoy.input if resolved[k].reads_input else envoy.output
-            saved[k] = proxy.save()
-        # Nothing after the last site is needed: stop there (reading block 15 of 30 skips half
-        # the blocks and the whole vocabulary projection).
-        tracer.stop()
-    return [saved[k][0] if isinstance(saved[k], tuple) else saved[k] for k in range(len(resolved))]
 
 
 def _reduce(acts: torch.Tensor, mask: torch.Tensor, position: str) -> torch.Tensor:

@@ -72,14 +72,6 @@ class LoadedModel:
         return bool(getattr(self.tokenizer, "chat_template", None))
 
     @cached_property
-    def nnsight(self) -> Any:
-        """The nnsight wrapper of this model (for reading activations), built on first use and
-        freed with the model."""
-        from nnsight.modeling.transformers import TransformersModel
-
-        return TransformersModel(self.hf, tokenizer=self.tokenizer)
-
-    @cached_property
     def fingerprint(self) -> str:
         """A short digest of the weights: which model an artifact was made on.
 
