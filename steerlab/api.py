@@ -11,7 +11,7 @@ from steerlab.analysis.evidence import Design, best_control
 from steerlab.analysis.pareto import corner_effects, hypervolume, lambda_alignment
 from steerlab.artifact import Artifact, ResidualVector
 from steerlab.config import as_dict, help_field, path_field
-from steerlab.controls import Control, ControlSpace, Fixed, Scalar, Simplex, finite_number
+from steerlab.controls import Control, ControlSpace, Fixed, Scalar, Simplex, corner_of, finite_number
 from steerlab.data.builders import Style, answer_in_style, load_instructions, split_by_id, style_scores
 from steerlab.data.files import BuildRequest, DatasetSpec, file_digest, read_labelled, read_prompts
 from steerlab.data.split import PromptSplit, in_dev_half
@@ -47,7 +47,7 @@ __all__ = [
     "hookimpl", "ConfigError",
     # the method contract
     "BaseMethod", "SteeringMethod", "NoConfig", "MethodEntry", "Lab", "Artifact", "ResidualVector",
-    "Control", "ControlSpace", "Scalar", "Simplex", "Fixed", "finite_number",
+    "Control", "ControlSpace", "Scalar", "Simplex", "Fixed", "finite_number", "corner_of",
     "Section", "Figure", "SweepResult", "SweepPoint", "Record", "StudyReport", "RunLayout", "export_control_vector",
     # metrics and inspectors
     "BaseMetric", "Metric", "MetricContext", "Sample", "Inspector", "word_count", "distinct_ngrams",

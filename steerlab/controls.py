@@ -37,6 +37,14 @@ def finite_number(value: Any, what: str = "a number") -> float:
     return float(value)
 
 
+def corner_of(coordinates: Sequence[float]) -> int | None:
+    """The axis a point of a simplex puts all its weight on (one coordinate 1, the rest 0), else
+    None: the one corner test, for controls (``ControlSpace.corner_of``) and for the coordinates a
+    finished run stored alike."""
+    point = [float(c) for c in coordinates]
+    return point.index(1.0) if point and sorted(point) == [0.0] * (len(point) - 1) + [1.0] else None
+
+
 class ControlSpace(ABC):
     """What a method's control is. See the module docstring for the contract."""
 
@@ -75,6 +83,11 @@ class ControlSpace(ABC):
     def to_json(self, control: Control) -> Any:
         coords = self.coordinates(control)
         return coords[0] if self.width() == 1 else list(coords)
+
+    def corner_of(self, control: Control) -> int | None:
+        """The dimension whose corner ``control`` is (all its weight on that one), or None; always
+        None for a space without named dimensions."""
+        return corner_of(self.coordinates(control)) if self.dimensions else None
 
     def neutral(self) -> Control | None:
         """The control that leaves the model unsteered, if the space has one."""
@@ -223,8 +236,8 @@ class Simplex(ControlSpace):
         """Every point whose weights are multiples of the step; corners first (see ``quick``)."""
         n, m = round(1 / self.step), len(self._dims)
         points = [tuple(c / n for c in combo) for combo in itertools.product(range(n + 1), repeat=m) if sum(combo) == n]
-        corners = sorted((p for p in points if max(p) == 1.0), reverse=True)
-        return corners + sorted((p for p in points if max(p) < 1.0), reverse=True)
+        corners = sorted((p for p in points if corner_of(p) is not None), reverse=True)
+        return corners + sorted((p for p in points if corner_of(p) is None), reverse=True)
 
     def corners(self) -> list[tuple[float, ...]]:
         m = len(self._dims)
@@ -233,10 +246,6 @@ class Simplex(ControlSpace):
     def centre(self) -> tuple[float, ...]:
         m = len(self._dims)
         return tuple([1.0 / m] * m)
-
-    def corner_of(self, control: Control) -> int | None:
-        """The dimension whose corner ``control`` is, or None."""
-        return control.index(1.0) if max(control) == 1.0 else None
 
     def quick(self, grid: list[Control], keep: int = 3) -> list[Control]:
         """The corners in the grid (where styles differ most), then the centre when the grid

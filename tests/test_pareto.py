@@ -71,9 +71,10 @@ def _method(name, rows, coords):
 
 
 def test_ternary_marks_the_corner_controls_even_when_a_point_is_dropped(tmp_path):
-    from steerlab.analysis.compare import _corner_of, _plot_ternary
+    from steerlab.analysis.compare import _plot_ternary
+    from steerlab.controls import corner_of
 
-    assert [_corner_of(c) for c in [(1.0, 0.0, 0.0), (0.0, 0.0, 1.0), (0.5, 0.5, 0.0), ()]] == [0, 2, None, None]
+    assert [corner_of(c) for c in [(1.0, 0.0, 0.0), (0.0, 0.0, 1.0), (0.5, 0.5, 0.0), ()]] == [0, 2, None, None]
     coords = [(1.0, 0.0, 0.0), (0.5, 0.5, 0.0), (0.0, 1.0, 0.0)]
     rows = [[0.5, 0.3, 0.2, 2.0], [float("nan"), 0.3, 0.3, 2.5], [0.3, 0.4, 0.3, 3.0]]  # the NaN point is not drawn
     path, caption = _plot_ternary({"m": _method("m", rows, coords)}, {"m": coords}, AXES, tmp_path / "t.png")

@@ -79,10 +79,12 @@ class PanaceaMethod(BaseMethod):
         if not config.eval_every:
             return None
 
+        corners = Simplex(config.dimensions, config.grid_step).corners()  # e_i, in the order of the dimensions
+
         def measure() -> dict[str, float]:
             out = {}
-            for i, dim in enumerate(config.dimensions):
-                adapter.set_preference([1.0 if j == i else 0.0 for j in range(len(config.dimensions))])
+            for dim, corner in zip(config.dimensions, corners):
+                adapter.set_preference(list(corner))
                 out[dim] = sampler.heldout_losses([dim])[dim]
             out["mean"] = sum(out[d] for d in config.dimensions) / len(config.dimensions)
             return out

@@ -18,7 +18,7 @@ import numpy as np
 from steerlab.analysis import pareto
 from steerlab.analysis.evidence import Design, answer_evidence, front_evidence
 from steerlab.analysis.pick import pick_setting
-from steerlab.controls import ControlSpace
+from steerlab.controls import ControlSpace, corner_of
 from steerlab.figures import MARKERS, new_figure, save_figure, simplex_edges
 from steerlab.layout import RunLayout
 from steerlab.results import MethodResult, RunResults
@@ -176,11 +176,6 @@ def _rescaled(p: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
     return (p - low) / np.clip(high - low, 1e-9, None)
 
 
-def _corner_of(coord: tuple[float, ...]) -> int | None:
-    """The axis a control puts all its weight on (a simplex corner), else None."""
-    return coord.index(1.0) if coord and sorted(coord) == [0.0] * (len(coord) - 1) + [1.0] else None
-
-
 def _plot_ternary(methods: dict[str, MethodResult], coords: dict[str, list[tuple[float, ...]]], axes: list[str],
                   path: Path) -> tuple[Path, str]:
     """Two views of the same points. Left: each point's scores normalised to sum 1, as scored; a
@@ -194,7 +189,7 @@ def _plot_ternary(methods: dict[str, MethodResult], coords: dict[str, list[tuple
         kept = [(q.scores, c) for q, c in zip(method.points, coords.get(name) or [()] * len(method.points))
                 if all(a in q.scores and math.isfinite(q.scores[a]) for a in axes)]
         plotted[name] = pareto.points([sc for sc, _ in kept], axes)
-        corners[name] = [_corner_of(c) for _, c in kept]
+        corners[name] = [corner_of(c) for _, c in kept]
     stacked = np.concatenate([p for p in plotted.values() if len(p)]) if any(len(p) for p in plotted.values()) else np.zeros((0, 3))
     low, high = (stacked.min(0), stacked.max(0)) if len(stacked) else (np.zeros(3), np.ones(3))
     fig, panels = new_figure(ncols=2, width=5.2, height=5.0)

@@ -101,7 +101,7 @@ def targets(entry: MethodEntry, concept: str) -> list[str]:
         return [space.key(c) for c in entry.controls if entry.concept == concept and (neutral is None or space.key(c) != space.key(neutral))]
     if concept in space.dimensions:
         i = space.dimensions.index(concept)
-        return [space.key(c) for c in entry.controls if space.coordinates(c)[i] == 1.0]
+        return [space.key(c) for c in entry.controls if space.corner_of(c) == i]
     return []
 
 

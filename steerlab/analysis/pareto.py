@@ -22,6 +22,8 @@ import moocore
 import numpy as np
 from scipy.stats import rankdata
 
+from steerlab.controls import corner_of
+
 Scores = dict[str, float]
 
 
@@ -95,8 +97,8 @@ def corner_indices(coords: Sequence[Sequence[float]], n_axes: int) -> list[int] 
     """For each axis, the control that puts all weight on it (None unless every axis has one)."""
     corners: dict[int, int] = {}
     for k, c in enumerate(coords):
-        if len(c) == n_axes and max(c) == 1.0:
-            corners[list(c).index(1.0)] = k
+        if len(c) == n_axes and (axis := corner_of(c)) is not None:
+            corners[axis] = k
     return [corners[i] for i in range(n_axes)] if len(corners) == n_axes else None
 
 
