@@ -19,7 +19,6 @@ from steerlab.layout import RunLayout
 from steerlab.model.zoo import LoadedModel, load_model
 from steerlab.plugin import Registry
 from steerlab_plugins.transfer import adapters, pairing
-from steerlab_plugins.transfer.analysis import length_success
 from steerlab_plugins.transfer.config import TransferConfig, matched_layer
 from steerlab_plugins.transfer.hypotheses import Summary, hypotheses_table, render, verdicts, write_summary
 from steerlab_plugins.transfer.method import TransferMethod
@@ -102,11 +101,28 @@ def test_layers_are_matched_by_relative_depth_first_to_first_and_last_to_last():
 
 
 def test_length_success_needs_both_signs_to_move_the_right_way():
+    from steerlab.api import symmetric_success
+
     rows = [("a", 0.0, 50), ("a", 0.2, 40), ("a", -0.2, 60),  # shorter at +, longer at -: success
             ("b", 0.0, 50), ("b", 0.2, 40), ("b", -0.2, 45),  # shorter under both signs: failure
             ("c", 0.0, 50), ("c", 0.2, 50), ("c", -0.2, 70)]  # a tie is a failure
-    assert length_success(rows) == {0.2: pytest.approx(1 / 3)}
-    assert length_success(rows, "increase") == {0.2: 0.0}
+    assert symmetric_success(rows) == {0.2: pytest.approx(1 / 3)}
+    assert symmetric_success(rows, "increase") == {0.2: 0.0}
+
+
+def test_a_missing_score_leaves_its_prompt_out_of_the_success_rather_than_failing_it():
+    """actdiff's source validation, transfer's success and the study summary count the same
+    event: a prompt without a finite score at 0, +c and -c is not counted at c."""
+    from steerlab.api import direction_sign, moves_both_ways, symmetric_strengths, symmetric_success
+
+    rows = [("a", 0.0, 50), ("a", 0.2, 40), ("a", -0.2, 60), ("a", 0.4, 30), ("a", -0.4, 70),
+            ("b", 0.0, 50), ("b", 0.2, float("nan")), ("b", -0.2, 60), ("b", 0.4, 45), ("b", -0.4, 55)]
+    assert symmetric_success(rows) == {0.2: 1.0, 0.4: 1.0}
+    assert symmetric_success(rows[:5] + [("b", 0.0, 50), ("b", 0.4, 50), ("b", -0.4, 55)]) == {0.2: 1.0, 0.4: 0.5}
+    assert symmetric_strengths([0.0, 0.2, -0.2, 0.4, 1.0, -3.0]) == [0.2]
+    assert moves_both_ways(50, float("nan"), 60, -1.0) != moves_both_ways(50, float("nan"), 60, -1.0)  # NaN
+    with pytest.raises(ValueError, match="direction"):
+        direction_sign("shorter")
 
 
 def test_word_ends_and_token_keys_line_up_inside_the_formatted_prompt(tiny_llama: LoadedModel):

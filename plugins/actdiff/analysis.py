@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from steerlab.api import (Artifact, Figure, Lab, MethodEntry, Record, Section, SweepPoint, SweepResult, new_figure,
-                          read_json, save_figure, word_count, write_json)
+                          read_json, save_figure, symmetric_success, word_count, write_json)
 
 if TYPE_CHECKING:
     from steerlab_plugins.actdiff.config import ActDiffConfig
@@ -19,19 +19,9 @@ if TYPE_CHECKING:
 
 def source_validation(records: list[Record], metric: str, direction: str) -> dict[str, float]:
     """For each symmetric pair of controls +c/-c: the share of prompts whose ``metric`` moves the
-    expected way from control 0 under *both* signs (ties count as failures)."""
-    by_prompt: dict[str, dict[float, float]] = {}
-    for r in records:
-        if metric in r.scores:
-            by_prompt.setdefault(r.prompt, {})[float(r.control)] = r.scores[metric]
-    controls = {c for values in by_prompt.values() for c in values}
-    sign = -1.0 if direction == "decrease" else 1.0
-    out = {}
-    for c in sorted(c for c in controls if c > 0 and -c in controls and 0.0 in controls):
-        hits = [sign * (v[c] - v[0.0]) > 0 and sign * (v[-c] - v[0.0]) < 0
-                for v in by_prompt.values() if {c, -c, 0.0} <= set(v)]
-        out[f"source_validation@{c:g}"] = float(np.mean(hits)) if hits else float("nan")
-    return out
+    expected way from control 0 under *both* signs (ties count as failures; core's ``symmetric_success``)."""
+    rows = [(r.prompt, float(r.control), r.scores[metric]) for r in records if metric in r.scores]
+    return {f"source_validation@{c:g}": share for c, share in symmetric_success(rows, direction).items()}
 
 
 def layer_sweep(method: ActDiffMethod, lab: Lab, entry: MethodEntry, artifact: Artifact, folder: Path) -> list[dict[str, Any]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from steerlab.api import help_field, path_field
+from steerlab.api import DIRECTIONS, help_field, path_field
 
 AGGREGATORS = ("mean", "pca")
 SCALES = ("relative", "raw")
@@ -39,8 +39,8 @@ class ActDiffConfig:
             raise ValueError(f"key 'site' must be one of {SITE_KINDS} (got {self.site!r})")
         if self.position not in ("last", "mean"):
             raise ValueError(f"key 'position' must be 'last' or 'mean' (got {self.position!r})")
-        if self.validate_direction not in ("increase", "decrease"):
-            raise ValueError("key 'validate_direction' must be 'increase' or 'decrease'")
+        if self.validate_direction not in DIRECTIONS:
+            raise ValueError(f"key 'validate_direction' must be one of {DIRECTIONS} (got {self.validate_direction!r})")
         if self.pairs_limit < 0:
             raise ValueError(f"key 'pairs_limit' must be >= 0 (got {self.pairs_limit})")
         if self.layer < 0 or any(layer < 0 for layer in self.layer_sweep):

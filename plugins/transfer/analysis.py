@@ -1,39 +1,16 @@
 """Transfer success: does each prompt's answer length move the expected way under both signs?
 
-``length_success`` is actdiff's source validation, written over plain (prompt, control, value)
-rows so the study-level summary (``hypotheses``) can compute it from any entry's records in a
-finished results.json, actdiff's included.
+The share of prompts where it does is core's ``symmetric_success`` (actdiff's source validation
+counts the same event, and the study-level summary, ``hypotheses``, recomputes it from any
+entry's records in a finished results.json, actdiff's included).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from typing import Any
 
-import numpy as np
-
-from steerlab.api import Artifact, MethodEntry, Section, SweepResult
-
-Row = tuple[str, float, float]  # (prompt, control, score)
-
-
-def length_success(rows: Iterable[Row], direction: str = "decrease") -> dict[float, float]:
-    """For each c > 0 with -c and 0 also present: the share of prompts whose score moves the
-    expected way from control 0 under *both* +c and -c (ties are failures). ``decrease``: a
-    positive control should lower the score (positive = concise = fewer words)."""
-    by_prompt: dict[str, dict[float, float]] = {}
-    for prompt, control, value in rows:
-        if value is not None and math.isfinite(value):
-            by_prompt.setdefault(prompt, {})[float(control)] = float(value)
-    controls = {c for values in by_prompt.values() for c in values}
-    sign = -1.0 if direction == "decrease" else 1.0
-    out = {}
-    for c in sorted(c for c in controls if c > 0 and -c in controls and 0.0 in controls):
-        hits = [sign * (v[c] - v[0.0]) > 0 and sign * (v[-c] - v[0.0]) < 0 for v in by_prompt.values() if {c, -c, 0.0} <= set(v)]
-        out[c] = float(np.mean(hits)) if hits else float("nan")
-    return out
-
+from steerlab.api import Artifact, MethodEntry, Section, SweepResult, symmetric_success
 
 def best(success: dict[float, float]) -> float:
     """The best success over the strengths tried (NaN when none)."""
@@ -63,7 +40,7 @@ def analyze(entry: MethodEntry, artifact: Artifact, result: SweepResult) -> Sect
     success: dict[float, float] = {}
     if config.validate_metric:
         rows = [(r.prompt, float(r.control), r.scores.get(config.validate_metric, float("nan"))) for r in result.records]
-        success = length_success(rows, config.validate_direction)
+        success = symmetric_success(rows, config.validate_direction)
         section.summary.update({f"success@{c:g}": v for c, v in success.items()})
         section.summary["success"] = best(success)
     section.summary.update({f"fit_{k}": float(v) for k, v in meta.get("fit", {}).items()})

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from steerlab.api import help_field, path_field
+from steerlab.api import DIRECTIONS, help_field, path_field
 
 from steerlab_plugins.transfer.pairing import POOLINGS
 
@@ -47,8 +47,8 @@ class TransferConfig:
             raise ValueError(f"key 'holdout_every' must be >= 2 (got {self.holdout_every})")
         if min(self.fit_limit, self.pairs_limit, self.components) < 0:
             raise ValueError("keys 'fit_limit', 'pairs_limit' and 'components' must be >= 0")
-        if self.validate_direction not in ("increase", "decrease"):
-            raise ValueError("key 'validate_direction' must be 'increase' or 'decrease'")
+        if self.validate_direction not in DIRECTIONS:
+            raise ValueError(f"key 'validate_direction' must be one of {DIRECTIONS} (got {self.validate_direction!r})")
 
 
 def matched_layer(layer: int, n_source: int, n_target: int) -> int:

@@ -1,7 +1,7 @@
 """Each transfer entry's success with its interval: choices on the dev prompts, numbers on the test ones.
 
 Success at strength c is a per-prompt event (the answer is shorter at +c and longer at -c than at
-0, ``moves_both_ways``), so an entry's records make a cube of 0 / 1 (seeds, prompts, strengths)
+0, core's ``moves_both_ways``), so an entry's records make a cube of 0 / 1 (seeds, prompts, strengths)
 and the share of prompts is its mean, resampled by ``steerlab.api`` (seeds, then prompts). Every
 entry answered the same eval prompts, so two entries are compared paired: the same drawn prompts
 for both (direct transfer and the random direction are hard on the same prompts).
@@ -19,18 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from steerlab.api import Cube, Design, Estimate, PromptSplit, best_control, compare, estimate, mean_over_controls
+from steerlab.api import (Cube, Design, Estimate, PromptSplit, best_control, compare, estimate, mean_over_controls, moves_both_ways,
+                          symmetric_strengths)
 
 Row = tuple[int | None, str, float, float]  # (seed, prompt, control, score)
-
-
-def moves_both_ways(at_zero: float, at_plus: float, at_minus: float, sign: float) -> float:
-    """1 when the score moves the expected way from 0 under both +c and -c (ties fail), 0 when
-    not, NaN when a value is missing. ``sign`` -1: a positive control should lower the score."""
-    values = (at_zero, at_plus, at_minus)
-    if not all(v is not None and math.isfinite(v) for v in values):
-        return float("nan")
-    return float(sign * (at_plus - at_zero) > 0 and sign * (at_minus - at_zero) < 0)
 
 
 @dataclass
@@ -48,8 +40,7 @@ class EntryView:
     @property
     def strengths(self) -> list[float]:
         """Every c > 0 tried with -c and 0 beside it."""
-        controls = {c for _, _, c, _ in self.rows}
-        return sorted(c for c in controls if c > 0 and -c in controls and 0.0 in controls)
+        return symmetric_strengths(c for _, _, c, _ in self.rows)
 
     def cube(self, prompts: list[str], seeds: list[int], strengths: list[float]) -> Cube:
         """Success (0 / 1, NaN where not answered) at [seed, prompt, strength]: one seed row when

@@ -1,6 +1,6 @@
 """The study-level summary of a transfer study, from a finished results.json (no model, no metric).
 
-Every entry's success is recomputed from its records, per prompt (``evidence.moves_both_ways``:
+Every entry's success is recomputed from its records, per prompt (core's ``moves_both_ways``:
 the answer is shorter at +c and longer at -c than at 0), so ``actdiff`` entries (the native
 vectors) and ``transfer`` entries are measured by the same rule. A direction is a (source, target)
 pair named by the transfer entries; beside its adapters stand the random control and the native
@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from steerlab.api import (Artifact, ConfigError, Estimate, Figure, RunLayout, Section, all_of, atomic_write_text, export_control_vector,
-                          hypothesis, markdown_table, new_figure, read_json, save_figure, verdict)
+from steerlab.api import (Artifact, ConfigError, Estimate, Figure, RunLayout, Section, all_of, atomic_write_text, direction_sign,
+                          export_control_vector, hypothesis, markdown_table, new_figure, read_json, save_figure, verdict)
 
 from steerlab_plugins.transfer.evidence import EntryView, Halves, Measured, best_on_dev, measure, paired
 
@@ -56,7 +56,7 @@ def entry_views(results: dict[str, Any], metric: str = "words", direction: str =
         data = entry.get("analysis", {}).get("data", {})
         kind = data.get("adapter", "native") if entry["method"] == "transfer" else "native"
         source = data.get("source_model", target) if entry["method"] == "transfer" else target
-        views.append(EntryView(name, kind, source, target, rows, -1.0 if direction == "decrease" else 1.0, entry.get("summary", {})))
+        views.append(EntryView(name, kind, source, target, rows, direction_sign(direction), entry.get("summary", {})))
     return views
 
 
