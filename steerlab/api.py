@@ -10,7 +10,7 @@ from __future__ import annotations
 from steerlab.analysis.evidence import Design, best_control
 from steerlab.analysis.pareto import corner_effects, hypervolume, lambda_alignment
 from steerlab.analysis.symmetric import DIRECTIONS, direction_sign, moves_both_ways, symmetric_strengths, symmetric_success
-from steerlab.artifact import Artifact, ResidualVector
+from steerlab.artifact import Artifact, ArtifactCache, ResidualVector
 from steerlab.config import as_dict, help_field, path_field
 from steerlab.controls import Control, ControlSpace, Fixed, Scalar, Simplex, corner_of, finite_number
 from steerlab.data.builders import Style, answer_in_style, load_instructions, split_by_id, style_scores
@@ -47,7 +47,7 @@ __all__ = [
     # plugin hooks and errors
     "hookimpl", "ConfigError",
     # the method contract
-    "BaseMethod", "SteeringMethod", "NoConfig", "MethodEntry", "Lab", "Artifact", "ResidualVector",
+    "BaseMethod", "SteeringMethod", "NoConfig", "MethodEntry", "Lab", "Artifact", "ResidualVector", "ArtifactCache",
     "Control", "ControlSpace", "Scalar", "Simplex", "Fixed", "finite_number", "corner_of",
     "Section", "Figure", "SweepResult", "SweepPoint", "Record", "StudyReport", "RunLayout", "export_control_vector",
     # metrics and inspectors

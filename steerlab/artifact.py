@@ -16,7 +16,8 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 import torch
 from safetensors import SafetensorError
@@ -26,6 +27,15 @@ from steerlab.errors import ConfigError
 from steerlab.storage import read_json_object, temp_sibling, write_json
 
 FORMAT = "steerlab-artifact/2"
+
+# The keys of a method's ``meta`` that core reads, when the method writes them (docs/plugin-api.md):
+CORE_META = {
+    "train_tokens": "tokens the training read (answer and prompt tokens of every step): the report's Cost table",
+    "grad_tokens": "tokens the loss sent gradient to, summed up to the step kept (``kept_gradient_tokens``): Cost table",
+    "inference_extra_bytes": "memory steering needs beyond the artifact's own tensors (GenARM's second model): Cost table",
+    "describe": "what a declared residual vector stands for ('concise minus verbose'): the title of ``inspect vector``",
+}
+T = TypeVar("T")
 
 
 def versions() -> dict[str, str]:
@@ -142,3 +152,24 @@ class Artifact:
         if mine != theirs:
             raise ConfigError(f"{where}: artifact was made on model {self.header.model.get('name')!r} "
                               f"({json.dumps(mine)}), not on the loaded {model.get('name')!r} ({json.dumps(theirs)})")
+
+
+class ArtifactCache(Generic[T]):
+    """What a method builds from an artifact to steer with (an adapter, a head, a reward model),
+    built once and reused while the same artifact comes back.
+
+    Core hands ``steer`` the very same ``Artifact`` object for every batch of a sweep, an analysis
+    and a reopened run's answers, so a method can keep the module it built. The artifact is held
+    by reference and compared with ``is`` (an ``id()`` key could be reused by a new artifact once
+    the old one is freed); the previous module is dropped before the next is built (two copies of
+    a model need not fit at once)."""
+
+    def __init__(self) -> None:
+        self._held: tuple[Artifact, T] | None = None
+
+    def get(self, artifact: Artifact, build: Callable[[], T]) -> T:
+        """The module built for ``artifact``: ``build()`` when it is not the one held."""
+        if self._held is None or self._held[0] is not artifact:
+            self._held = None
+            self._held = (artifact, build())
+        return self._held[1]

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from steerlab.api import (PairSampler, lora_config, lora_factors, read_pairs, row_logprobs, Artifact, BaseMethod, ControlSpace, Lab, LoadedModel, MethodEntry, Scalar, Section, SweepResult,
+from steerlab.api import (PairSampler, lora_config, lora_factors, read_pairs, row_logprobs, Artifact, ArtifactCache, BaseMethod, ControlSpace, Lab, LoadedModel, MethodEntry, Scalar, Section, SweepResult,
                           file_digest, match_sites, optimise, target_logits)
 
 from steerlab_plugins.genarm.config import ALPHA_GRID, GenARMConfig
@@ -44,8 +44,7 @@ class GenARMMethod(BaseMethod):
     Config = GenARMConfig
 
     def __init__(self) -> None:
-        # The last artifact and its rebuilt reward model, compared with `is` (an id() could be reused).
-        self._cached: tuple[Artifact, nn.Module] | None = None
+        self._reward_models: ArtifactCache[nn.Module] = ArtifactCache()  # the last artifact's, dropped before the next is built
 
     def control_space(self, config: GenARMConfig) -> ControlSpace:
         return Scalar("alpha", grid=ALPHA_GRID, minimum=0.0)
@@ -76,10 +75,7 @@ class GenARMMethod(BaseMethod):
 
     def reward_model(self, lab: Lab, artifact: Artifact) -> nn.Module:
         """The artifact's reward model, rebuilt once and reused (steer is entered once per batch)."""
-        if self._cached is None or self._cached[0] is not artifact:
-            self._cached = None  # free the previous copy before making the next
-            self._cached = (artifact, merged_reward_model(lab.model, artifact))
-        return self._cached[1]
+        return self._reward_models.get(artifact, lambda: merged_reward_model(lab.model, artifact))
 
     def steer(self, lab: Lab, artifact: Artifact, controls: torch.Tensor) -> AbstractContextManager[None]:
         if not bool(controls.any()):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from steerlab.api import (PairSampler, read_pairs, Artifact, BaseMethod, ControlSpace, Lab, MethodEntry, Scalar, Section, SweepResult, file_digest,
+from steerlab.api import (PairSampler, read_pairs, Artifact, ArtifactCache, BaseMethod, ControlSpace, Lab, MethodEntry, Scalar, Section, SweepResult, file_digest,
                           optimise, target_logits)
 
 from steerlab_plugins.iav.config import ALPHA_GRID, IAVConfig
@@ -50,8 +50,7 @@ class IAVMethod(BaseMethod):
     Config = IAVConfig
 
     def __init__(self) -> None:
-        # The last artifact and its rebuilt head, compared with `is` (an id() could be reused).
-        self._cached: tuple[Artifact, IAVHead] | None = None
+        self._heads: ArtifactCache[IAVHead] = ArtifactCache()
 
     def control_space(self, config: IAVConfig) -> ControlSpace:
         return Scalar("alpha", grid=ALPHA_GRID, minimum=0.0)
@@ -82,9 +81,7 @@ class IAVMethod(BaseMethod):
 
     def head(self, lab: Lab, artifact: Artifact) -> IAVHead:
         """The artifact's head, rebuilt once and reused (steer is entered once per batch)."""
-        if self._cached is None or self._cached[0] is not artifact:
-            self._cached = (artifact, IAVHead.from_artifact(artifact, lab.model.d_model).to(lab.model.device))
-        return self._cached[1]
+        return self._heads.get(artifact, lambda: IAVHead.from_artifact(artifact, lab.model.d_model).to(lab.model.device))
 
     def steer(self, lab: Lab, artifact: Artifact, controls: torch.Tensor) -> AbstractContextManager[None]:
         if not bool(controls.any()):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from steerlab.api import (Artifact, BaseMethod, ControlSpace, GroupSampler, Lab, MethodEntry, Section, Simplex, SweepResult,
+from steerlab.api import (Artifact, ArtifactCache, BaseMethod, ControlSpace, GroupSampler, Lab, MethodEntry, Section, Simplex, SweepResult,
                           Validation, answer_tokens, file_digest, gradient_tokens, group_losses, kept_gradient_tokens, match_sites, optimise, read_sft, sample_simplex)
 
 from steerlab_plugins.panacea import losses
@@ -23,9 +23,7 @@ class PanaceaMethod(BaseMethod):
     Config = PanaceaConfig
 
     def __init__(self) -> None:
-        # The last artifact and its rebuilt adapter. Held by reference and compared with `is`:
-        # an id() key could be reused by a new artifact once the old one is freed.
-        self._cached: tuple[Artifact, PanaceaAdapter] | None = None
+        self._adapters: ArtifactCache[PanaceaAdapter] = ArtifactCache()
 
     def control_space(self, config: PanaceaConfig) -> ControlSpace:
         return Simplex(config.dimensions, config.grid_step)
@@ -93,10 +91,8 @@ class PanaceaMethod(BaseMethod):
 
     def adapter(self, lab: Lab, artifact: Artifact) -> PanaceaAdapter:
         """The artifact's adapter, rebuilt once and reused (steer is entered many times)."""
-        if self._cached is None or self._cached[0] is not artifact:
-            adapter = PanaceaAdapter.from_artifact(artifact, lab.engine)
-            self._cached = (artifact, adapter.to(lab.model.device, next(lab.model.hf.parameters()).dtype))
-        return self._cached[1]
+        dtype = next(lab.model.hf.parameters()).dtype
+        return self._adapters.get(artifact, lambda: PanaceaAdapter.from_artifact(artifact, lab.engine).to(lab.model.device, dtype))
 
     def steer(self, lab: Lab, artifact: Artifact, controls: torch.Tensor) -> AbstractContextManager[None]:
         adapter = self.adapter(lab, artifact)

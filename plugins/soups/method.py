@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from steerlab.api import (StyleTraining, Validation, lora_config, lora_factors, Artifact, BaseMethod, ControlSpace, Delta, Figure, GroupSampler, Lab, MethodEntry,
+from steerlab.api import (StyleTraining, Validation, lora_config, lora_factors, Artifact, ArtifactCache, BaseMethod, ControlSpace, Delta, Figure, GroupSampler, Lab, MethodEntry,
                           Section, Simplex, Site, SweepResult, answer_tokens, file_digest, kept_gradient_tokens, group_losses, heldout_table, help_field, match_sites, optimise,
                           plot_training_logs, read_sft)
 
@@ -94,7 +94,7 @@ class SoupsMethod(BaseMethod):
     Config = SoupsConfig
 
     def __init__(self) -> None:
-        self._cached: tuple[Artifact, dict[str, tuple[torch.Tensor, torch.Tensor]]] | None = None
+        self._factors: ArtifactCache[dict[str, tuple[torch.Tensor, torch.Tensor]]] = ArtifactCache()
 
     def control_space(self, config: SoupsConfig) -> ControlSpace:
         return Simplex(config.dimensions, config.grid_step)
@@ -133,14 +133,12 @@ class SoupsMethod(BaseMethod):
     def stacked(self, lab: Lab, artifact: Artifact) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Per site, every dimension's (A, B) stacked, moved to the model and cast to its dtype once
         per artifact (a cast in the hook is three kernels per module per decode step on a GPU)."""
-        if self._cached is None or self._cached[0] is not artifact:
-            dims, device = artifact.meta["dimensions"], lab.model.device
-            dtype = next(lab.model.hf.parameters()).dtype
-            factors = {site: (torch.stack([artifact.tensors[f"{d}.{site}.A"] for d in dims]).to(device, dtype),
-                              torch.stack([artifact.tensors[f"{d}.{site}.B"] for d in dims]).to(device, dtype))
-                       for site in artifact.sites}
-            self._cached = (artifact, factors)
-        return self._cached[1]
+        dims, device, dtype = artifact.meta["dimensions"], lab.model.device, next(lab.model.hf.parameters()).dtype
+
+        def stack(part: str, site: str) -> torch.Tensor:  # (dimensions, ...) of one factor
+            return torch.stack([artifact.tensors[f"{d}.{site}.{part}"] for d in dims]).to(device, dtype)
+
+        return self._factors.get(artifact, lambda: {site: (stack("A", site), stack("B", site)) for site in artifact.sites})
 
     def steer(self, lab: Lab, artifact: Artifact, controls: torch.Tensor) -> AbstractContextManager[None]:
         factors = self.stacked(lab, artifact)
