@@ -85,6 +85,17 @@ def test_an_inspector_option_named_control_reaches_the_inspector_as_the_text_typ
     assert "A field named `control`" in DOC and "run.control(options.control)" in DOC
 
 
+
+def test_every_public_name_of_the_shared_contract_test_is_documented():
+    """``steerlab.testing`` is public: plugins' own tests (and ``new-plugin``'s) call it."""
+    from steerlab import testing
+
+    own = [n for n, v in vars(testing).items() if not n.startswith("_")
+           and (getattr(v, "__module__", None) == testing.__name__ or (n.isupper() and isinstance(v, list)))]
+    assert {"check_method", "train_on_tiny", "Trained", "PROMPTS"} <= set(own)
+    missing = [n for n in own if f"`{n}" not in DOC]
+    assert not missing, missing
+
 PLUGIN = '''
 from contextlib import nullcontext
 from pathlib import Path
