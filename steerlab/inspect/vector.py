@@ -92,7 +92,7 @@ class VectorOptions:
 
 class VectorInspector:
     name = "vector"
-    description = "logit lens + per-block cosine of any declared residual-stream vector (TransformerLens)"
+    description = "logit lens (TransformerLens) + per-block cosine of any declared residual-stream vector"
     Options = VectorOptions
 
     def applies_to(self, entry: Any, artifact: Artifact) -> bool:
