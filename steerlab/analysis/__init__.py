@@ -1,1 +1,1 @@
-"""Comparing methods after a run: simplex grids, Pareto fronts, hypervolumes (no model needed)."""
+"""Comparing methods after a run: simplex grids, Pareto fronts, hypervolumes, success under both signs (no model needed)."""
