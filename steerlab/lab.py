@@ -26,7 +26,8 @@ from steerlab.errors import ConfigError
 from steerlab.layout import RunLayout
 from steerlab.model.batching import by_length, token_lengths
 from steerlab.model.engine import HookEngine
-from steerlab.model.generation import Generation, GenerationSettings, for_device, generate
+from steerlab.model.generation import Generation, GenerationSettings, Step, for_device, generate
+from steerlab.model.prompts import Prompt, plain, render_all
 from steerlab.model.zoo import LoadedModel
 from steerlab.storage import read_json, write_json
 
@@ -169,18 +170,22 @@ class Lab:
         return method.system_prompts(artifact, space.tensor(controls))
 
     def answer(self, method: Steers, artifact: Artifact, space: ControlSpace, controls: Sequence[Control],
-               prompts: Sequence[str], settings: GenerationSettings | None = None, desc: str | None = "answers") -> list[Generation]:
+               prompts: Sequence[Prompt], settings: GenerationSettings | None = None, desc: str | None = "answers",
+               watch: Callable[[list[int]], Step] | None = None) -> list[Generation]:
         """Steered answers, one (control, prompt) pair per row: rows are sorted by length and
-        batched, each batch generated once with its per-row controls (and system prompts)."""
+        batched, each batch generated once with its per-row controls (and system prompts).
+        A prompt is a user prompt, a ``Chat`` or a ``Continuation`` (``steerlab.model.prompts``).
+        ``watch(rows)`` gives the per-step watch of the generate call answering ``rows`` (indices
+        into ``prompts``, in the call's row order): a server streams and ends rows through it."""
         settings = for_device(settings or self.settings, self.model.device)
         backend = self.registry.get("backends", settings.backend, "[generation] key 'backend'")
-        systems = self.system_prompts(method, artifact, space, controls)
-        texts = [self.model.format_prompt(p, s) for p, s in zip(prompts, systems)]
+        texts = render_all(self.model, prompts, self.system_prompts(method, artifact, space, controls))
         out: dict[int, Generation] = {}
         groups = by_length(token_lengths(self.model.tokenizer, texts), settings.batch_size)
         for group in self.progress(groups, desc, len(groups)) if desc else groups:
+            watching = {"step": watch(group)} if watch is not None else {}
             with self.steer(method, artifact, space, [controls[i] for i in group]):
-                for i, gen in zip(group, backend.generate(self.model, [texts[i] for i in group], settings)):
-                    gen.prompt = prompts[i]
+                for i, gen in zip(group, backend.generate(self.model, [texts[i] for i in group], settings, **watching)):
+                    gen.prompt = plain(prompts[i])
                     out[i] = gen
         return [out[i] for i in range(len(texts))]

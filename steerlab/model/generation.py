@@ -8,12 +8,13 @@ at the right end of every row, and sorted by length in tokens to waste little co
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 import math
 from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 from steerlab.model.batching import by_length, collate, token_lengths
 from steerlab.model.engine import has_hooks
@@ -120,9 +121,27 @@ def cut_at_stop_string(tokenizer: Any, ids: list[int], stops: list[str]) -> tupl
     return ids[:kept], True
 
 
-def generate_batch(model: LoadedModel, texts: list[str], settings: GenerationSettings) -> list[Generation]:
+Step = Callable[[torch.Tensor], torch.Tensor]
+"""A watch over one batch's decoding: called after every step with the token each row just got
+``(rows,)`` (padding for rows already ended), it returns which rows to end now ``(rows,)`` bool.
+Why: a server streams each row's tokens as they come and ends a row at its own token cap, its
+own stop sequence or when its client has gone, while the other rows of the batch go on."""
+
+
+class StepCriterion(StoppingCriteria):
+    """A ``Step`` as a Hugging Face stopping criterion (called once per step, after the step's
+    token is appended; a row it ends gets padding from then on, as after its EOS)."""
+
+    def __init__(self, step: Step) -> None:
+        self.step = step
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
+        return self.step(input_ids[:, -1]).to(device=input_ids.device, dtype=torch.bool)  # type: ignore[return-value]
+
+
+def generate_batch(model: LoadedModel, texts: list[str], settings: GenerationSettings, step: Step | None = None) -> list[Generation]:
     """Answer one batch of formatted prompts in one ``generate`` call (rows keep their order, so
-    per-row steering lines up with them)."""
+    per-row steering lines up with them); ``step`` watches every decoding step."""
     enc = tokenize_prompts(model, texts)
     enc.pop("position_ids")  # generate derives positions from the attention mask itself
     sampling = {"do_sample": True, "temperature": settings.temperature, "top_p": settings.top_p} if settings.do_sample else {"do_sample": False}
@@ -135,6 +154,7 @@ def generate_batch(model: LoadedModel, texts: list[str], settings: GenerationSet
         **({"cache_implementation": "static"} if settings.cache == "static" else {}),
         **({"disable_compile": True} if settings.cache == "static" and has_hooks(model.hf) else {}),
         **({"stop_strings": model.stop_strings, "tokenizer": model.tokenizer} if model.stop_strings else {}),
+        **({"stopping_criteria": StoppingCriteriaList([StepCriterion(step)])} if step is not None else {}),
         **sampling,
     )
     return to_generations(model, texts, enc, out[:, enc["input_ids"].shape[1]:])
@@ -142,26 +162,23 @@ def generate_batch(model: LoadedModel, texts: list[str], settings: GenerationSet
 
 def to_generations(model: LoadedModel, texts: list[str], enc: dict[str, torch.Tensor], new: torch.Tensor) -> list[Generation]:
     """Rows of new token ids (rows, steps), after the left-padded prompts ``enc``, as ``Generation``
-    records: each answer cut at its first stop token (or stop string), the prompt without padding.
-    Every backend ends here, so all of them cut answers the same way."""
-    stops = stop_ids(model)
+    records (``answer_row``), the prompt without padding. Every backend ends here, so all of them
+    cut answers the same way."""
     ids, mask, new_ids = enc["input_ids"].cpu(), enc["attention_mask"].bool().cpu(), new.tolist()  # one read back per call, not per row
-    gens = []
-    for row, text in enumerate(texts):
-        prompt_ids = ids[row][mask[row]].tolist()
-        new_row = new_ids[row]
-        cut = next((i for i, t in enumerate(new_row) if t in stops), None)
-        output_ids = new_row if cut is None else new_row[:cut]
-        if model.stop_strings:
-            output_ids, stopped_by_string = cut_at_stop_string(model.tokenizer, output_ids, model.stop_strings)
-            cut = len(output_ids) if stopped_by_string else cut
-        gens.append(
-            Generation(
-                prompt=text,
-                output=model.tokenizer.decode(output_ids, skip_special_tokens=True).strip(),
-                prompt_ids=prompt_ids,
-                output_ids=output_ids,
-                stopped=cut is not None,
-            )
-        )
-    return gens
+    return [answer_row(model, text, ids[row][mask[row]].tolist(), new_ids[row]) for row, text in enumerate(texts)]
+
+
+def answer_row(model: LoadedModel, text: str, prompt_ids: list[int], new_row: list[int], stops: Sequence[str] = ()) -> Generation:
+    """One row's new token ids as its answer: cut at the first stop token, then at the first stop
+    string (the model's own and ``stops``, a request's stop sequences), decoded without special
+    tokens and stripped. A server builds each row's answer here too, so a served answer is cut
+    exactly as ``steerlab generate`` cuts it."""
+    stops_at = stop_ids(model)
+    cut = next((i for i, t in enumerate(new_row) if t in stops_at), None)
+    output_ids = new_row if cut is None else new_row[:cut]
+    strings = [*model.stop_strings, *stops]
+    if strings:
+        output_ids, stopped_by_string = cut_at_stop_string(model.tokenizer, output_ids, strings)
+        cut = len(output_ids) if stopped_by_string else cut
+    return Generation(prompt=text, output=model.tokenizer.decode(output_ids, skip_special_tokens=True).strip(),
+                      prompt_ids=prompt_ids, output_ids=output_ids, stopped=cut is not None)

@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 import torch
 
-from steerlab.model.generation import Generation, GenerationSettings, generate_batch, stop_ids, to_generations, tokenize_prompts
+from steerlab.model.generation import Generation, GenerationSettings, Step, generate_batch, stop_ids, to_generations, tokenize_prompts
 from steerlab.model.scoring import cache_keyword, full_attention_only
 from steerlab.model.zoo import LoadedModel
 
@@ -64,14 +64,14 @@ class StaticDecode:
                             "greedy decode with a static KV cache, eager (the loop the cuda-graphs backend replays)")
         self.fallbacks: dict[str, int] = {}  # why calls went to Hugging Face generate, counted (the benchmark reports it)
 
-    def generate(self, model: LoadedModel, texts: list[str], settings: GenerationSettings) -> list[Generation]:
+    def generate(self, model: LoadedModel, texts: list[str], settings: GenerationSettings, step: Step | None = None) -> list[Generation]:
         reason = unsupported(model, settings)
         if reason is not None:
             self.note_fallback(reason)
-            return generate_batch(model, texts, settings)
+            return generate_batch(model, texts, settings, step)
         graphs = self.graphs and model.device.type == "cuda"
         enc = tokenize_prompts(model, texts)
-        new = decode(model, enc, settings.max_new_tokens, graphs, self.note_fallback)
+        new = decode(model, enc, settings.max_new_tokens, graphs, self.note_fallback, step=step)
         return to_generations(model, texts, enc, new)
 
     def note_fallback(self, reason: str) -> None:
@@ -89,7 +89,7 @@ def _mask_value(model: LoadedModel, allowed: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def decode(model: LoadedModel, enc: dict[str, torch.Tensor], steps: int, graphs: bool,
-           on_fallback: Callable[[str], None] | None = None, stops: set[int] | None = None) -> torch.Tensor:
+           on_fallback: Callable[[str], None] | None = None, stops: set[int] | None = None, step: Step | None = None) -> torch.Tensor:
     """Greedy new tokens (rows, steps) after the left-padded prompts ``enc`` (pad after a row's stop).
 
     The cache holds ``width + steps`` slots; every step attends over all of them through a 4D mask
@@ -97,7 +97,8 @@ def decode(model: LoadedModel, enc: dict[str, torch.Tensor], steps: int, graphs:
     itself, so a padding row is never fully masked). The mask, the fed token and its position are
     buffers written in place between steps, so a captured graph reads each step's values.
     ``stops``: the stop tokens (default: the model's; empty: always ``steps`` tokens, as a
-    benchmark wants).
+    benchmark wants). ``step``: a watch that sees each step's tokens and may end rows (it reads
+    the tokens on the host every step, so the all-finished check then runs every step too).
     """
     from transformers import StaticCache
 
@@ -123,7 +124,7 @@ def decode(model: LoadedModel, enc: dict[str, torch.Tensor], steps: int, graphs:
     mask = _mask_value(model, keys[:, None, None, :]).clone()
     opened = _mask_value(model, torch.ones((), dtype=torch.bool, device=device))  # an admitted slot, in the mask's own kind
 
-    def step() -> torch.Tensor:
+    def forward() -> torch.Tensor:
         return hf(input_ids=token, attention_mask=mask, position_ids=position, **cache_kw).logits[:, -1]
 
     new = torch.full((rows, steps), pad, dtype=torch.long, device=device)
@@ -133,20 +134,22 @@ def decode(model: LoadedModel, enc: dict[str, torch.Tensor], steps: int, graphs:
         chosen = torch.where(finished, torch.full_like(finished, pad, dtype=torch.long), logits.argmax(-1))
         new[:, t] = chosen
         finished |= torch.isin(chosen, stops)
-        if t == steps - 1 or (t % 16 == 15 and bool(finished.all())):  # a host read every 16 tokens, not every token
+        if step is not None:
+            finished |= step(chosen).to(device=device, dtype=torch.bool)
+        if t == steps - 1 or ((step is not None or t % 16 == 15) and bool(finished.all())):  # a host read every 16 tokens, not every token
             break
         token.copy_(chosen[:, None])
         position.add_(1)
         mask[..., width + t] = opened  # this token's own slot
         if graphs and t == 1 and graph is None:
-            graph, static_logits = _capture(step, on_fallback)
+            graph, static_logits = _capture(forward, on_fallback)
             if graph is None:
                 graphs = False
         if graph is not None:
             graph.replay()
             logits = static_logits
         else:
-            logits = _on_side_stream(step) if graphs and t == 0 else step()  # the first step warms up for the capture
+            logits = _on_side_stream(forward) if graphs and t == 0 else forward()  # the first step warms up for the capture
     return new
 
 
