@@ -1,4 +1,4 @@
-"""``steerlab run | plugins | generate | inspect | data | export | import | compare | new-plugin``.
+"""``steerlab run | plugins | generate | serve | inspect | data | export | import | compare | new-plugin``.
 
 Bad input (``ConfigError``) prints one line naming the file, key and expectation, exit code 2.
 """
@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=None, help="training seed of a run with several (default: the study's first)")
     _add_plugin_flag(gen)
 
+    _add_serve_parser(sub)
+
     insp = sub.add_parser("inspect", help="look inside a trained artifact with an inspector (steerlab plugins lists them)",
                           description="steerlab inspect NAME RUN_DIR [--method M] [options of the inspector, e.g. --top 20]")
     insp.add_argument("what", help="inspector name: vector, svd, ...")
@@ -91,6 +93,21 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("name", help="the method's name: a lower-case Python identifier")
     new.add_argument("--dir", required=True, help="folder to create (must not exist)")
     return parser
+
+
+def _add_serve_parser(sub: Any) -> None:
+    """``steerlab serve RUN``: an OpenAI-compatible server and a playground page (docs/serving.md)."""
+    serve = sub.add_parser("serve", help="serve a run's methods: an OpenAI-compatible API with per-request steering, and a playground page")
+    serve.add_argument("run_dir")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--api-key", default=None, metavar="KEY", help="require 'Authorization: Bearer KEY' on /v1 requests")
+    serve.add_argument("--max-batch", type=int, default=32, metavar="N", help="most requests decoded in one batch (default 32)")
+    serve.add_argument("--max-wait-ms", type=float, default=20.0, metavar="T",
+                       help="how long the first waiting request waits for others to share its batch (default 20)")
+    serve.add_argument("--max-tokens-limit", type=int, default=1024, metavar="L", help="largest max_tokens a request may ask (default 1024)")
+    serve.add_argument("--max-queue", type=int, default=256, metavar="Q", help="requests waiting beyond this are refused with 429 (default 256)")
+    _add_plugin_flag(serve)
 
 
 def _add_gguf_parsers(sub: Any) -> None:
@@ -176,6 +193,19 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from steerlab.serve.service import ServeOptions
+
+    try:
+        options = ServeOptions(args.host, args.port, args.api_key, args.max_batch, args.max_wait_ms, args.max_tokens_limit, args.max_queue)
+    except ValueError as exc:
+        raise ConfigError(f"steerlab serve: {exc}") from None
+    from steerlab.serve.app import serve
+
+    serve(Path(args.run_dir), options, args.plugin)
+    return 0
+
+
 def cmd_inspect(args: argparse.Namespace, rest: list[str]) -> int:
     from steerlab.plugin import build_registry
     from steerlab.run.tools import open_run
@@ -245,7 +275,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "plugins": cmd_plugins, "generate": cmd_generate, "data": cmd_data,
-            "export": cmd_export, "import": cmd_import, "new-plugin": cmd_new_plugin, "compare": cmd_compare}
+            "export": cmd_export, "import": cmd_import, "new-plugin": cmd_new_plugin, "compare": cmd_compare,
+            "serve": cmd_serve}
 
 
 def glue_control_values(argv: list[str]) -> list[str]:

@@ -111,6 +111,11 @@ class ControlSpace(ABC):
         """How results.json says what the controls are."""
         return {"kind": self.kind, "label": self.label, "dimensions": list(self.dimensions)}
 
+    def widget(self, grid: Sequence[Control]) -> dict[str, Any]:
+        """How a page lets a person pick a control (the playground of ``steerlab serve``), given
+        the run's sweep ``grid``: by default a text box whose text ``parse`` reads."""
+        return {"widget": "text", "example": str(self.to_json(grid[0])) if grid else ""}
+
     def tensor(self, controls: Sequence[Control], device: torch.device | str | None = None) -> torch.Tensor:
         """One row per control: (n,) for width 1, else (n, width); float32."""
         rows = [self.coordinates(c) for c in controls]
@@ -177,6 +182,16 @@ class Scalar(ControlSpace):
     def neutral(self) -> float | None:
         return self._neutral
 
+    def widget(self, grid: Sequence[Control]) -> dict[str, Any]:
+        """A slider over the run's sweep (and the neutral control), inside the space's bounds."""
+        values = [float(c) for c in grid] + ([self._neutral] if self._neutral is not None else [])
+        low, high = min(values, default=-1.0), max(values, default=1.0)
+        if low == high:
+            low, high = low - 1.0, high + 1.0
+        low = max(low, self.minimum) if self.minimum is not None else low
+        high = min(high, self.maximum) if self.maximum is not None else high
+        return {"widget": "slider", "min": low, "max": high}
+
 
 class Simplex(ControlSpace):
     """A preference vector lambda over named dimensions: >= 0, summing to 1."""
@@ -239,6 +254,10 @@ class Simplex(ControlSpace):
         corners = sorted((p for p in points if corner_of(p) is not None), reverse=True)
         return corners + sorted((p for p in points if corner_of(p) is None), reverse=True)
 
+    def widget(self, grid: Sequence[Control]) -> dict[str, Any]:
+        """A point in the simplex (a draggable point in a triangle for three dimensions)."""
+        return {"widget": "simplex"}
+
     def corners(self) -> list[tuple[float, ...]]:
         m = len(self._dims)
         return [tuple(1.0 if i == j else 0.0 for i in range(m)) for j in range(m)]
@@ -291,6 +310,9 @@ class Fixed(ControlSpace):
 
     def default_grid(self) -> list[Control]:
         return [0.0]
+
+    def widget(self, grid: Sequence[Control]) -> dict[str, Any]:
+        return {"widget": "none"}
 
     def width(self) -> int:
         return 1

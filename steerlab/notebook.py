@@ -76,7 +76,7 @@ class Run:
         """One answer per prompt (a lone string is one prompt), steered by ``method`` at ``control``,
         generated exactly as ``steerlab generate`` does (the study's generation settings, batched)."""
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-        run = self._open(method)
+        run = self.open_entry(method)
         settings = with_max_new_tokens(run.lab.settings, max_new_tokens, "max_new_tokens")
         [gens] = answer(run, prompts, [self.control(run.entry.name, control)], settings)
         return [g.output for g in gens]
@@ -127,8 +127,9 @@ class Run:
         check_model(self.layout, entry, artifact, model)
         return artifact
 
-    def _open(self, method: str | None) -> OpenRun:
-        """The entry on the run's own model (loaded once per model name), ready to answer."""
+    def open_entry(self, method: str | None = None) -> OpenRun:
+        """The entry on the run's own model (loaded once per model name), ready to answer: its
+        lab, method, control space and artifact (``steerlab serve`` keeps one per entry)."""
         entry = self._entry(method)
         name = entry.model or self.study.meta.model
         if name not in self._labs:

@@ -8,7 +8,7 @@ at the right end of every row, and sorted by length in tokens to waste little co
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 import math
 from dataclasses import dataclass, replace
 from typing import Any

@@ -134,6 +134,20 @@ class LoadedModel:
         return tok.bos_token if ids and ids[0] == tok.bos_token_id else ""
 
 
+def warm_anyio() -> None:
+    """Define anyio's lazily imported classes before nnsight's import mounts ``.save`` on every
+    object: anyio refuses to define a ``TypedAttributeSet`` whose attributes (now ``save`` too) lack
+    annotations, so a server started in the same process after a method trained through nnsight
+    (a notebook, the tests) failed on its first streamed answer ("Attribute 'save' is missing its
+    type annotation"). nnsight warms ``anyio`` itself, but not these modules, which anyio 4 loads lazily."""
+    try:
+        import anyio._backends._asyncio  # noqa: F401  (anyio.abc and its socket attributes)
+        import anyio.streams.file  # noqa: F401
+        import anyio.streams.tls  # noqa: F401
+    except ImportError:  # anyio absent: nothing of it to break
+        pass
+
+
 def cache_dir() -> Path:
     """Where converted weights live: ``$STEERLAB_CACHE`` or ``~/.cache/steerlab``."""
     root = os.environ.get("STEERLAB_CACHE") or Path.home() / ".cache" / "steerlab"
