@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -305,3 +306,75 @@ def test_steerlab_serve_loads_the_run_and_binds_loopback_unless_told_and_a_bad_f
     assert "without --api-key" in capsys.readouterr().err
     assert main(["serve", str(tiny_run.folder), "--max-batch", "0"]) == 2
     assert capsys.readouterr().err == "steerlab: error: steerlab serve: --max-batch 0: expected a whole number >= 1\n"
+
+
+def browser():
+    """Headless Chromium driven by Selenium (Debian's chromium and chromium-driver: bash
+    scripts/install.sh dev installs them); skipped only where they are absent and CI does not
+    ask for them (.ci/run sets STEERLAB_REQUIRE_BROWSER=1, so CI fails instead)."""
+    import shutil
+
+    chromium = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+    driver = shutil.which("chromedriver")
+    if chromium is None or driver is None:
+        reason = "chromium and chromedriver not found (bash scripts/install.sh dev installs them: apt-get install chromium chromium-driver)"
+        if os.environ.get("STEERLAB_REQUIRE_BROWSER"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    webdriver = pytest.importorskip("selenium.webdriver")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1300,1000"):
+        options.add_argument(flag)
+    return webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver))
+
+
+def answers_on_page(page, timeout: float = 60.0) -> list[tuple[dict | float, str]]:
+    """(control, answer) of every column once all of them have finished streaming."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    answers = lambda: page.find_elements("css selector", ".answer")  # noqa: E731
+    WebDriverWait(page, timeout).until(lambda _: all(a.get_attribute("data-state") == "done" for a in answers()))
+    controls = [json.loads(r.get_attribute("data-control")) for r in page.find_elements("css selector", ".readout")]
+    return list(zip(controls, [a.get_attribute("textContent") for a in answers()]))
+
+
+def test_the_playground_moves_controls_streams_side_by_side_answers_and_draws_them(url, tmp_path):
+    from PIL import Image
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    page = browser()
+    try:
+        page.get(f"{url}/")
+        WebDriverWait(page, 30).until(lambda p: len(p.find_elements("css selector", "#method option")) == 4)
+        Select(page.find_element("id", "method")).select_by_value("actdiff")
+        page.find_element("id", "max-tokens").clear()
+        page.find_element("id", "max-tokens").send_keys("10")
+        page.find_element("id", "more").click()  # three columns
+        first = page.find_elements("css selector", ".column input[type=range]")[0]
+        before = json.loads(page.find_elements("css selector", ".readout")[0].get_attribute("data-control"))
+        ActionChains(page).click_and_hold(first).move_by_offset(60, 0).release().perform()  # drag the first slider
+        moved = json.loads(page.find_elements("css selector", ".readout")[0].get_attribute("data-control"))
+        assert before == -1.0 and moved > before
+        page.find_element("id", "send").click()
+        scalar = answers_on_page(page)
+        Select(page.find_element("id", "method")).select_by_value("panacea")  # a triangle per column
+        dot = page.find_elements("css selector", "svg.simplex circle")[0]
+        ActionChains(page).click_and_hold(dot).move_by_offset(-40, 50).release().perform()
+        page.find_element("id", "send").click()
+        simplex = answers_on_page(page)
+        shot = tmp_path / "playground.png"
+        page.save_screenshot(str(shot))
+    finally:
+        page.quit()
+    assert len(scalar) == 3 and len(simplex) == 3 and simplex[0][0]["helpful"] < 1.0
+    for model, rows in (("actdiff", scalar), ("panacea", simplex)):  # the page shows exactly what the API answers
+        for control, text in rows:
+            assert text == chat(url, model, control, max_tokens=10, temperature=0).json()["choices"][0]["message"]["content"]
+    image = Image.open(shot).convert("RGB")
+    colours = image.getcolors(maxcolors=1 << 20)
+    assert image.size[0] >= 1000 and len(colours) > 50  # not a blank page: text, a triangle, borders
+    assert max(count for count, _ in colours) < 0.95 * image.size[0] * image.size[1]
+    if os.environ.get("STEERLAB_SCREENSHOT"):
+        image.save(os.environ["STEERLAB_SCREENSHOT"])
