@@ -20,6 +20,7 @@ from steerlab.method import BaseMethod
 from steerlab.metrics.builtin import FluencyMetric, KLMetric, LengthMetric, RelevanceMetric, SimilarityMetric
 from steerlab.metrics.judge import JudgeMetric
 from steerlab.metrics.likelihood import LikelihoodJudgeMetric
+from steerlab.metrics.llm_judge import LLMJudgeMetric
 from steerlab.model.backends import HFGenerate
 from steerlab.model.static_decode import StaticDecode
 from steerlab.model.zoo import builtin_models
@@ -54,7 +55,8 @@ def steerlab_methods(register: Callable[[Any], None]) -> None:
 
 @hookimpl
 def steerlab_metrics(register: Callable[[Any], None]) -> None:
-    for metric in (LengthMetric(), FluencyMetric(), KLMetric(), SimilarityMetric(), RelevanceMetric(), JudgeMetric(), LikelihoodJudgeMetric()):
+    for metric in (LengthMetric(), FluencyMetric(), KLMetric(), SimilarityMetric(), RelevanceMetric(), JudgeMetric(), LikelihoodJudgeMetric(),
+                   LLMJudgeMetric()):
         register(metric)
 
 

@@ -91,6 +91,14 @@ class Draws:
         return _nanmean(self.replicates(cube), axis=1)
 
 
+def harmonic_mean(parts: tuple[float, ...]) -> float:
+    """AxBench's combination of 0-2 scores: their harmonic mean, 0 when any is 0 (an answer that
+    fails one criterion fails), NaN when any is unknown."""
+    if any(math.isnan(p) for p in parts):
+        return math.nan
+    return 0.0 if min(parts) <= 0 else len(parts) / sum(1 / p for p in parts)
+
+
 def _nanmean(values: np.ndarray, axis: int) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN slice is NaN, which is what we want

@@ -88,8 +88,7 @@ def answer_scores(record: Record, concept: str, key: str, ref: References) -> di
     ppl_term = clip01(1 - math.log(ppl_ratio) / math.log(4)) if ppl_ratio > 0 else 0.0
     rep_term = clip01((record.scores.get("distinct3", float("nan")) - 0.4) / max(ref.distinct3 - 0.4, 1e-6))
     fluency = 2 * min(ppl_term, rep_term)
-    parts = (concept_score, instruction, fluency)
-    harmonic = 0.0 if min(parts) <= 0 else 3 / sum(1 / p for p in parts)
+    harmonic = stats.harmonic_mean((concept_score, instruction, fluency))  # the three are finite: clip01 maps NaN to 0
     return {"concept_score": concept_score, "instruction": instruction, "fluency": fluency, "harmonic": harmonic}
 
 

@@ -142,7 +142,8 @@ def load_study_models(study: Study, registry: Registry) -> dict[str, LoadedModel
 
 
 def preflight(study: Study, registry: Registry, models: dict[str, LoadedModel]) -> None:
-    """Each method's own checks against its loaded model (sites, budgets), before any run folder."""
+    """Each method's own checks against its loaded model (sites, budgets), and each metric's own
+    (an endpoint that must answer), before any run folder."""
     labs = {n: Lab(study=study, model=m, registry=registry, layout=RunLayout(Path("(not started)")), show_progress=False)
             for n, m in models.items()}
     for entry in study.methods:
@@ -150,6 +151,13 @@ def preflight(study: Study, registry: Registry, models: dict[str, LoadedModel]) 
             registry.methods[entry.method].check(labs[entry.model], entry.config)
         except ValueError as exc:
             raise ConfigError(f"{study.path}: [methods.{entry.name}]: {exc}") from None
+    for metric in study.metrics:
+        check = getattr(registry.metrics[metric.name], "check", None)  # optional: most metrics need nothing outside
+        try:
+            if check is not None:
+                check(metric.config)
+        except ValueError as exc:
+            raise ConfigError(f"{study.path}: [metrics.{metric.name}]: {exc}") from None
 
 
 def _study_plugins(study_path: Path) -> list[Path]:
