@@ -93,3 +93,27 @@ def test_calls_it_cannot_replay_go_to_generate_and_say_why(tiny_llama, tiny_gemm
         out = backend.generate(tiny_llama, texts(tiny_llama), greedy)
     assert ids(out) == ids(generate_batch(tiny_llama, texts(tiny_llama), greedy))
     assert sum(backend.fallbacks.values()) == 1
+
+
+def test_a_step_watch_sees_every_token_and_ends_one_row_while_the_others_go_on_in_both_backends(tiny_llama):
+    """The watch ``steerlab serve`` streams and ends rows through: in Hugging Face generate (a
+    stopping criterion) and in the static loop alike, it sees each row's tokens as they are made,
+    and a row it ends gets padding from then on while the other rows keep their tokens."""
+    settings = GenerationSettings(max_new_tokens=8)
+    pad = tiny_llama.tokenizer.pad_token_id
+    plain = generate_batch(tiny_llama, texts(tiny_llama), settings)
+    for backend in (lambda step: generate_batch(tiny_llama, texts(tiny_llama), settings, step),
+                    lambda step: StaticDecode().generate(tiny_llama, texts(tiny_llama), settings, step)):
+        seen: list[list[int]] = [[] for _ in PROMPTS]
+
+        def step(tokens: torch.Tensor) -> torch.Tensor:
+            for row, token in enumerate(tokens.tolist()):
+                seen[row].append(token)
+            return torch.tensor([row == 2 and len(seen[2]) >= 3 for row in range(len(PROMPTS))])
+
+        watched = backend(step)
+        assert [len(s) for s in seen] == [len(seen[0])] * len(PROMPTS) and len(seen[0]) >= 3
+        assert ids(watched)[2][:3] == seen[2][:3] == plain[2].output_ids[:3]
+        assert all(t == pad for t in seen[2][3:] + ids(watched)[2][3:])  # ended: padding after its third token (the caller cuts it)
+        for row in (0, 1, 3):
+            assert ids(watched)[row] == plain[row].output_ids

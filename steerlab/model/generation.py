@@ -123,7 +123,8 @@ def cut_at_stop_string(tokenizer: Any, ids: list[int], stops: list[str]) -> tupl
 
 Step = Callable[[torch.Tensor], torch.Tensor]
 """A watch over one batch's decoding: called after every step with the token each row just got
-``(rows,)`` (padding for rows already ended), it returns which rows to end now ``(rows,)`` bool.
+``(rows,)`` (padding for rows already ended), it returns which rows to end now ``(rows,)`` bool
+(an ended row's ``Generation`` then carries padding after its last token: the watcher cuts it).
 Why: a server streams each row's tokens as they come and ends a row at its own token cap, its
 own stop sequence or when its client has gone, while the other rows of the batch go on."""
 
