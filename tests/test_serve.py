@@ -11,7 +11,6 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import pytest
@@ -95,6 +94,12 @@ def test_a_greedy_answer_is_the_answer_of_steerlab_generate_at_the_same_control(
     [expected] = tiny_run.generate(PROMPT, method=method, control=CONTROLS[method], max_new_tokens=12)
     assert body["choices"][0]["message"]["content"] == expected
     assert body["object"] == "chat.completion" and body["usage"]["total_tokens"] == body["usage"]["prompt_tokens"] + body["usage"]["completion_tokens"]
+
+
+def test_a_served_answer_is_what_the_steerlab_generate_command_prints(url, tiny_run, capsys):
+    assert main(["generate", str(tiny_run.folder), "Tell me a story", "--method", "actdiff", "--control", "0.5", "--max-new-tokens", "16"]) == 0
+    printed = capsys.readouterr().out.split("\n")[1].removeprefix("[actdiff strength=+0.5] ")
+    assert printed and chat(url, "actdiff", 0.5, "Tell me a story", max_tokens=16).json()["choices"][0]["message"]["content"] == printed
 
 
 def test_no_steering_means_the_neutral_control_and_a_simplex_without_one_must_be_told(url, tiny_run):

@@ -62,16 +62,16 @@ class TextStream:
 class Row:
     """A request's decoding state; ``push`` runs on the worker thread, ``cancel`` anywhere."""
 
-    model: LoadedModel
+    model: LoadedModel = field(repr=False)
     max_tokens: int
     stops: list[str]  # the request's stop sequences (the model's own are added by ``answer_row``)
     streaming: bool
-    emit: Callable[[str], None] = lambda piece: None  # where streamed pieces go (thread-safe)
+    emit: Callable[[str], None] = field(default=lambda piece: None, repr=False)  # where streamed pieces go (thread-safe)
     ids: list[int] = field(default_factory=list)
     reason: str | None = None  # stop | length | cancelled
     cancelled: bool = False
-    stream: TextStream | None = field(default=None, init=False)
-    _stop_tokens: set[int] = field(default_factory=set, init=False)
+    stream: TextStream | None = field(default=None, init=False, repr=False)
+    _stop_tokens: set[int] = field(default_factory=set, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._stop_tokens = stop_ids(self.model)
