@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from steerlab.model.zoo import LoadedModel, load_model
+from steerlab.model.zoo import LoadedModel, load_model, warm_anyio
 from steerlab.plugin import Registry, build_registry
+
+warm_anyio()  # before any test imports nnsight (which mounts .save on every class): the server tests stream through anyio
 
 CAT_TEXTS = ["Cats nap.", "A cat sleeps.", "Kittens purr.", "Cats are cute.", "My cat naps a lot.", "The cat sat.",
              "Cats purr softly.", "A small cat.", "Cats like fish.", "The kitten sleeps.", "Cats climb.", "A cat yawns."]

@@ -307,3 +307,39 @@ def test_peft_lora_factors_read_back_act_as_the_peft_model_does_on_conv1d_and_fu
     assert not torch.allclose(expected, base(**ids).logits, atol=1e-3)
     torch.testing.assert_close(added, expected, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(merged, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_wrap_takes_a_users_nnsight_model_and_its_traces_see_the_labs_steering(registry):
+    """A researcher tracing with nnsight hands that model to the lab: steerlab steers the module
+    inside it, and the notebook's own trace reads the steered residual stream."""
+    pytest.importorskip("nnsight")
+    import steerlab
+    from nnsight.modeling.transformers import TransformersModel
+
+    from steerlab.model.engine import HookEngine
+
+    base = load_model("tiny-llama", registry.models, device="cpu")
+    traced = TransformersModel(base.hf, tokenizer=base.tokenizer)
+    model = steerlab.wrap(traced)
+    assert model.hf is base.hf and model.tokenizer is base.tokenizer
+    ids = dict(model.tokenizer(["Name a fruit"], return_tensors="pt", add_special_tokens=False))
+
+    def read() -> tuple[torch.Tensor, torch.Tensor]:
+        """Block 2's input (block 1's output as the stream carries it on) and the logits."""
+        with traced.trace(ids):
+            stream = traced.model.layers[2].input.save()
+            logits = traced.lm_head.output.save()
+        return stream.detach().clone(), logits.detach().clone()
+
+    plain, plain_logits = read()
+    push = torch.full((model.hf.config.hidden_size,), 0.5)
+    with HookEngine(model.hf).add_deltas({"blocks.1.resid_post": lambda inputs: push}):
+        steered, steered_logits = read()
+        with torch.no_grad():
+            lab_logits = model.hf(**ids).logits
+    torch.testing.assert_close(steered - plain, push.expand_as(plain))
+    torch.testing.assert_close(steered_logits, lab_logits)  # the trace and the lab see one steered model
+    assert not torch.allclose(steered_logits, plain_logits)
+    torch.testing.assert_close(read()[1], plain_logits)  # nothing left behind
+    with pytest.raises(ConfigError, match="a tokenizer is needed"):
+        steerlab.wrap(base.hf)

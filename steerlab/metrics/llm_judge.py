@@ -35,10 +35,10 @@ import httpx
 
 from steerlab.errors import ConfigError
 from steerlab.metrics.base import BaseMetric, MetricContext, Sample
-from steerlab.run.results import Section
+from steerlab.results import Section
 from steerlab.stats import harmonic_mean
 from steerlab.storage import read_json, write_json
-from steerlab.study.config import help_field
+from steerlab.config import help_field
 
 CONCEPT = """[System]
 Please act as an impartial judge and rate how clearly the concept below appears in the text fragment. \

@@ -291,13 +291,18 @@ def load_model(
 
 
 def wrap(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
+    model: PreTrainedModel | Any,
+    tokenizer: PreTrainedTokenizerBase | None = None,
     name: str | None = None,
     architecture: Architecture | Mapping[str, Any] | None = None,
 ) -> LoadedModel:
     """A causal LM the caller loaded, ready for the lab: eval mode, frozen parameters, left
     padding and a pad token, exactly as the zoo prepares its own (``load_model`` ends here).
+
+    ``model`` may also be an nnsight ``LanguageModel`` (or any nnsight ``TransformersModel``) a
+    researcher is already tracing in a notebook: the lab steers the Hugging Face module inside it
+    and takes its tokenizer, so the notebook's traces and the lab's steering see one model (the
+    pass-through forwards a trace leaves behind count as no hook, ``HookEngine``).
 
     Where and in which precision the weights live is the caller's choice and is kept: a model
     loaded with ``device_map`` (accelerate placement or offloading), quantised or in bf16 is never
@@ -305,6 +310,9 @@ def wrap(
     does not read right by itself (``steerlab.model.architectures.Architecture`` or a dict with
     its keys ``blocks``, ``final_norm``, ``sites``).
     """
+    model, tokenizer = _unwrap_nnsight(model, tokenizer)
+    if tokenizer is None:
+        raise ConfigError(f"wrap: a tokenizer is needed with a {type(model).__name__} (only an nnsight model brings its own)")
     model.eval()
     for param in model.parameters():
         param.requires_grad_(False)
@@ -312,6 +320,22 @@ def wrap(
     if architecture is not None:
         use_architecture(model, architecture)
     return LoadedModel(name=name or _model_name(model), hf=model, tokenizer=tokenizer)
+
+
+def _unwrap_nnsight(model: Any, tokenizer: PreTrainedTokenizerBase | None) -> tuple[PreTrainedModel, PreTrainedTokenizerBase | None]:
+    """The Hugging Face model and tokenizer inside an nnsight model (the module its root envoy
+    holds, ``_module``, and its ``tokenizer``); anything else is returned as it came. nnsight is imported only when the object
+    comes from it, so wrapping a plain model never pays nnsight's import."""
+    if not type(model).__module__.startswith("nnsight"):
+        return model, tokenizer
+    from nnsight.modeling.transformers import TransformersModel
+
+    if not isinstance(model, TransformersModel):
+        raise ConfigError(f"wrap: an nnsight {type(model).__name__} is not a language model; pass an nnsight LanguageModel or the Hugging Face model itself")
+    inner = model._module
+    if any(p.is_meta for p in inner.parameters()):
+        raise ConfigError("wrap: the nnsight model's weights are not loaded yet (dispatch=False); load it with LanguageModel(..., dispatch=True) or run one trace first")
+    return inner, tokenizer if tokenizer is not None else model.tokenizer
 
 
 def placed_by_loader(model: PreTrainedModel) -> bool:
