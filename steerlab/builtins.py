@@ -67,10 +67,13 @@ def steerlab_inspectors(register: Callable[[Any], None]) -> None:
 
 @hookimpl
 def steerlab_datasets(register: Callable[[Any], None]) -> None:
+    from steerlab.analysis.scale_data import build_scales
     from steerlab.data.contrast import build_compare
     from steerlab.data.files import DatasetSpec
 
     register(DatasetSpec("compare", build_compare, "contrastive pairs per concept from a style data set (--from), for every method family"))
+    register(DatasetSpec("compare-scales", build_scales, "fixed 0-2 instruction and fluency scales for [compare], calibrated on labelled "
+                                                         "text made from a style data set's answers (--from; needs --model)"))
 
 
 @hookimpl

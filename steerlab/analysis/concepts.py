@@ -7,14 +7,15 @@ AxBench does, and their harmonic mean (0 when any is 0):
 * **concept**: for a judge score (``judge.humorous``), 2 x the judge's probability of the concept;
   for a score that should fall (``-words``: concise), 2 x (1 - value / the reference's median),
   clipped to [0, 2];
-* **instruction** (does the answer still address the request): 2 x cos(answer, request) / the
-  reference answers' median cosine, clipped to [0, 2] (MiniLM; the ``relevance`` metric);
-* **fluency**: 2 x the smaller of a perplexity term, 1 - ln(ppl / ref) / ln 4 (1 at or below the
-  reference's median perplexity under the base model, 0 at 4x it), and a repetition term,
-  (distinct3 - 0.4) / (ref - 0.4) (0 when at most 40% of word trigrams are distinct), each
-  clipped to [0, 1].
+* **instruction** (does the answer still address the request) and **fluency**: levels 0, 1 or 2
+  on fixed scales calibrated once on labelled text (``[compare] scales``, a ``scales.json``
+  written by ``steerlab data build compare-scales``; ``steerlab/analysis/scales.py``): the same
+  cut points for every method, the unsteered model included, so doing nothing earns no free
+  points (before, both were relative to the unsteered answers' medians, which gave it about 2 by
+  construction).
 
-The reference is the unsteered entry (``reference``, default ``base``), scored the same way.
+The reference is the unsteered entry (``reference``, default ``base``), scored the same way; its
+median is what a falling score (``-words``) is measured against, and nothing else.
 Which controls target a concept: every control of an entry whose table says ``concept = "..."``
 (but its neutral one), and the corner control of a concept's own dimension in an entry whose
 control space has named dimensions (Panacea, soups, prompting). Each (method, concept)'s control
@@ -41,6 +42,8 @@ import numpy as np
 
 from steerlab import stats
 from steerlab.analysis.evidence import Design
+from steerlab.analysis.scales import Scales, load_scales
+from steerlab.errors import ConfigError
 from steerlab.figures import MARKERS, markdown_table, new_figure, save_figure
 from steerlab.layout import RunLayout
 from steerlab.results import MethodResult, Record, RunResults
@@ -66,30 +69,40 @@ def ratio(a: float, b: float) -> float:
 
 @dataclass(frozen=True)
 class References:
-    """Medians of the unsteered answers: what 'as good as the base model' means per score."""
+    """What a falling concept score (``-words``) is measured against: the reference's median of
+    each concept's raw score. Instruction and fluency use the fixed ``scales`` instead."""
 
-    perplexity: float
-    distinct3: float
-    relevance: float
     values: dict[str, float]  # the reference's median of each concept's raw score
+    scales: Scales
 
     @classmethod
-    def from_records(cls, records: list[Record], concepts: dict[str, str]) -> "References":
-        med = lambda key: float(np.nanmedian([r.scores.get(key, float("nan")) for r in records]))  # noqa: E731
-        return cls(med("perplexity"), med("distinct3"), med("relevance"), {c: med(k.lstrip("-")) for c, k in concepts.items()})
+    def from_records(cls, records: list[Record], concepts: dict[str, str], scales: Scales) -> "References":
+        med = lambda key: float(np.nanmedian([r.scores.get(key, float("nan")) for r in records] or [float("nan")]))  # noqa: E731
+        return cls({c: med(k.lstrip("-")) for c, k in concepts.items()}, scales)
 
 
 def answer_scores(record: Record, concept: str, key: str, ref: References) -> dict[str, float]:
-    """concept, instruction, fluency (0-2 each) and their harmonic mean for one answer."""
+    """concept (0-2), instruction and fluency (levels 0, 1, 2 on the fixed scales) and their
+    harmonic mean (0 when any is 0: AxBench's rule, ``stats.harmonic_mean``) for one answer."""
     raw = record.scores.get(key.lstrip("-"), float("nan"))
     concept_score = 2 * clip01(1 - ratio(raw, ref.values[concept])) if key.startswith("-") else 2 * clip01(raw)
-    instruction = 2 * clip01(ratio(record.scores.get("relevance", float("nan")), ref.relevance))
-    ppl_ratio = ratio(record.scores.get("perplexity", float("nan")), ref.perplexity)
-    ppl_term = clip01(1 - math.log(ppl_ratio) / math.log(4)) if ppl_ratio > 0 else 0.0
-    rep_term = clip01((record.scores.get("distinct3", float("nan")) - 0.4) / max(ref.distinct3 - 0.4, 1e-6))
-    fluency = 2 * min(ppl_term, rep_term)
+    instruction = float(ref.scales.level("instruction", record.scores))
+    fluency = float(ref.scales.level("fluency", record.scores))
     harmonic = stats.harmonic_mean((concept_score, instruction, fluency))  # the three are finite: clip01 maps NaN to 0
     return {"concept_score": concept_score, "instruction": instruction, "fluency": fluency, "harmonic": harmonic}
+
+
+def study_scales(study: Study) -> Scales:
+    """The study's fixed scales, checked against its model (the fluency cue's log-perplexity is the model's own)."""
+    settings, where = study.compare, f"{study.path}: [compare] key 'scales'"
+    if not settings.scales:
+        raise ConfigError(f"{where}: missing; the comparison needs fixed instruction and fluency scales (scales.json, written "
+                          "by `steerlab data build compare-scales --from studies/data/chat3d --out studies/data/compare`)")
+    scales = load_scales(settings.scales, where)
+    if scales.model != study.meta.model:
+        raise ConfigError(f"{where}: {settings.scales} was calibrated under model '{scales.model}', this study scores fluency "
+                          f"under '{study.meta.model}' (rebuild it with --model {study.meta.model})")
+    return scales
 
 
 def targets(entry: MethodEntry, concept: str) -> list[str]:
@@ -118,7 +131,8 @@ class ChosenOnDev:
     same references), so the test requests only need that control."""
 
     settings: CompareSettings
-    reference: list[Record]  # the reference entry's records: the medians every score is relative to
+    reference: list[Record]  # the reference entry's records: the medians a falling concept score is relative to
+    scales: Scales
 
     def stages(self, entry: MethodEntry) -> bool:
         return bool(entry.concept) and entry.concept in self.settings.concepts and len(targets(entry, entry.concept)) > 1
@@ -128,7 +142,7 @@ class ChosenOnDev:
 
     def keep(self, entry: MethodEntry, dev_records: list[Record]) -> set[int]:
         concept = entry.concept
-        ref = References.from_records(self.reference, self.settings.concepts)
+        ref = References.from_records(self.reference, self.settings.concepts, self.scales)
         labels = targets(entry, concept)
         scored = [(r, answer_scores(r, concept, self.settings.concepts[concept], ref)) for r in dev_records if r.label in labels]
         chosen, neutral = choose(labels, scored, self.settings.dev_share), entry.space.neutral()
@@ -173,7 +187,8 @@ def measured_row(entry: MethodEntry, method: MethodResult, concept: str, chosen:
 def compare_concepts(results: RunResults, study: Study, layout: RunLayout) -> dict[str, Any]:
     settings = study.compare
     concepts, share = settings.concepts, settings.dev_share
-    ref = References.from_records(results.methods[settings.reference].records, concepts)
+    scales = study_scales(study)
+    ref = References.from_records(results.methods[settings.reference].records, concepts, scales)
     halves = Halves.of(results, share)
     rows, samples, cubes = [], {}, {}
     for entry in study.methods:
@@ -193,7 +208,7 @@ def compare_concepts(results: RunResults, study: Study, layout: RunLayout) -> di
             ordered = sorted(test, key=lambda rs: rs[1]["harmonic"])
             samples[f"{entry.name}:{concept}"] = {"best": _sample(ordered[-1]), "worst": _sample(ordered[0])}
     figures = [_plot_tradeoff(rows, layout)]
-    return {"concepts": concepts, "reference": settings.reference, "dev_share": share, "test_chosen_only": settings.test_chosen_only,
+    return {"concepts": concepts, "reference": settings.reference, "scales": scales.summary(), "dev_share": share, "test_chosen_only": settings.test_chosen_only,
             "n_dev": len(halves.dev.prompts), "n_test": len(halves.test.prompts), "rows": rows, "samples": samples,
             "winners": winners(rows, cubes, halves.test), "figures": [{"path": layout.relative(p), "caption": c} for p, c in figures]}
 
@@ -307,6 +322,29 @@ def winner_line(concept: str, win: dict[str, Any]) -> str:
     return line
 
 
+def scales_sentence(scales: dict[str, Any] | None) -> str:
+    """Which fixed scales scored instruction and fluency (a run from before them says so)."""
+    if not scales:
+        return "Instruction and fluency: relative to the reference's medians (a run from before the fixed scales)."
+    cuts = lambda cues: "; ".join(f"{c['feature']} cuts {c['cuts'][0]:.3f} / {c['cuts'][1]:.3f}" for c in cues)  # noqa: E731
+    return (f"Instruction and fluency are levels 0/1/2 on fixed scales calibrated once on labelled text (`{scales['path']}`, "
+            f"sha256 {scales['sha256']}, model `{scales['model']}`; its SCALES.md gives each cut's held-out accuracy), the same "
+            f"for every method, the unsteered one included: instruction {cuts(scales['instruction'])}; fluency (the lower of "
+            f"its cues) {cuts(scales['fluency'])}.")
+
+
+def prompting_line(wins: dict[str, dict[str, Any]]) -> str:
+    """Where prompting wins (AxBench found it often does): the concepts where the best prompting
+    entry is better than the best steering entry by the paired test interval, each chosen on dev."""
+    read = {c: w["prompting"]["comparison"]["verdict"] for c, w in wins.items() if "prompting" in w}
+    if not read:
+        return "**Where prompting wins**: no concept has both a prompting and a steering entry."
+    named = lambda verdict: ", ".join(c for c, v in read.items() if v == verdict) or "none"  # noqa: E731
+    return (f"**Where prompting wins** (prompting minus the best steering method, paired test interval, as AxBench asks): "
+            f"better on {named('better')}; worse on {named('worse')}; not distinguishable on "
+            f"{named('not distinguishable')}.")
+
+
 def concepts_section(block: dict[str, Any]) -> list[str]:
     """The report's section: the table, who wins per concept (and whether prompting does), samples."""
     split = (f" ({block['n_dev']} dev and {block['n_test']} test requests)" if "n_dev" in block else "")
@@ -316,9 +354,11 @@ def concepts_section(block: dict[str, Any]) -> list[str]:
            f"is chosen on {100 * block['dev_share']:.0f}% of the requests (dev) and reported on the rest (test){split}"
            f"{' (a strength entry is generated on the test requests at its chosen control only)' if block.get('test_chosen_only') else ''}; "
            "every test number has its 95% interval (paired bootstrap over seeds, then requests), and every verdict is read from "
-           f"the interval of a paired difference on the test requests. `{block['reference']}` is the unsteered reference. How "
-           "each score is computed: `steerlab/analysis/concepts.py`.", "", concepts_table(block), ""]
+           f"the interval of a paired difference on the test requests. `{block['reference']}` is the unsteered reference. "
+           f"{scales_sentence(block.get('scales'))} How each score is computed: `steerlab/analysis/concepts.py`.", "",
+           concepts_table(block), ""]
     out += [winner_line(concept, win) for concept, win in block["winners"].items()]
+    out += ["", prompting_line(block["winners"])]
     out += ["", "Best and worst test answers per method and concept (by harmonic mean):", ""]
     for key, pair in block["samples"].items():
         for which in ("best", "worst"):

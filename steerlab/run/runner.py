@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from steerlab.analysis.compare import compare
-from steerlab.analysis.concepts import ChosenOnDev, compare_concepts
+from steerlab.analysis.concepts import ChosenOnDev, compare_concepts, study_scales
 from steerlab.analysis.evidence import control_intervals
 from steerlab.artifact import Artifact, ArtifactHeader
 from steerlab.config import as_dict
@@ -146,6 +146,8 @@ def preflight(study: Study, registry: Registry, models: dict[str, LoadedModel]) 
     (an endpoint that must answer), before any run folder."""
     labs = {n: Lab(study=study, model=m, registry=registry, layout=RunLayout(Path("(not started)")), show_progress=False)
             for n, m in models.items()}
+    if study.compare.concepts:
+        study_scales(study)  # the fixed scales: present, well formed and calibrated under this study's model
     for entry in study.methods:
         try:
             registry.methods[entry.method].check(labs[entry.model], entry.config)
@@ -469,7 +471,7 @@ def execute(session: Session, show_progress: bool = True, only: Sequence[str] = 
         methods[entry.name] = method_result(labs[entry.model], entry, done)
         if _chooses_test_controls(study, entry):
             for each in labs.values():  # from here on, strength entries are generated on the test split at their chosen control only
-                each.control_chooser = ChosenOnDev(study.compare, methods[entry.name].records)
+                each.control_chooser = ChosenOnDev(study.compare, methods[entry.name].records, study_scales(study))
     if only:
         return None
     sections = {name: section for name, section in ((e.name, metric_section(lab, e.name)) for e in study.metrics) if section is not None}

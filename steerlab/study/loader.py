@@ -217,6 +217,9 @@ def _check_compare(path: Path, compare: CompareSettings, metrics: list[MetricEnt
         return
     if compare.reference not in {m.name for m in methods}:
         raise ConfigError(f"{where} key 'reference': no method entry '{compare.reference}' in this study")
+    if not compare.scales:
+        raise ConfigError(f"{where} key 'scales': missing; expected the fixed instruction and fluency scales file (scales.json, "
+                          "written by `steerlab data build compare-scales --from studies/data/chat3d --out studies/data/compare`)")
     produced = set(k for m in metrics for k in registry.metrics[m.name].outputs(m.config))
     needed = {k.lstrip("-") for k in compare.concepts.values()} | {"relevance", "perplexity", "distinct3"}
     missing = sorted(needed - produced)

@@ -88,6 +88,8 @@ class CompareSettings:
     reference: str = cfg.help_field("base", "the unsteered method entry: the references for instruction and fluency")
     dev_share: float = cfg.help_field(0.5, "share of requests (by a stable hash) used to choose each method's control")
     test_chosen_only: bool = cfg.help_field(True, "generate a strength entry (concept = ...) on the test requests only at the control chosen on dev")
+    scales: str = cfg.path_field("", help="scales.json: the fixed 0-2 instruction and fluency scales (steerlab data build compare-scales); "
+                                          "required with concepts")
 
     def __post_init__(self) -> None:
         if not 0.1 <= self.dev_share <= 0.9:
@@ -180,5 +182,5 @@ class Study:
 
     def data_files(self) -> list[Path]:
         """Every file the study reads (eval prompts, method and metric data), once each."""
-        configs = [self.data, *(m.config for m in self.methods), *(m.config for m in self.metrics)]
+        configs = [self.data, *(m.config for m in self.methods), *(m.config for m in self.metrics), *([self.compare] if self.compare.scales else [])]
         return list(dict.fromkeys(p for c in configs for p in cfg.path_values(c)))
