@@ -7,27 +7,52 @@ import numpy as np
 import pytest
 
 from steerlab.analysis.concepts import References, answer_scores
+from steerlab.analysis.scales import Scale, Scales
 from steerlab.cli import main
 from steerlab.results import Record
 
-REF = References(perplexity=2.0, distinct3=0.9, relevance=0.5, values={"cats": 0.5, "concise": 100.0})
+# Fixed scales for the tests (the builder calibrates real ones): instruction levels at relevance
+# 0.2 / 0.4; fluency the lower of log-perplexity (cuts ln 8, ln 4) and distinct trigrams (0.4 / 0.7).
+SCALES = Scales("tiny-llama", {"instruction": (Scale("relevance", True, (0.2, 0.4)),),
+                               "fluency": (Scale("log_perplexity", False, (float(np.log(8.0)), float(np.log(4.0)))),
+                                           Scale("distinct3", True, (0.4, 0.7)))})
+REF = References(values={"cats": 0.5, "concise": 100.0}, scales=SCALES)
+
+
+def write_scales(folder) -> None:
+    """The test scales as a study's scales.json (what `steerlab data build compare-scales` writes)."""
+    (folder / "data").mkdir(exist_ok=True)
+    (folder / "data" / "scales.json").write_text(json.dumps(SCALES.to_json()))
 
 
 def record(**scores) -> Record:
     return Record("Why?", 0.0, "+0", "text", scores)
 
 
-def test_an_answer_as_good_as_the_reference_with_full_concept_scores_two_everywhere():
+def test_an_answer_past_every_cut_with_full_concept_scores_two_everywhere():
     s = answer_scores(record(**{"judge.cats": 1.0, "relevance": 0.5, "perplexity": 2.0, "distinct3": 0.9}), "cats", "judge.cats", REF)
     assert s == pytest.approx({"concept_score": 2.0, "instruction": 2.0, "fluency": 2.0, "harmonic": 2.0})
 
 
+def test_instruction_and_fluency_are_levels_on_the_fixed_cuts_not_on_the_reference():
+    """The same answer gets the same levels whatever the reference's answers look like: no
+    median of the unsteered model enters instruction or fluency."""
+    answer = record(**{"judge.cats": 1.0, "relevance": 0.3, "perplexity": 6.0, "distinct3": 0.9})
+    other = References(values={"cats": 0.01, "concise": 5.0}, scales=SCALES)
+    for ref in (REF, other):
+        s = answer_scores(answer, "cats", "judge.cats", ref)
+        assert (s["instruction"], s["fluency"]) == (1.0, 1.0)  # relevance between 0.2 and 0.4; perplexity between 4 and 8
+        assert s["harmonic"] == pytest.approx(3 / (1 / 2 + 1 + 1))
+    looped = answer_scores(record(**{"judge.cats": 1.0, "relevance": 0.5, "perplexity": 1.5, "distinct3": 0.2}), "cats", "judge.cats", REF)
+    assert looped["fluency"] == 0.0 and looped["harmonic"] == 0.0  # a loop: predictable, but fluency takes the lower cue
+
+
 def test_the_harmonic_mean_is_zero_when_any_score_is_zero_and_scores_fall_as_described():
-    broken = answer_scores(record(**{"judge.cats": 0.9, "relevance": 0.5, "perplexity": 8.0, "distinct3": 0.9}), "cats", "judge.cats", REF)
-    assert broken["fluency"] == 0.0 and broken["harmonic"] == 0.0  # 4x the reference perplexity
-    half = answer_scores(record(words=50.0, relevance=0.25, perplexity=4.0, distinct3=0.9), "concise", "-words", REF)
-    assert half["concept_score"] == pytest.approx(1.0) and half["instruction"] == pytest.approx(1.0)
-    assert half["fluency"] == pytest.approx(1.0)  # perplexity 2x the reference: half-way to 4x
+    broken = answer_scores(record(**{"judge.cats": 0.9, "relevance": 0.5, "perplexity": 9.0, "distinct3": 0.9}), "cats", "judge.cats", REF)
+    assert broken["fluency"] == 0.0 and broken["harmonic"] == 0.0  # past both log-perplexity cuts
+    half = answer_scores(record(words=50.0, relevance=0.25, perplexity=5.0, distinct3=0.9), "concise", "-words", REF)
+    assert half["concept_score"] == pytest.approx(1.0) and half["instruction"] == 1.0
+    assert half["fluency"] == 1.0
     assert half["harmonic"] == pytest.approx(1.0)
 
 
@@ -35,6 +60,7 @@ COMPARE = """
 [compare]
 reference = "base"
 dev_share = 0.5
+scales = "data/scales.json"
 
 [compare.concepts]
 cats = "judge.cats"
@@ -47,6 +73,7 @@ def test_the_view_over_a_run_chooses_on_dev_reports_on_test_and_can_be_redone(st
     text = path.read_text().replace('use = ["length", "fluency", "kl", "similarity", "judge"]', 'use = ["length", "fluency", "relevance", "judge"]')
     text = text.replace('[methods.actdiff]\n', '[methods.actdiff]\nconcept = "cats"\n').replace("[quick]", COMPARE + "\n[quick]")
     path.write_text(text)
+    write_scales(study_dir)
     out = study_dir / "runs"
     assert main(["run", str(path), "--out", str(out), "--no-progress", "--set", "methods.actdiff.layer_sweep=[]"]) == 0
     run_dir = sorted(out.iterdir(), key=os.path.getmtime)[-1]
@@ -63,6 +90,70 @@ def test_the_view_over_a_run_chooses_on_dev_reports_on_test_and_can_be_redone(st
     assert main(["compare", str(run_dir)]) == 0
     assert json.loads((run_dir / "results.json").read_text())["concepts"]["rows"] == block["rows"]
     assert "| actdiff | cats |" in capsys.readouterr().out
+
+
+def test_the_unsteered_answers_earn_only_the_levels_their_own_features_reach(study_dir):
+    """Before the fixed scales, instruction and fluency were 2 x (score / the base's median): the
+    base scored about 2 on both by construction. Now a tiny random model's unsteered answers
+    (byte soup, unrelated to the request) get the levels the fixed cuts give their features,
+    computed here by hand, and not the top level."""
+    from steerlab.analysis.concepts import is_dev
+
+    path = study_dir / "tiny.toml"
+    text = path.read_text().replace('use = ["length", "fluency", "kl", "similarity", "judge"]', 'use = ["length", "fluency", "relevance", "judge"]')
+    path.write_text(text.replace("[quick]", COMPARE + "\n[quick]"))
+    write_scales(study_dir)
+    out = study_dir / "runs"
+    assert main(["run", str(path), "--out", str(out), "--no-progress", "--set", "methods.actdiff.layer_sweep=[]"]) == 0
+    results = json.loads((next(out.iterdir()) / "results.json").read_text())
+    test = [r["scores"] for r in results["methods"]["base"]["records"] if not is_dev(r["prompt"], 0.5)]
+    by_hand = lambda v, cuts, up: sum((v > c) if up else (v < c) for c in cuts)  # noqa: E731
+    instruction = np.mean([by_hand(s["relevance"], (0.2, 0.4), True) for s in test])
+    fluency = np.mean([min(by_hand(np.log(s["perplexity"]), (np.log(8.0), np.log(4.0)), False), by_hand(s["distinct3"], (0.4, 0.7), True))
+                       for s in test])
+    row = next(r for r in results["concepts"]["rows"] if (r["method"], r["concept"]) == ("base", "cats"))
+    assert row["instruction"] == pytest.approx(instruction) and row["fluency"] == pytest.approx(fluency)
+    assert row["instruction"] < 2.0 and max(s["relevance"] for s in test) < 0.4  # byte soup does not address the request
+    assert results["concepts"]["scales"]["instruction"] == [{"feature": "relevance", "cuts": [0.2, 0.4]}]
+
+
+def test_a_compare_study_without_scales_is_refused_naming_the_file_and_key(study_dir, capsys):
+    path = study_dir / "tiny.toml"
+    text = path.read_text().replace('use = ["length", "fluency", "kl", "similarity", "judge"]', 'use = ["length", "fluency", "relevance", "judge"]')
+    path.write_text(text.replace("[quick]", COMPARE.replace('scales = "data/scales.json"\n', "") + "\n[quick]"))
+    assert main(["run", str(path), "--out", str(study_dir / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "[compare] key 'scales'" in err and "compare-scales" in err
+    path.write_text(text.replace("[quick]", COMPARE + "\n[quick]"))  # named, but not written yet
+    assert main(["run", str(path), "--out", str(study_dir / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert "key 'scales'" in err and "scales.json" in err and "not found" in err
+
+
+def test_scales_calibrated_under_another_model_are_refused(study_dir, capsys):
+    import dataclasses
+
+    path = study_dir / "tiny.toml"
+    text = path.read_text().replace('use = ["length", "fluency", "kl", "similarity", "judge"]', 'use = ["length", "fluency", "relevance", "judge"]')
+    path.write_text(text.replace("[quick]", COMPARE + "\n[quick]"))
+    (study_dir / "data" / "scales.json").write_text(json.dumps(dataclasses.replace(SCALES, model="smollm2-135m-instruct").to_json()))
+    assert main(["run", str(path), "--out", str(study_dir / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert "key 'scales'" in err and "'smollm2-135m-instruct'" in err and "--model tiny-llama" in err
+
+
+def test_recomparing_a_run_whose_scales_are_gone_says_which_file_is_missing(study_dir, capsys):
+    path = study_dir / "tiny.toml"
+    text = path.read_text().replace('use = ["length", "fluency", "kl", "similarity", "judge"]', 'use = ["length", "fluency", "relevance", "judge"]')
+    path.write_text(text.replace("[quick]", COMPARE + "\n[quick]").replace("[methods.actdiff]\n", "[methods.actdiff]\nconcept = \"cats\"\n"))
+    write_scales(study_dir)
+    out = study_dir / "runs"
+    assert main(["run", str(path), "--out", str(out), "--no-progress", "--quick", "--set", "methods.actdiff.layer_sweep=[]"]) == 0
+    (study_dir / "data" / "scales.json").unlink()
+    capsys.readouterr()
+    assert main(["compare", str(next(out.iterdir()))]) == 2
+    err = capsys.readouterr().err
+    assert "key 'scales'" in err and "scales.json" in err and "not found" in err
 
 
 def test_a_concept_the_compare_table_does_not_list_is_refused(study_dir, capsys):
@@ -84,6 +175,7 @@ def test_a_staged_sweep_generates_other_strengths_on_dev_only_and_reports_the_sa
     base_body, sep, after = rest.partition("\n[")  # move [methods.base] first: the reference must run before the entries it ranks
     text = body.replace("[methods.actdiff]\n", base_table + base_body + "\n\n[methods.actdiff]\nconcept = \"cats\"\n", 1) + sep + after
     path.write_text(text.replace("[quick]", COMPARE + "\n[quick]"))
+    write_scales(study_dir)
     blocks, records = {}, {}
     for staged in (True, False):
         out = study_dir / f"runs-{staged}"
@@ -108,6 +200,9 @@ def test_a_missing_score_counts_as_zero_and_zeroes_the_harmonic_mean():
     """AxBench's rule: the harmonic mean is 0 when any of concept / instruction / fluency is 0,
     and a score the answer lacks (no relevance) is 0, not skipped."""
     s = answer_scores(record(**{"judge.cats": 1.0, "perplexity": 2.0, "distinct3": 0.9}), "cats", "judge.cats", REF)
+    assert s["instruction"] == 0.0 and s["fluency"] == 2.0 and s["harmonic"] == 0.0
+    no_fluency = answer_scores(record(**{"judge.cats": 1.0, "relevance": 0.5, "distinct3": 0.9}), "cats", "judge.cats", REF)
+    assert no_fluency["fluency"] == 0.0 and no_fluency["harmonic"] == 0.0  # no perplexity: log-perplexity level 0
     assert s["instruction"] == 0.0 and s["concept_score"] == 2.0 and s["fluency"] == 2.0 and s["harmonic"] == 0.0
     off_concept = answer_scores(record(**{"judge.cats": 0.0, "relevance": 0.5, "perplexity": 2.0, "distinct3": 0.9}), "cats", "judge.cats", REF)
     assert off_concept["harmonic"] == 0.0
