@@ -103,6 +103,14 @@ layer_sweep_tokens = 4
 """
 
 
+# Fixed [compare] scales for tiny-llama studies (`steerlab data build compare-scales` writes real ones):
+# instruction levels at relevance 0.2 / 0.4; fluency the lower of log-perplexity (ln 8, ln 4) and distinct trigrams (0.4 / 0.7).
+TINY_SCALES = {"version": 1, "model": "tiny-llama", "components": {
+    "instruction": [{"feature": "relevance", "higher_is_better": True, "cuts": [0.2, 0.4]}],
+    "fluency": [{"feature": "log_perplexity", "higher_is_better": False, "cuts": [2.0794415416798357, 1.3862943611198906]},
+                {"feature": "distinct3", "higher_is_better": True, "cuts": [0.4, 0.7]}]}}
+
+
 @pytest.fixture()
 def study_dir(tmp_path: Path) -> Path:
     """A study folder with a tiny study and its data, on tiny-llama."""
@@ -121,6 +129,7 @@ def make_study(tmp_path: Path) -> Path:
     write_jsonl(data / "prefs.jsonl", [{"prompt": p, "chosen": f"Happy to help: {p.lower()} Here is a kind answer.", "rejected": "No."}
                                        for p in ["Why?", "How so?", "What now?", "Who cares?"]])
     write_control_vector(data / "cv.gguf")
+    (data / "scales.json").write_text(json.dumps(TINY_SCALES))
     (tmp_path / "tiny.toml").write_text(STUDY)
     return tmp_path
 

@@ -20,9 +20,16 @@ REF = References(values={"cats": 0.5, "concise": 100.0}, scales=SCALES)
 
 
 def write_scales(folder) -> None:
-    """The test scales as a study's scales.json (what `steerlab data build compare-scales` writes)."""
+    """The test scales as a study's scales.json (what `steerlab data build compare-scales` writes;
+    conftest's study folder has the same file)."""
     (folder / "data").mkdir(exist_ok=True)
     (folder / "data" / "scales.json").write_text(json.dumps(SCALES.to_json()))
+
+
+def test_the_test_scales_are_the_study_folders(study_dir):
+    from steerlab.analysis.scales import load_scales
+
+    assert load_scales(study_dir / "data" / "scales.json").components == SCALES.components
 
 
 def record(**scores) -> Record:
@@ -124,7 +131,8 @@ def test_a_compare_study_without_scales_is_refused_naming_the_file_and_key(study
     assert main(["run", str(path), "--out", str(study_dir / "runs")]) == 2
     err = capsys.readouterr().err
     assert str(path) in err and "[compare] key 'scales'" in err and "compare-scales" in err
-    path.write_text(text.replace("[quick]", COMPARE + "\n[quick]"))  # named, but not written yet
+    path.write_text(text.replace("[quick]", COMPARE + "\n[quick]"))
+    (study_dir / "data" / "scales.json").unlink()  # named, but not written
     assert main(["run", str(path), "--out", str(study_dir / "runs")]) == 2
     err = capsys.readouterr().err
     assert "key 'scales'" in err and "scales.json" in err and "not found" in err

@@ -51,6 +51,7 @@ controls = [-1.0, 1.0]
 
 [compare]
 reference = "base"
+scales = "data/scales.json"
 
 [compare.concepts]
 concise = "-words"
@@ -191,7 +192,7 @@ def test_the_compare_reference_runs_before_the_entries_whose_controls_it_chooses
     path = study_dir / "tiny.toml"
     text = path.read_text().replace('"kl", "similarity", "judge"]', '"relevance", "judge"]')
     text = text.replace("[methods.actdiff]\n", '[methods.actdiff]\nconcept = "cats"\n')
-    path.write_text(text.replace("[quick]", '[compare]\nreference = "base"\n[compare.concepts]\ncats = "judge.cats"\n\n[quick]'))
+    path.write_text(text.replace("[quick]", '[compare]\nreference = "base"\nscales = "data/scales.json"\n[compare.concepts]\ncats = "judge.cats"\n\n[quick]'))
     study, layout = load_study(path, registry), RunLayout(study_dir / "run")
     waves = runner.piece_waves(study, registry, layout)
     assert [[p.label for p in wave] for wave in waves] == [["base@3"], ["actdiff@3"]]
