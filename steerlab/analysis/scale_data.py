@@ -190,20 +190,20 @@ def _acc(row: dict) -> str:
 
 def scales_sheet(scales: Scales, request: BuildRequest) -> str:
     """SCALES.md: what each cut is, how it was fitted, how often it is right on held-out text."""
-    meta = scales.meta
+    built = scales.meta  # how the scales were built
     out = ["# Fixed instruction and fluency scales (compare)", "",
            f"Written by `steerlab data build compare-scales --from {request.source} --out {request.out_dir}"
            f"{'' if request.model == 'smollm2-135m-instruct' else f' --model {request.model}'}` "
            "(steerlab/analysis/scale_data.py; the scales: steerlab/analysis/scales.py), "
-           f"model `{scales.model}`, embedder {meta['embedder']}, from {meta['answers']} real answers.", "",
+           f"model `{scales.model}`, embedder {built['embedder']}, from {built['answers']} real answers.", "",
            "Levels 0-2 as AxBench's judges give them, but from fixed cut points calibrated once on labelled text, not on the "
            "compared model's answers: an unsteered answer earns the level its features reach, like any other. Labelled text: "
            "instruction: the answer to its own request (2), its first half followed by the second half of another request's "
            "answer (1), another request's answer (0); fluency: the answer (2), its second half shuffled (1), all words shuffled "
            "(0) for the log-perplexity cue, its first half then a 5-word loop (1), a 5-word loop (0) for the repetition cue. "
            "Fluency is the lower of its two cues' levels.", "",
-           f"Each cut: one-feature logistic regression (standardised, balanced classes) on {meta['calibration requests']} "
-           f"requests' examples; accuracy on the {meta['held-out requests']} "
+           f"Each cut: one-feature logistic regression (standardised, balanced classes) on {built['calibration requests']} "
+           f"requests' examples; accuracy on the {built['held-out requests']} "
            "held-out requests' examples (95% interval: bootstrap over held-out requests, `steerlab/stats.py`).", "",
            "| component | feature | better | cut for level >= 1 | cut for level >= 2 | held-out accuracy, cut 1 | held-out accuracy, cut 2 |",
            "|---|---|---|---|---|---|---|"]
@@ -213,6 +213,6 @@ def scales_sheet(scales: Scales, request: BuildRequest) -> str:
                        f"{_acc(s.held_out[0])} | {_acc(s.held_out[1])} |")
     out += ["", "Exact level (0/1/2) on the held-out examples, per component and per kind of labelled text:", "",
             "| component | labelled text (level) | accuracy |", "|---|---|---|"]
-    for component, rows in meta["held_out_accuracy"].items():
+    for component, rows in built["held_out_accuracy"].items():
         out += [f"| {component} | {kind} | {_acc(row)} |" for kind, row in rows.items()]
     return "\n".join(out + [""])
