@@ -137,7 +137,11 @@ def _validate(path: Path, raw: dict[str, Any], registry: Registry, quick: bool) 
     pareto = cfg.build(ParetoSettings, raw.get("pareto", {}), f"{path}: [pareto]", base)
     _check_pareto(path, pareto, metrics, methods, registry)
     _check_candidates(path, pareto, data, methods)
-    compare = cfg.build(CompareSettings, raw.get("compare", {}), f"{path}: [compare]", base)
+    try:
+        compare = cfg.build(CompareSettings, raw.get("compare", {}), f"{path}: [compare]", base)
+    except ConfigError as exc:
+        hint = " (write it with `steerlab data build compare-scales --from studies/data/chat3d --out FOLDER`)" if "key 'scales'" in str(exc) else ""
+        raise ConfigError(f"{exc}{hint}") from None
     _check_compare(path, compare, metrics, methods, registry)
     architecture = cfg.build(Architecture, raw["architecture"], f"{path}: [architecture]", base) if "architecture" in raw else None
     executor = cfg.build(ExecutorSettings, raw.get("executor", {}), f"{path}: [executor]", base)
