@@ -92,7 +92,9 @@ def test_the_view_over_a_run_chooses_on_dev_reports_on_test_and_can_be_redone(st
         assert 0.0 <= r["harmonic"] <= 2.0 and r["n_test"] >= 1
         assert r["train_seconds"] >= 0.0
     assert set(block["winners"]) == {"cats", "concise"}
-    assert "## Concept comparison" in (run_dir / "report.md").read_text()
+    report = (run_dir / "report.md").read_text()
+    assert "## Concept comparison" in report and "levels 0/1/2 on fixed scales" in report and "relevance cuts 0.200 / 0.400" in report
+    assert "**Where prompting wins**" in report
     capsys.readouterr()
     assert main(["compare", str(run_dir)]) == 0
     assert json.loads((run_dir / "results.json").read_text())["concepts"]["rows"] == block["rows"]
@@ -264,3 +266,13 @@ def test_the_winner_and_the_prompting_comparison_are_chosen_on_dev_not_on_test()
     assert win["prompting"]["steering"] == "vec_a" and win["prompting"]["comparison"]["verdict"] == "better"
     rows, cubes = harmonic_rows({"prompt": 1.0, "vec_a": 1.4, "vec_b": 1.1}, {"prompt": flat, "vec_a": flat + 0.5, "vec_b": flat - 0.5}, kinds)
     assert winners(rows, cubes, design)["cats"]["method"] == "vec_a"
+
+
+def test_the_prompting_line_names_where_prompting_wins_from_the_paired_verdicts():
+    from steerlab.analysis.concepts import prompting_line
+
+    read = lambda verdict: {"prompting": {"comparison": {"verdict": verdict}}}  # noqa: E731
+    line = prompting_line({"helpful": read("better"), "humorous": read("not distinguishable"), "philosophical": read("worse"), "concise": {}})
+    assert "better on helpful;" in line and "worse on philosophical;" in line and "not distinguishable on humorous." in line
+    assert "better on none;" in prompting_line({"humorous": read("worse")})
+    assert "no concept" in prompting_line({"concise": {}})
