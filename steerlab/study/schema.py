@@ -85,7 +85,8 @@ class ParetoSettings:
 @dataclass(frozen=True)
 class CompareSettings:
     concepts: dict[str, str] = cfg.help_field({}, "concept -> its score: a judge score (judge.humorous) or -SCORE for one that should fall (-words)")
-    reference: str = cfg.help_field("base", "the unsteered method entry: the references for instruction and fluency")
+    reference: str = cfg.help_field("base", "the unsteered method entry: its median is what a falling concept score (-words) is "
+                                                  "measured against (instruction and fluency use the fixed scales)")
     dev_share: float = cfg.help_field(0.5, "share of requests (by a stable hash) used to choose each method's control")
     test_chosen_only: bool = cfg.help_field(True, "generate a strength entry (concept = ...) on the test requests only at the control chosen on dev")
     scales: str = cfg.path_field("", help="scales.json: the fixed 0-2 instruction and fluency scales (steerlab data build compare-scales); "
