@@ -207,7 +207,8 @@ def scales_sheet(scales: Scales, request: BuildRequest) -> str:
            f"Written by `steerlab data build compare-scales --from {request.source} --out {request.out_dir}"
            f"{'' if request.model == 'smollm2-135m-instruct' else f' --model {request.model}'}` "
            "(steerlab/analysis/scale_data.py; the scales: steerlab/analysis/scales.py), "
-           f"model `{scales.model}`, embedder {built['embedder']}, from {built['answers']} real answers.", "",
+           f"model `{scales.model}`, embedder {built['embedder']}, from {built['answers']} real answers (one per request, the "
+           f"styles in turn, each cut to its first {MAX_WORDS} words: about the compare study's 64-token answers).", "",
            "Levels 0-2 as AxBench's judges give them, but from fixed cut points calibrated once on labelled text, not on the "
            "compared model's answers: an unsteered answer earns the level its features reach, like any other. Labelled text: "
            "instruction: the answer to its own request (2), its first half followed by the second half of another request's "
