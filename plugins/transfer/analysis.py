@@ -25,6 +25,9 @@ def narrative(meta: dict[str, Any], success: dict[float, float], words: dict[flo
     if math.isfinite(fit.get("r2", float("nan"))):
         lines.append(f"Adapter fit on held-out fit texts: R^2 {fit['r2']:.3f}, cosine {fit['cosine']:.3f} "
                      f"(centred {fit['cosine_centered']:.3f}).")
+    for side, pick in meta.get("layer_choice", {}).items():
+        tried = ", ".join(f"`{k}` {'nan' if v is None else f'{v:.2f}'}" for k, v in pick["dev_success"].items())
+        lines.append(f"The {side} block {pick['layer']} was chosen on the dev prompts: `{pick['entry']}` had the best dev success ({tried}).")
     lines.append(f"Cosine between the mapped vector and the target's own (native) vector: {meta['native_cosine']:+.3f}.")
     if success:
         lines.append("Length-direction success (share of prompts shorter at +c and longer at -c than at 0): "
@@ -49,5 +52,6 @@ def analyze(entry: MethodEntry, artifact: Artifact, result: SweepResult) -> Sect
     words = {float(p.control): p.scores["words"] for p in result.points if "words" in p.scores}
     section.data = {k: meta[k] for k in ("source_model", "target_model", "adapter", "pooling")}
     section.data["adapter_info"] = meta.get("adapter_info", {})
+    section.data["layer_choice"] = meta.get("layer_choice", {})  # which per-block entry chose each block on dev
     section.markdown = narrative(meta, success, words)
     return section
