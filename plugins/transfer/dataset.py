@@ -55,7 +55,8 @@ def build_transfer(request: BuildRequest) -> None:
         raise ConfigError(f"{REQUESTS}: {len(dev)} dev and {len(test)} test prompts (expected {per_half} each): add requests")
     out = request.out_dir
     out.mkdir(parents=True, exist_ok=True)
-    write_jsonl(out / "eval_prompts.jsonl", [{"id": r["id"], "text": r["text"]} for r in dev + test])
+    alternating = [r for pair in zip(dev, test) for r in pair]  # the file's first N prompts (eval_limit, --quick) fill both halves
+    write_jsonl(out / "eval_prompts.jsonl", [{"id": r["id"], "text": r["text"]} for r in alternating])
     write_datasheet(out, source, dev, test)
 
 
@@ -65,7 +66,7 @@ def write_datasheet(out: Path, source: Path, dev: list[dict[str, str]], test: li
         "# Datasheet: transfer eval prompts", "",
         f"Written by `steerlab data build transfer --from {source}` (plugins/transfer/dataset.py), no model.", "",
         f"- `eval_prompts.jsonl`: {len(dev) + len(test)} requests, {len(dev)} in the dev half and {len(test)} in the test half "
-        "(core's `PromptSplit`: a stable hash of each prompt's text; dev prompts first). The transfer study chooses every "
+        "(core's `PromptSplit`: a stable hash of each prompt's text; the file alternates dev and test, so its first N lines fill both halves). The transfer study chooses every "
         "strength, block and adapter on the dev half and reports on the test half.",
         f"- From the concise data's eval prompts (unseen by its pairs and judge texts): {count(dev, 'concise eval')} dev, "
         f"{count(test, 'concise eval')} test; from `plugins/transfer/requests.jsonl` (hand-written for this study, checked "
