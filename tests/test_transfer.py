@@ -436,3 +436,115 @@ controls = [-0.4, 0.0, 0.4]
     assert "## Report `transfer`" in (run_dir / "report.md").read_text()
     assert sorted(report["data"]["exports"]) == ["exports/native_small.gguf", "exports/native_wide.gguf", "exports/wide_to_small.gguf"]
     assert all((run_dir / p).stat().st_size > 0 for p in report["data"]["exports"])
+
+
+TWO_BLOCK_STUDY = """
+[study]
+name = "two_blocks"
+model = "tiny-llama"
+seed = 3
+reports = ["transfer"]
+
+[data]
+eval = "data/eval8.jsonl"
+
+[generation]
+max_new_tokens = 8
+batch_size = 8
+
+[metrics]
+use = ["length"]
+
+[methods.native_b0]
+method = "actdiff"
+model = "tiny-llama-wide"
+pairs = "data/pairs.jsonl"
+layer = 0
+validate_metric = "words"
+test_chosen_only = true
+controls = [-0.4, -0.2, 0.0, 0.2, 0.4]
+
+[methods.native_b1]
+method = "actdiff"
+model = "tiny-llama-wide"
+pairs = "data/pairs.jsonl"
+layer = 1
+validate_metric = "words"
+test_chosen_only = true
+controls = [-0.4, -0.2, 0.0, 0.2, 0.4]
+
+[methods.small_to_wide]
+method = "transfer"
+model = "tiny-llama-wide"
+source_model = "tiny-llama"
+source_layer = 2
+target_layer_from = ["native_b0", "native_b1"]
+pairs = "data/pairs.jsonl"
+fit_texts = "data/judge.jsonl"
+test_chosen_only = true
+controls = [-0.4, -0.2, 0.0, 0.2, 0.4]
+"""
+EVAL8 = ["Why is the sky blue?", "Name a fruit.", "Hello!", "Explain why ice floats on water.", "What is rain?",
+         "How do tides work?", "Tell me about cats.", "Why do we sleep?"]
+
+
+def test_the_target_block_is_chosen_on_dev_from_the_native_entries_and_test_rows_stay_at_the_dev_choice(study_dir):
+    import os
+
+    from steerlab.cli import main
+    from steerlab.data.split import in_dev_half
+    from steerlab_plugins.transfer.layers import dev_success
+
+    assert {in_dev_half(p) for p in EVAL8} == {True, False}  # both halves hold prompts
+    write_jsonl(study_dir / "data" / "eval8.jsonl", [{"text": t} for t in EVAL8])
+    (study_dir / "two.toml").write_text(TWO_BLOCK_STUDY)
+    assert main(["run", str(study_dir / "two.toml"), "--out", str(study_dir / "runs"), "--no-progress"]) == 0
+    run_dir = sorted((study_dir / "runs").iterdir(), key=os.path.getmtime)[-1]
+    results = json.loads((run_dir / "results.json").read_text())
+    methods = results["methods"]
+    for name in methods:  # test prompts: the neutral control and ±c for one c (chosen on dev); dev prompts: every control
+        test_controls = {r["control"] for r in methods[name]["records"] if not in_dev_half(r["prompt"])}
+        dev_controls = {r["control"] for r in methods[name]["records"] if in_dev_half(r["prompt"])}
+        assert dev_controls == {-0.4, -0.2, 0.0, 0.2, 0.4} and len(test_controls) == 3 and 0.0 in test_controls
+    from steerlab.results import Record
+
+    success = {n: dev_success([Record.from_json(r, n) for r in methods[n]["records"]], "words", "decrease") for n in ("native_b0", "native_b1")}
+    best = max(success, key=lambda n: (success[n], n == "native_b0"))  # ties go to the first listed
+    choice = methods["small_to_wide"]["analysis"]["data"]["layer_choice"]["target"]
+    assert choice["entry"] == best and choice["layer"] == {"native_b0": 0, "native_b1": 1}[best]
+    assert methods["small_to_wide"]["summary"]["target_layer"] == choice["layer"]
+    assert "Blocks chosen on dev when the entries trained" in results["reports"]["transfer"]["markdown"]
+
+
+def test_bad_layer_choice_keys_are_config_errors(study_dir):
+    from steerlab.plugin import build_registry
+    from steerlab.run.runner import load_study_models, preflight
+    from steerlab.study.loader import load_study
+
+    write_jsonl(study_dir / "data" / "eval8.jsonl", [{"text": t} for t in EVAL8])
+    with pytest.raises(ValueError, match="target_layer_from"):
+        TransferConfig(source_model="tiny-llama", pairs="p", fit_texts="f", target_layer_from=["a", "a"])
+    with pytest.raises(ValueError, match="test_chosen_only"):
+        TransferConfig(source_model="tiny-llama", pairs="p", fit_texts="f", test_chosen_only=True, validate_metric="")
+    bad = TWO_BLOCK_STUDY.replace('target_layer_from = ["native_b0", "native_b1"]', 'target_layer_from = ["native_b0", "native_nope"]')
+    (study_dir / "bad.toml").write_text(bad)
+    registry = build_registry()
+    study = load_study(study_dir / "bad.toml", registry)
+    with pytest.raises(ConfigError, match=r"bad.toml.*\[methods.small_to_wide\].*target_layer_from.*'native_nope' is not an actdiff entry on 'tiny-llama-wide'"):
+        preflight(study, registry, load_study_models(study, registry))
+
+
+def test_the_transfer_data_builder_fills_both_halves_with_prompts_the_vector_and_adapter_never_read(tmp_path):
+    from steerlab.api import BuildRequest, in_dev_half
+    from steerlab_plugins.transfer.dataset import PER_HALF, build_transfer
+
+    source = Path(__file__).resolve().parent.parent / "studies" / "data" / "concise"
+    build_transfer(BuildRequest(tmp_path / "out", source=source))
+    texts = [r["text"] for r in map(json.loads, (tmp_path / "out" / "eval_prompts.jsonl").read_text().splitlines())]
+    assert len(texts) == len(set(texts)) == 2 * PER_HALF == 96
+    assert sum(map(in_dev_half, texts)) == PER_HALF and in_dev_half(texts[0]) != in_dev_half(texts[1])  # alternating halves
+    read = {json.loads(l)["prompt"] for l in (source / "judge.jsonl").read_text().splitlines()}
+    assert not read & set(texts) and (tmp_path / "out" / "DATASHEET.md").exists()
+    assert texts == [r["text"] for r in map(json.loads, (source.parent / "transfer" / "eval_prompts.jsonl").read_text().splitlines())]
+    with pytest.raises(ConfigError, match="--from"):
+        build_transfer(BuildRequest(tmp_path / "none"))
