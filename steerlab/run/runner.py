@@ -27,6 +27,7 @@ from steerlab.errors import ConfigError
 from steerlab.lab import Lab
 from steerlab.layout import RunLayout
 from steerlab.metrics.base import context as metric_context
+from steerlab.metrics.base import registered as registered_metric
 from steerlab.model.architectures import use_architecture
 from steerlab.model.zoo import LoadedModel, describe, load_model
 from steerlab.plugin import build_registry
@@ -152,7 +153,7 @@ def preflight(study: Study, registry: Registry, models: dict[str, LoadedModel]) 
         except ValueError as exc:
             raise ConfigError(f"{study.path}: [methods.{entry.name}]: {exc}") from None
     for metric in study.metrics:
-        check = getattr(registry.metrics[metric.name], "check", None)  # optional: most metrics need nothing outside
+        check = getattr(registry.metrics[metric.registered], "check", None)  # optional: most metrics need nothing outside
         try:
             if check is not None:
                 check(metric.config)
@@ -382,7 +383,7 @@ def metric_section(lab: Lab, name: str) -> Section | None:
         data = read_json_object(path, "metric section")
         return None if data.get("none") else _load(path, "metric section", Section.from_json)
     start = time.perf_counter()
-    section = lab.registry.metrics[name].section(metric_context(lab, name))
+    section = registered_metric(lab, name).section(metric_context(lab, name))
     if section is not None:  # its wall time, for the report's cost table
         section = dataclasses.replace(section, data={**section.data, "seconds": time.perf_counter() - start})
     write_json(path, {"none": True} if section is None else asdict(section))
