@@ -20,6 +20,7 @@ from typing import Any, Callable, Sequence
 from steerlab.analysis.compare import compare
 from steerlab.analysis.concepts import ChosenOnDev, compare_concepts
 from steerlab.analysis.evidence import control_intervals
+from steerlab.analysis.judges import judges_section
 from steerlab.artifact import Artifact, ArtifactHeader
 from steerlab.config import as_dict
 from steerlab.data.files import file_digest
@@ -351,6 +352,9 @@ def study_record(study: Study, lab: Lab, request: RunRequest) -> dict[str, Any]:
 
 def compare_all(results: RunResults, study: Study, layout: RunLayout, registry: Registry) -> None:
     """The study-level comparisons (no model needed): Pareto fronts and the concept table."""
+    judges = judges_section(results)  # first: the report's tables leave out the judges not shown above chance
+    if judges is not None:
+        results.reports["judges"] = judges
     if study.pareto.axes:
         results.comparison = compare(results, study, layout)
     if study.compare.concepts:
