@@ -548,3 +548,15 @@ def test_the_transfer_data_builder_fills_both_halves_with_prompts_the_vector_and
     assert texts == [r["text"] for r in map(json.loads, (source.parent / "transfer" / "eval_prompts.jsonl").read_text().splitlines())]
     with pytest.raises(ConfigError, match="--from"):
         build_transfer(BuildRequest(tmp_path / "none"))
+
+
+def test_an_entrys_headline_success_is_read_on_test_at_the_strength_dev_chose():
+    from steerlab_plugins.transfer.analysis import chosen_on_dev
+
+    dev, test = SPLIT.dev[:4], SPLIT.test[:4]
+    rows = [(p, 0.0, 50.0) for p in dev + test]
+    rows += [(p, 0.2, 40.0) for p in dev] + [(p, -0.2, 60.0) for p in dev]  # dev: 0.2 always works
+    rows += [(p, 0.2, 55.0) for p in test] + [(p, -0.2, 45.0) for p in test]  # test: 0.2 never does
+    rows += [(p, 0.4, 55.0) for p in dev] + [(p, -0.4, 45.0) for p in dev]  # dev: 0.4 never works
+    rows += [(p, 0.4, 40.0) for p in test] + [(p, -0.4, 60.0) for p in test]  # test: 0.4 always does
+    assert chosen_on_dev(rows, "decrease") == (0.2, 0.0)

@@ -116,7 +116,7 @@ class Direction:
         found = {k: rows_for(views, source, target, k) for k in ORDER}
         found["own"] = rows_for(views, source, source, "native")
         candidates = {k: [measure(v, halves) for v in vs] for k, vs in found.items() if vs}
-        entries = {k: best for k, ms in candidates.items() if (best := best_on_dev(ms) or ms[0]) is not None}
+        entries = {k: best_on_dev(ms) or ms[0] for k, ms in candidates.items()}  # the first listed when dev chose none
         randoms = {m: [measure(v, halves) for v in randoms_on(views, m)] for m in {source, target}}
         return cls(source, target, halves, entries, candidates, randoms, best_on_dev([entries[k] for k in LINEAR if k in entries]))
 
