@@ -25,6 +25,8 @@ from steerlab.api import (Cube, Design, Estimate, PromptSplit, best_control, com
                           symmetric_strengths)
 
 Row = tuple[int | None, str, float, float]  # (seed, prompt, control, score)
+LINEAR = ("ridge", "procrustes", "affine")  # the learned adapters, among which dev chooses "an adapter"
+ORDER = ("direct", "random", *LINEAR, "native")  # every kind of entry, in the order reports list them
 
 
 @dataclass
