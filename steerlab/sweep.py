@@ -127,7 +127,7 @@ def _answer_batch(lab: Lab, method: Steers, entry: MethodEntry, artifact: Artifa
         gens = lab.answer(method, artifact, entry.space, controls, [prompts[p] for _, p in rows], desc=None)
         seconds = time.perf_counter() - start
     start = time.perf_counter()
-    wanted = {k for m in lab.study.metrics for k in lab.registry.metrics[m.name].needs}
+    wanted = {k for m in lab.study.metrics for k in lab.registry.metrics[m.registered].needs}
     stats = token_stats(lab, method, artifact, entry, controls, gens, wanted) if wanted else [{} for _ in gens]
     samples = [Sample(prompts[p], entry.space.to_json(c), entry.space.key(c), gen, bases[p], st)
                for (ci, p), c, gen, st in zip(rows, controls, gens, stats)]
@@ -175,7 +175,7 @@ def _micro_batches(indices: list[int], lengths: list[int], vocab: int, passes: i
 def score(lab: Lab, samples: list[Sample]) -> list[dict[str, float]]:
     scores: list[dict[str, float]] = [{} for _ in samples]
     for entry in lab.study.metrics:
-        metric = lab.registry.metrics[entry.name]
+        metric = lab.registry.metrics[entry.registered]
         results = metric.score(samples, metric_context(lab, entry.name))
         if len(results) != len(samples):
             raise ConfigError(f"metric '{entry.name}' returned {len(results)} scores for {len(samples)} answers")

@@ -71,9 +71,9 @@ def test_the_likelihood_judge_gives_a_posterior_over_styles_whatever_the_batchin
     styles.write_text(json.dumps({"echo": {"system": "zzzz zzzz zzzz"}, "other": {"system": "Be kind."}}))
     systems = read_systems(Path(styles))
     lab = Lab.for_model(tiny_llama, registry, tmp_path)
-    probs = posteriors(lab, systems, ["Why?", "Hi"], ["zzzz zzzz", "zzzz"], batch_size=1)
+    probs = posteriors(lab.model, systems, ["Why?", "Hi"], ["zzzz zzzz", "zzzz"], batch_size=1)
     assert probs.shape == (2, 2) and np.allclose(probs.sum(1), 1.0)
-    batched = posteriors(lab, systems, ["Why?", "Hi"], ["zzzz zzzz", "zzzz"], batch_size=8)
+    batched = posteriors(lab.model, systems, ["Why?", "Hi"], ["zzzz zzzz", "zzzz"], batch_size=8)
     np.testing.assert_allclose(batched, probs, atol=1e-4)
 
 
@@ -95,7 +95,7 @@ def test_the_likelihood_judge_scores_wins_against_the_unsteered_answer(tiny_llam
     samples = [Sample("Why?", 1.0, "+1", gen(text), base) for text in ("zzzz zzzz", "Be kind.")]
     rows = LikelihoodJudgeMetric().score(samples, MetricContext(lab=lab, config=config, folder=tmp_path))
     assert rows[1]["lm.echo.win"] == rows[1]["lm.other.win"] == 0.5
-    mine, theirs = posteriors(lab, read_systems(styles), ["Why?", "Why?"], ["zzzz zzzz", "Be kind."], 4)
+    mine, theirs = posteriors(lab.model, read_systems(styles), ["Why?", "Why?"], ["zzzz zzzz", "Be kind."], 4)
     assert rows[0]["lm.echo.win"] == (1.0 if mine[0] > theirs[0] else 0.0)
     assert rows[0]["lm.other.win"] == 1.0 - rows[0]["lm.echo.win"]
 
@@ -170,7 +170,7 @@ def test_the_likelihood_judge_reports_on_the_texts_the_minilm_judge_held_out(tmp
         return np.tile(np.eye(3)[0], (len(answers), 1))
 
     monkeypatch.setattr(likelihood, "posteriors", fake_posteriors)
-    ctx = SimpleNamespace(config=LikelihoodJudgeConfig(styles=str(styles), data=str(data), test_fraction=0.25), lab=SimpleNamespace(study_seed=3))
+    ctx = SimpleNamespace(config=LikelihoodJudgeConfig(styles=str(styles), data=str(data), test_fraction=0.25), lab=SimpleNamespace(study_seed=3, model=SimpleNamespace(name="tiny")))
     section = LikelihoodJudgeMetric().section(ctx)
     assert seen == [f"text {i}" for i in sorted(test)] and len(seen) == 6
     assert section.summary["accuracy"] == pytest.approx(2 / 6)  # every text called "a": the two held-out a's are right

@@ -20,7 +20,7 @@ from steerlab.model.zoo import LoadedModel, load_model
 from steerlab.plugin import Registry
 from steerlab_plugins.transfer import adapters, pairing
 from steerlab_plugins.transfer.config import TransferConfig, matched_layer
-from steerlab_plugins.transfer.hypotheses import Summary, hypotheses_table, render, verdicts, write_summary
+from steerlab_plugins.transfer.hypotheses import Summary, hypotheses_table, reading, render, verdicts, write_summary
 from steerlab_plugins.transfer.method import TransferMethod
 
 def synthetic(n: int, d_source: int, d_target: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -224,28 +224,33 @@ SPLIT = PromptSplit.of(PROMPTS)  # 31 dev, 49 test: which half a prompt is in is
 S, G = "smollm2-135m-instruct", "gemma3-270m"
 
 
-def records(shares: dict[float, tuple[float, float]], start: int = 0) -> list[dict]:
+def records(shares: dict[float, tuple[float, float]], start: int = 0, test_at: float | None = None) -> list[dict]:
     """Per strength c, (dev share, test share): that share of each half's prompts, from ``start``
-    on, moves the right way (shorter at +c, longer at -c than at 0); the others move the wrong way."""
+    on, moves the right way (shorter at +c, longer at -c than at 0); the others move the wrong way.
+    ``test_at``: test prompts are answered at that strength only (a staged sweep)."""
     hits = {c: {*SPLIT.dev[start:start + round(d * len(SPLIT.dev))], *SPLIT.test[start:start + round(t * len(SPLIT.test))]}
             for c, (d, t) in shares.items()}
     rows = []
     for p in PROMPTS:
         rows.append({"prompt": p, "control": 0.0, "label": "+0", "output": "", "scores": {"words": 50.0}, "seed": 0})
         for c, good in hits.items():
+            if test_at is not None and c != test_at and p in SPLIT.test:
+                continue
             ok = p in good
             rows += [{"prompt": p, "control": c, "label": f"+{c:g}", "output": "", "scores": {"words": 40.0 if ok else 55.0}, "seed": 0},
                      {"prompt": p, "control": -c, "label": f"-{c:g}", "output": "", "scores": {"words": 60.0 if ok else 45.0}, "seed": 0}]
     return rows
 
 
-def entry(method: str, shares: dict[float, tuple[float, float]], adapter: str = "", source: str = "", start: int = 0) -> dict:
-    data = {"adapter": adapter, "source_model": source} if method == "transfer" else {}
-    return {"method": method, "summary": {"fit_r2": 0.5}, "records": records(shares, start), "analysis": {"data": data}}
+def entry(method: str, shares: dict[float, tuple[float, float]], adapter: str = "", source: str = "", start: int = 0,
+          blocks: tuple[int, int] = (15, 9), test_at: float | None = None) -> dict:
+    data = {"adapter": adapter, "source_model": source} if method == "transfer" else {"layer": blocks[1]}
+    summary = {"fit_r2": 0.5, "source_layer": blocks[0], "target_layer": blocks[1]} if method == "transfer" else {}
+    return {"method": method, "summary": summary, "records": records(shares, start, test_at), "analysis": {"data": data}}
 
 
 def results(**methods: dict) -> dict:
-    models = {k: (G if k.startswith("s2g") or k == "native_g" else S) for k in methods}
+    models = {k: (G if k.startswith(("s2g", "native_g")) else S) for k in methods}
     return {"study": {"model": S, "models": models, "seed": 0}, "methods": methods}
 
 
@@ -259,69 +264,81 @@ def s2g(**entries: dict) -> "Direction":
     return next(d for d in summary.directions if d.target == G)
 
 
+def row_of(direction, name: str) -> list[str]:
+    return next(row for row in verdicts(direction) if row[0].startswith(name))
+
+
 def verdict_of(direction, name: str) -> str:
-    return next(row[3] for row in verdicts(direction) if row[0].startswith(name))
+    return row_of(direction, name)[4]
 
 
 @pytest.fixture()
 def results_json(tmp_path: Path) -> Path:
-    methods = {"native_s": entry("actdiff", same(0.9)), "native_g": entry("actdiff", same(0.4)),
+    methods = {"native_s": entry("actdiff", same(0.9), blocks=(15, 15)), "native_g": entry("actdiff", same(0.4)),
                "s2g_direct": entry("transfer", same(0.2), "direct", S), "s2g_random": entry("transfer", same(0.1), "random", S, start=20),
                "s2g_ridge": entry("transfer", same(0.5), "ridge", S), "s2g_affine": entry("transfer", same(0.3), "affine", S),
-               "g2s_direct": entry("transfer", same(0.0), "direct", G), "g2s_ridge": entry("transfer", same(0.1), "ridge", G)}
+               "g2s_direct": entry("transfer", same(0.0), "direct", G, blocks=(9, 15)),
+               "g2s_random": entry("transfer", same(0.05), "random", G, blocks=(9, 15), start=30),
+               "g2s_ridge": entry("transfer", same(0.1), "ridge", G, blocks=(9, 15))}
     path = tmp_path / "results.json"
     path.write_text(json.dumps(results(**methods)))
     return path
 
 
-def test_hypotheses_table_gives_test_shares_with_intervals_and_verdicts_per_direction(results_json):
+def test_hypotheses_table_reads_every_hypothesis_against_the_random_direction_per_direction(results_json):
     text = hypotheses_table(results_json)
     s2g_text, g2s_text = text.split("### gemma3-270m → smollm2-135m-instruct")
     assert "### smollm2-135m-instruct → gemma3-270m" in s2g_text
     assert "chosen on the 31 dev prompts, reported on the 49 test prompts" in text
-    assert "| H1 vector works on its own model | `native_s` at ±0.2 on smollm2-135m-instruct: 0.898 [" in s2g_text
-    assert "(n 49x1) | success > 70% | supported |" in s2g_text  # no random direction steers SmolLM2 in this run
-    assert "| H1 vector works on its own model | `native_g` at ±0.2 on gemma3-270m: 0.408 [" in g2s_text
-    assert "| success > 70% and > random | not supported |" in g2s_text  # s2g_random steers Gemma: H1 reads it too
-    assert "ridge (chosen on dev) `s2g_ridge` at ±0.2: 0.490 [" in s2g_text
-    assert "| H3 a linear adapter beats direct by > 20 points | no direct or linear adapter entry" not in text
+    assert "| H1 the vector works on its own model | `native_s` (block 15) at ±0.2; dev " in s2g_text
+    assert "minus `g2s_random` (±0.2)" in s2g_text  # H1 on SmolLM2 reads the random direction steering SmolLM2
+    assert "| H1 the vector works on its own model | `native_g` (block 9) at ±0.2; dev " in g2s_text
+    assert "| H3 a linear adapter (chosen on dev) works | `s2g_ridge` (block 15 → 9) at ±0.2" in s2g_text
+    for verdict_word in ("supported", "not supported"):
+        assert f"| {verdict_word} |" not in text  # every verdict is better / worse / not distinguishable
+    assert "dev@0.2" in text and "test@" not in text  # test numbers only at the choice
 
 
-def test_h2_is_not_distinguishable_when_direct_transfer_equals_the_random_direction():
-    """The published run's case: direct 20%, inside the old 10-30% band ("supported"), and the random
-    direction 20% on the same prompts: the paired difference is 0, so no evidence direct transfer works."""
-    equal = s2g(s2g_direct=entry("transfer", same(0.2), "direct", S), s2g_random=entry("transfer", same(0.2), "random", S))
-    assert verdict_of(equal, "H2") == "not distinguishable"
-    beats = s2g(s2g_direct=entry("transfer", same(0.12), "direct", S), s2g_random=entry("transfer", same(0.0), "random", S))
-    assert verdict_of(beats, "H2") == "supported"  # beats random, and the whole interval lies below 30%
-    worse = s2g(s2g_direct=entry("transfer", same(0.0), "direct", S), s2g_random=entry("transfer", same(0.3), "random", S))
-    assert verdict_of(worse, "H2") == "not supported"
+def test_every_verdict_is_the_verdict_of_its_paired_interval_against_random(results_json):
+    from steerlab.stats import verdict as from_interval
+
+    summary = Summary.of(json.loads(results_json.read_text()))
+    seen = set()
+    for d in summary.directions:
+        for key, m in (("H1", d.entries.get("own")), ("H2", d.entries.get("direct")), ("H3", d.adapter)):
+            diff = d.difference(m, d.control_for(m))
+            assert verdict_of(d, key) == from_interval(diff.low, diff.high, True)
+            seen.add(verdict_of(d, key))
+    assert {"better", "not distinguishable"} <= seen
+
+
+def test_h2_is_better_worse_or_not_distinguishable_from_the_paired_difference_with_random():
+    """The published run's case: direct 20% and the random direction 20% on the same prompts: the
+    paired difference is 0, so no evidence direct transfer works (the old 10-30% band said "supported")."""
+    def h2(direct: float, rand: float) -> str:
+        return verdict_of(s2g(s2g_direct=entry("transfer", same(direct), "direct", S),
+                              s2g_random=entry("transfer", same(rand), "random", S)), "H2")
+
+    assert h2(0.2, 0.2) == "not distinguishable"
+    assert h2(0.5, 0.0) == "better"
+    assert h2(0.0, 0.5) == "worse"
+    assert verdict_of(s2g(s2g_direct=entry("transfer", same(0.5), "direct", S)), "H2") == "not measured"  # no control, no verdict
 
 
 def test_h3_follows_the_interval_of_the_paired_difference_not_its_point():
-    def h3(adapter: float, direct: float) -> tuple[str, float, tuple[float, float]]:
-        d = s2g(s2g_direct=entry("transfer", same(direct), "direct", S), s2g_random=entry("transfer", same(0.0), "random", S),
-                s2g_ridge=entry("transfer", same(adapter), "ridge", S))
-        diff = d.difference(d.adapter, d.entries["direct"])
-        return verdict_of(d, "H3"), diff.value, (diff.low, diff.high)
-
-    point_above, value, (low, high) = h3(0.5, 0.2)
-    assert value > 0.2 and low < 0.2 < high  # 31 points over direct, which the old "> 20 points" rule called supported
-    assert point_above == "not distinguishable"
-    verdict, _, (low, _) = h3(0.8, 0.1)
-    assert low > 0.2 and verdict == "supported"
-    verdict, _, (_, high) = h3(0.1, 0.1)
-    assert high < 0.2 and verdict == "not supported"
+    d = s2g(s2g_direct=entry("transfer", same(0.0), "direct", S), s2g_random=entry("transfer", same(0.1), "random", S, start=40),
+            s2g_ridge=entry("transfer", same(0.16), "ridge", S))
+    diff = d.difference(d.adapter, d.control_for(d.adapter))
+    assert diff.value > 0 and diff.low < 0 < diff.high  # a point above random, an interval holding 0
+    assert verdict_of(d, "H3") == "not distinguishable"
+    strong = s2g(s2g_direct=entry("transfer", same(0.0), "direct", S), s2g_random=entry("transfer", same(0.6), "random", S),
+                 s2g_ridge=entry("transfer", same(0.6), "ridge", S))
+    assert strong.difference(strong.adapter, strong.entries["direct"]).low > 0.2  # far above direct ...
+    assert verdict_of(strong, "H3") == "not distinguishable"  # ... but no more than a random vector does
+    assert "minus direct transfer" in reading(strong)
 
 
-def test_h3_needs_the_adapter_to_beat_the_random_direction_too():
-    d = s2g(s2g_direct=entry("transfer", same(0.0), "direct", S), s2g_random=entry("transfer", same(0.6), "random", S),
-            s2g_ridge=entry("transfer", same(0.6), "ridge", S))
-    assert d.difference(d.adapter, d.entries["direct"]).low > 0.2
-    assert verdict_of(d, "H3") == "not distinguishable"  # 60 points over direct, none over a random vector
-
-
-def test_the_strength_and_the_adapter_are_chosen_on_dev_records_only():
+def test_the_strength_the_adapter_and_the_layer_pair_are_chosen_on_dev_records_only():
     dev_favours_ridge = {0.2: (0.6, 0.1), 0.4: (0.2, 0.9)}
     affine = {0.2: (0.3, 0.9), 0.4: (0.3, 0.9)}
     d = s2g(s2g_direct=entry("transfer", same(0.0), "direct", S), s2g_ridge=entry("transfer", dev_favours_ridge, "ridge", S),
@@ -329,15 +346,32 @@ def test_the_strength_and_the_adapter_are_chosen_on_dev_records_only():
     assert (d.adapter.view.kind, d.adapter.strength) == ("ridge", 0.2)
     assert d.adapter.test.value == pytest.approx(round(0.1 * len(SPLIT.test)) / len(SPLIT.test))  # reported on test
     assert d.entries["affine"].strength == 0.2  # a tie on dev goes to the first strength, whatever test says
-    test_changed = s2g(s2g_direct=entry("transfer", same(0.0), "direct", S),
-                       s2g_ridge=entry("transfer", {0.2: (0.6, 0.0), 0.4: (0.2, 1.0)}, "ridge", S),
-                       s2g_affine=entry("transfer", {0.2: (0.3, 0.4), 0.4: (0.3, 1.0)}, "affine", S))
-    assert (test_changed.adapter.view.kind, test_changed.adapter.strength) == ("ridge", 0.2)
-    assert test_changed.entries["affine"].strength == 0.2
     dev_changed = s2g(s2g_direct=entry("transfer", same(0.0), "direct", S),
                       s2g_ridge=entry("transfer", {0.2: (0.1, 0.1), 0.4: (0.2, 0.9)}, "ridge", S),
                       s2g_affine=entry("transfer", affine, "affine", S))
     assert (dev_changed.adapter.view.kind, dev_changed.adapter.strength) == ("affine", 0.2)
+    blocks = s2g(s2g_direct=entry("transfer", same(0.0), "direct", S),
+                 native_g5=entry("actdiff", {0.2: (0.7, 0.0)}, blocks=(5, 5)), native_g9=entry("actdiff", {0.2: (0.2, 1.0)}))
+    assert blocks.entries["native"].view.name == "native_g5" and blocks.entries["native"].view.pair == "5"  # dev chose block 5
+    assert blocks.entries["native"].test.value == 0.0  # and test reports it, though block 9 looks better on test
+
+
+def test_the_test_report_reads_only_the_setting_chosen_on_dev():
+    """Test records at a strength dev did not choose (or none at all: a staged sweep) change nothing."""
+    full = {0.2: (0.6, 0.3), 0.4: (0.2, 0.9)}
+    every = s2g(s2g_direct=entry("transfer", same(0.0), "direct", S), s2g_ridge=entry("transfer", full, "ridge", S))
+    staged_run = s2g(s2g_direct=entry("transfer", same(0.0), "direct", S), s2g_ridge=entry("transfer", full, "ridge", S, test_at=0.2))
+    for d in (every, staged_run):
+        assert d.adapter.strength == 0.2 and d.adapter.test.value == pytest.approx(round(0.3 * len(SPLIT.test)) / len(SPLIT.test))
+    assert (every.adapter.test.low, every.adapter.test.high) == (staged_run.adapter.test.low, staged_run.adapter.test.high)
+    assert set(every.adapter.per_strength) == {0.2, 0.4}  # the per-strength column is the dev success
+
+
+def test_the_random_control_is_the_one_steering_the_same_block():
+    d = s2g(s2g_direct=entry("transfer", same(0.3), "direct", S, blocks=(15, 5)),
+            s2g_random9=entry("transfer", same(0.3), "random", S), s2g_random5=entry("transfer", same(0.0), "random", S, blocks=(15, 5)))
+    assert d.control_for(d.entries["direct"]).view.name == "s2g_random5"
+    assert verdict_of(d, "H2") == "better"
 
 
 def test_a_run_whose_prompts_fill_one_half_only_measures_no_verdict():
@@ -346,7 +380,7 @@ def test_a_run_whose_prompts_fill_one_half_only_measures_no_verdict():
         method["records"] = [r for r in method["records"] if r["prompt"] in SPLIT.test]
     text = render(Summary.of(one_half))
     assert "do not fill both halves (0 dev, 49 test)" in text
-    assert "| H3 a linear adapter beats direct by > 20 points | no direct or linear adapter entry (or no dev prompt to choose one)" in text
+    assert "| H3 a linear adapter (chosen on dev) works | no linear adapter entry (or no dev prompt to choose one) |" in text
 
 
 def test_write_summary_draws_the_transfer_matrix_and_the_curves(results_json):
@@ -402,3 +436,127 @@ controls = [-0.4, 0.0, 0.4]
     assert "## Report `transfer`" in (run_dir / "report.md").read_text()
     assert sorted(report["data"]["exports"]) == ["exports/native_small.gguf", "exports/native_wide.gguf", "exports/wide_to_small.gguf"]
     assert all((run_dir / p).stat().st_size > 0 for p in report["data"]["exports"])
+
+
+TWO_BLOCK_STUDY = """
+[study]
+name = "two_blocks"
+model = "tiny-llama"
+seed = 3
+reports = ["transfer"]
+
+[data]
+eval = "data/eval8.jsonl"
+
+[generation]
+max_new_tokens = 8
+batch_size = 8
+
+[metrics]
+use = ["length"]
+
+[methods.native_b0]
+method = "actdiff"
+model = "tiny-llama-wide"
+pairs = "data/pairs.jsonl"
+layer = 0
+validate_metric = "words"
+test_chosen_only = true
+controls = [-0.4, -0.2, 0.0, 0.2, 0.4]
+
+[methods.native_b1]
+method = "actdiff"
+model = "tiny-llama-wide"
+pairs = "data/pairs.jsonl"
+layer = 1
+validate_metric = "words"
+test_chosen_only = true
+controls = [-0.4, -0.2, 0.0, 0.2, 0.4]
+
+[methods.small_to_wide]
+method = "transfer"
+model = "tiny-llama-wide"
+source_model = "tiny-llama"
+source_layer = 2
+target_layer_from = ["native_b0", "native_b1"]
+pairs = "data/pairs.jsonl"
+fit_texts = "data/judge.jsonl"
+test_chosen_only = true
+controls = [-0.4, -0.2, 0.0, 0.2, 0.4]
+"""
+EVAL8 = ["Why is the sky blue?", "Name a fruit.", "Hello!", "Explain why ice floats on water.", "What is rain?",
+         "How do tides work?", "Tell me about cats.", "Why do we sleep?"]
+
+
+def test_the_target_block_is_chosen_on_dev_from_the_native_entries_and_test_rows_stay_at_the_dev_choice(study_dir):
+    import os
+
+    from steerlab.cli import main
+    from steerlab.data.split import in_dev_half
+    from steerlab_plugins.transfer.layers import dev_success
+
+    assert {in_dev_half(p) for p in EVAL8} == {True, False}  # both halves hold prompts
+    write_jsonl(study_dir / "data" / "eval8.jsonl", [{"text": t} for t in EVAL8])
+    (study_dir / "two.toml").write_text(TWO_BLOCK_STUDY)
+    assert main(["run", str(study_dir / "two.toml"), "--out", str(study_dir / "runs"), "--no-progress"]) == 0
+    run_dir = sorted((study_dir / "runs").iterdir(), key=os.path.getmtime)[-1]
+    results = json.loads((run_dir / "results.json").read_text())
+    methods = results["methods"]
+    for name in methods:  # test prompts: the neutral control and ±c for one c (chosen on dev); dev prompts: every control
+        test_controls = {r["control"] for r in methods[name]["records"] if not in_dev_half(r["prompt"])}
+        dev_controls = {r["control"] for r in methods[name]["records"] if in_dev_half(r["prompt"])}
+        assert dev_controls == {-0.4, -0.2, 0.0, 0.2, 0.4} and len(test_controls) == 3 and 0.0 in test_controls
+    from steerlab.results import Record
+
+    success = {n: dev_success([Record.from_json(r, n) for r in methods[n]["records"]], "words", "decrease") for n in ("native_b0", "native_b1")}
+    best = max(success, key=lambda n: (success[n], n == "native_b0"))  # ties go to the first listed
+    choice = methods["small_to_wide"]["analysis"]["data"]["layer_choice"]["target"]
+    assert choice["entry"] == best and choice["layer"] == {"native_b0": 0, "native_b1": 1}[best]
+    assert methods["small_to_wide"]["summary"]["target_layer"] == choice["layer"]
+    assert "Blocks chosen on dev when the entries trained" in results["reports"]["transfer"]["markdown"]
+
+
+def test_bad_layer_choice_keys_are_config_errors(study_dir):
+    from steerlab.plugin import build_registry
+    from steerlab.run.runner import load_study_models, preflight
+    from steerlab.study.loader import load_study
+
+    write_jsonl(study_dir / "data" / "eval8.jsonl", [{"text": t} for t in EVAL8])
+    with pytest.raises(ValueError, match="target_layer_from"):
+        TransferConfig(source_model="tiny-llama", pairs="p", fit_texts="f", target_layer_from=["a", "a"])
+    with pytest.raises(ValueError, match="test_chosen_only"):
+        TransferConfig(source_model="tiny-llama", pairs="p", fit_texts="f", test_chosen_only=True, validate_metric="")
+    bad = TWO_BLOCK_STUDY.replace('target_layer_from = ["native_b0", "native_b1"]', 'target_layer_from = ["native_b0", "native_nope"]')
+    (study_dir / "bad.toml").write_text(bad)
+    registry = build_registry()
+    study = load_study(study_dir / "bad.toml", registry)
+    with pytest.raises(ConfigError, match=r"bad.toml.*\[methods.small_to_wide\].*target_layer_from.*'native_nope' is not an actdiff entry on 'tiny-llama-wide'"):
+        preflight(study, registry, load_study_models(study, registry))
+
+
+def test_the_transfer_data_builder_fills_both_halves_with_prompts_the_vector_and_adapter_never_read(tmp_path):
+    from steerlab.api import BuildRequest, in_dev_half
+    from steerlab_plugins.transfer.dataset import PER_HALF, build_transfer
+
+    source = Path(__file__).resolve().parent.parent / "studies" / "data" / "concise"
+    build_transfer(BuildRequest(tmp_path / "out", source=source))
+    texts = [r["text"] for r in map(json.loads, (tmp_path / "out" / "eval_prompts.jsonl").read_text().splitlines())]
+    assert len(texts) == len(set(texts)) == 2 * PER_HALF == 96
+    assert sum(map(in_dev_half, texts)) == PER_HALF and in_dev_half(texts[0]) != in_dev_half(texts[1])  # alternating halves
+    read = {json.loads(l)["prompt"] for l in (source / "judge.jsonl").read_text().splitlines()}
+    assert not read & set(texts) and (tmp_path / "out" / "DATASHEET.md").exists()
+    assert texts == [r["text"] for r in map(json.loads, (source.parent / "transfer" / "eval_prompts.jsonl").read_text().splitlines())]
+    with pytest.raises(ConfigError, match="--from"):
+        build_transfer(BuildRequest(tmp_path / "none"))
+
+
+def test_an_entrys_headline_success_is_read_on_test_at_the_strength_dev_chose():
+    from steerlab_plugins.transfer.analysis import chosen_on_dev
+
+    dev, test = SPLIT.dev[:4], SPLIT.test[:4]
+    rows = [(p, 0.0, 50.0) for p in dev + test]
+    rows += [(p, 0.2, 40.0) for p in dev] + [(p, -0.2, 60.0) for p in dev]  # dev: 0.2 always works
+    rows += [(p, 0.2, 55.0) for p in test] + [(p, -0.2, 45.0) for p in test]  # test: 0.2 never does
+    rows += [(p, 0.4, 55.0) for p in dev] + [(p, -0.4, 45.0) for p in dev]  # dev: 0.4 never works
+    rows += [(p, 0.4, 40.0) for p in test] + [(p, -0.4, 60.0) for p in test]  # test: 0.4 always does
+    assert chosen_on_dev(rows, "decrease") == (0.2, 0.0)

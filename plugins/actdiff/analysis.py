@@ -132,6 +132,7 @@ def analyze(method: ActDiffMethod, lab: Lab, entry: MethodEntry, artifact: Artif
     layer = str(artifact.meta["layer"])
     section.summary["vector_norm"] = artifact.meta["vector_norm"][layer]
     section.summary["typical_residual_norm"] = artifact.meta["typical_norm"][layer]
+    section.data["layer"] = int(artifact.meta["layer"])  # the block steered: a study summary chooses among per-block entries
     section.data["raw_equivalent"] = {p.label: method.raw_equivalent(artifact, float(p.control)) for p in result.points}
     section.markdown = narrative(method, artifact, config, result.points, section.summary)
     if config.layer_sweep:

@@ -25,6 +25,8 @@ class ActDiffConfig:
     negative_label: str = help_field("negative", "what the vector points away from")
     validate_metric: str = help_field("", "score that a positive control should move (e.g. words); empty: skip")
     validate_direction: str = help_field("decrease", "how a positive control should move validate_metric")
+    test_chosen_only: bool = help_field(False, "stage the sweep: every control on the dev prompts, then on the test prompts only 0 "
+                                        "and ±c for the strength c with the best dev success of validate_metric")
     layer_sweep: list[int] = help_field([], "blocks to compare in the layer-sweep figure (empty: skip)")
     layer_sweep_prompts: int = help_field(8, "eval prompts used by the layer sweep")
     layer_sweep_control: float = help_field(0.4, "|control| applied at each layer in the sweep")
@@ -41,6 +43,8 @@ class ActDiffConfig:
             raise ValueError(f"key 'position' must be 'last' or 'mean' (got {self.position!r})")
         if self.validate_direction not in DIRECTIONS:
             raise ValueError(f"key 'validate_direction' must be one of {DIRECTIONS} (got {self.validate_direction!r})")
+        if self.test_chosen_only and not self.validate_metric:
+            raise ValueError("key 'test_chosen_only' needs 'validate_metric' (the score whose dev success chooses the strength)")
         if self.pairs_limit < 0:
             raise ValueError(f"key 'pairs_limit' must be >= 0 (got {self.pairs_limit})")
         if self.layer < 0 or any(layer < 0 for layer in self.layer_sweep):

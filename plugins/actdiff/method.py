@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from steerlab.api import (Artifact, BaseMethod, ControlSpace, Lab, MethodEntry, ResidualVector, Scalar, Section,
-                          SweepResult, collect, file_digest, read_jsonl)
+                          SweepResult, SymmetricChooser, collect, file_digest, read_jsonl, staged)
 
 from steerlab_plugins.actdiff import aggregators
 from steerlab_plugins.actdiff.analysis import analyze
@@ -73,6 +73,14 @@ class ActDiffMethod(BaseMethod):
 
     def steer(self, lab: Lab, artifact: Artifact, controls: torch.Tensor) -> AbstractContextManager[None]:
         return lab.engine.add_vectors(artifact.vectors[:1], artifact.tensors, controls)
+
+    def evaluate(self, lab: Lab, entry: MethodEntry, artifact: Artifact) -> SweepResult:
+        """Core's sweep, staged on the dev prompts when ``test_chosen_only`` says so."""
+        config: ActDiffConfig = entry.config
+        if not config.test_chosen_only:
+            return super().evaluate(lab, entry, artifact)
+        with staged(lab, SymmetricChooser(config.validate_metric, config.validate_direction)):
+            return super().evaluate(lab, entry, artifact)
 
     def analyze(self, lab: Lab, entry: MethodEntry, artifact: Artifact, result: SweepResult, folder: Path) -> Section:
         return analyze(self, lab, entry, artifact, result, folder)

@@ -21,5 +21,14 @@ def steerlab_methods(register: Callable[[Any], None]) -> None:
 
 
 @hookimpl
+def steerlab_datasets(register: Callable[[Any], None]) -> None:
+    from steerlab.api import DatasetSpec
+
+    from steerlab_plugins.transfer.dataset import build_transfer
+
+    register(DatasetSpec("transfer", build_transfer, "the transfer study's eval prompts, 48 dev / 48 test (no model; --from the concise data)"))
+
+
+@hookimpl
 def steerlab_reports(register: Callable[[Any], None]) -> None:
     register(TransferReport())

@@ -24,6 +24,12 @@ class TransferConfig:
     source_layer: int = help_field(15, "source block whose resid_post the vector is read at")
     target_layer: int = help_field(-1, "target block steered; -1: matched by relative depth, "
                                    "round(source_layer * (n_target - 1) / (n_source - 1)), halves up")
+    source_layer_from: list[str] = help_field([], "actdiff entries on the source model, one per block: source_layer is the block "
+                                              "of the one with the best dev success (they run first; overrides source_layer)")
+    target_layer_from: list[str] = help_field([], "actdiff entries on the target model, one per block: target_layer is the block "
+                                              "of the one with the best dev success (they run first; overrides target_layer)")
+    test_chosen_only: bool = help_field(False, "stage the sweep: every control on the dev prompts, then on the test prompts only 0 "
+                                        "and ±c for the strength c with the best dev success of validate_metric")
     pooling: str = help_field("words", "adapter rows: words (shared word ends + final prompt token), last, or mean")
     holdout_every: int = help_field(5, "every k-th fit text is held out for the fit score (k >= 2)")
     fit_limit: int = help_field(0, "use only the first N fit texts (0: all)")
@@ -47,6 +53,12 @@ class TransferConfig:
             raise ValueError(f"key 'holdout_every' must be >= 2 (got {self.holdout_every})")
         if min(self.fit_limit, self.pairs_limit, self.components) < 0:
             raise ValueError("keys 'fit_limit', 'pairs_limit' and 'components' must be >= 0")
+        for key in ("source_layer_from", "target_layer_from"):
+            names = getattr(self, key)
+            if not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names):
+                raise ValueError(f"key '{key}' must list distinct entry names (got {names!r})")
+        if self.test_chosen_only and not self.validate_metric:
+            raise ValueError("key 'test_chosen_only' needs 'validate_metric' (the score whose dev success chooses the strength)")
         if self.validate_direction not in DIRECTIONS:
             raise ValueError(f"key 'validate_direction' must be one of {DIRECTIONS} (got {self.validate_direction!r})")
 

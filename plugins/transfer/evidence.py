@@ -7,8 +7,10 @@ entry answered the same eval prompts, so two entries are compared paired: the sa
 for both (direct transfer and the random direction are hard on the same prompts).
 
 Choices read the dev half of the run's prompts only (``PromptSplit``: the halves ``[data] split``
-selects): each entry's strength, and which linear adapter stands for "an adapter". Estimates and
-verdicts read the test half only, so no reported number picked itself.
+selects): each entry's strength, the layer pair among per-block entries, and which linear adapter
+stands for "an adapter". Estimates and verdicts read the test half only, and only at the chosen
+setting (an entry's test success at other strengths is never reported, and a study may not even
+decode it: ``test_chosen_only``), so no reported number picked itself.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from steerlab.api import (Cube, Design, Estimate, PromptSplit, best_control, com
                           symmetric_strengths)
 
 Row = tuple[int | None, str, float, float]  # (seed, prompt, control, score)
+LINEAR = ("ridge", "procrustes", "affine")  # the learned adapters, among which dev chooses "an adapter"
+ORDER = ("direct", "random", *LINEAR, "native")  # every kind of entry, in the order reports list them
 
 
 @dataclass
@@ -36,6 +40,14 @@ class EntryView:
     rows: list[Row]
     sign: float = -1.0  # -1: a positive control should lower the score (concise = fewer words)
     summary: dict[str, Any] = field(default_factory=dict)
+    blocks: tuple[int | None, int | None] = (None, None)  # (source block, target block); a native entry's are equal
+    layer_choice: dict[str, Any] = field(default_factory=dict)  # per side, which per-block entry chose the block on dev
+
+    @property
+    def pair(self) -> str:
+        """``15 → 9``: the layer pair, as reports print it."""
+        f = lambda b: "?" if b is None else str(b)  # noqa: E731
+        return f(self.blocks[1]) if self.kind == "native" else f"{f(self.blocks[0])} → {f(self.blocks[1])}"
 
     @property
     def strengths(self) -> list[float]:
@@ -68,7 +80,7 @@ class Measured:
     dev: Estimate  # success on the dev prompts at the chosen strength (what chose it)
     test: Estimate  # success on the test prompts at the chosen strength
     test_cube: Cube | None  # the same, as a cube for paired comparisons
-    per_strength: dict[float, Estimate]  # test success at every strength tried (described, never chosen from)
+    per_strength: dict[float, Estimate]  # DEV success at every strength tried: what the choice read (test: the chosen one only)
 
 
 @dataclass
@@ -90,20 +102,20 @@ def _nan_estimate(design: Design) -> Estimate:
 
 
 def measure(view: EntryView, halves: Halves) -> Measured:
-    """Choose the entry's strength on dev (highest success), estimate success on test."""
+    """Choose the entry's strength on dev (highest success), estimate success on test at that
+    strength only: the test half is never read at a strength that was not chosen."""
     strengths = view.strengths
     success = mean_over_controls()
-    per_strength = {c: estimate(view.cube(halves.test.prompts, halves.test.seeds, [c]), success, halves.test.draws)
-                    for c in strengths} if halves.split.test else {}
+    per_strength = {c: estimate(view.cube(halves.dev.prompts, halves.dev.seeds, [c]), success, halves.dev.draws)
+                    for c in strengths} if halves.split.dev else {}
     labels = [f"{c:g}" for c in strengths]
     dev_cube = view.cube(halves.dev.prompts, halves.dev.seeds, strengths) if halves.split.dev and strengths else None
     chosen = best_control(dev_cube, labels) if dev_cube is not None else None
     if chosen is None or not halves.split.test:
         return Measured(view, None, _nan_estimate(halves.dev), _nan_estimate(halves.test), None, per_strength)
     c = strengths[labels.index(chosen)]
-    dev = estimate(view.cube(halves.dev.prompts, halves.dev.seeds, [c]), success, halves.dev.draws)
     cube = view.cube(halves.test.prompts, halves.test.seeds, [c])
-    return Measured(view, c, dev, per_strength[c], cube, per_strength)
+    return Measured(view, c, per_strength[c], estimate(cube, success, halves.test.draws), cube, per_strength)
 
 
 def paired(a: Measured, b: Measured, halves: Halves) -> Estimate | None:
@@ -114,6 +126,7 @@ def paired(a: Measured, b: Measured, halves: Halves) -> Estimate | None:
 
 
 def best_on_dev(measured: list[Measured]) -> Measured | None:
-    """The entry with the highest dev success at its dev-chosen strength (ties: the first listed)."""
+    """The entry with the highest dev success at its dev-chosen strength (ties: the first listed):
+    how an adapter and a layer pair are chosen among entries."""
     ready = [m for m in measured if m.strength is not None and math.isfinite(m.dev.value)]
     return max(ready, key=lambda m: m.dev.value) if ready else None

@@ -4,19 +4,21 @@ Every entry's success is recomputed from its records, per prompt (core's ``moves
 the answer is shorter at +c and longer at -c than at 0), so ``actdiff`` entries (the native
 vectors) and ``transfer`` entries are measured by the same rule. A direction is a (source, target)
 pair named by the transfer entries; beside its adapters stand the random control and the native
-ceiling (the actdiff entry on the target), and H1 reads the actdiff entry on the source.
+ceiling (the actdiff entries on the target), and H1 reads the actdiff entries on the source.
 
 Choices read the dev half of the prompts, verdicts the test half (``evidence``): each entry's
-strength, and the linear adapter that stands for "an adapter", are chosen on dev; every number in
-the verdicts is a test share with its 95% interval, and a hypothesis about a control reads the
-paired difference (same prompts, same draws). Each verdict is read from intervals alone
-(``steerlab.api.hypothesis``; a hypothesis of several claims holds when all do, ``all_of``):
+strength, the layer pair where a kind has several per-block entries (actdiff natives per block, or
+transfers at several blocks), and the linear adapter that stands for "an adapter" are all chosen
+on dev; the test half is read at the chosen setting only. Every hypothesis is a paired difference
+against the random direction (the same drawn test prompts for both, core's bootstrap), steering
+the same model at the same block where the run has one, and its verdict is read from that
+interval alone (``steerlab.api.verdict``): better (the interval lies above 0), worse (below) or
+not distinguishable (it holds 0). No point threshold decides anything.
 
-* H1: the vector works on its own model: its success lies above 70%, and above a random
-  direction on the same model where the run has one;
-* H2: direct transfer works only sometimes: it beats the random direction (without one: lies
-  above 10%) and lies below 30%;
-* H3: a linear adapter beats direct transfer by more than 20 points, and beats the random direction.
+* H1: the vector works on its own model: the native vector on the source, minus a random direction there;
+* H2: direct transfer (no map) works: direct minus the random direction on the target;
+* H3: a linear adapter works: the adapter chosen on dev minus the random direction on the target
+  (its gain over direct transfer, paired too, is stated beside it).
 
 Use: ``write_summary(results_json)`` (hypotheses.md and two figures beside it), or
 ``hypotheses_table(results_json)`` for the markdown alone; ``python -m
@@ -31,16 +33,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from steerlab.api import (Artifact, ConfigError, Estimate, Figure, RunLayout, Section, all_of, atomic_write_text, direction_sign,
-                          export_control_vector, hypothesis, markdown_table, new_figure, read_json, save_figure, verdict)
+from steerlab.api import (Artifact, ConfigError, Estimate, Figure, RunLayout, Section, atomic_write_text, direction_sign,
+                          export_control_vector, markdown_table, read_json, verdict)
 
-from steerlab_plugins.transfer.evidence import EntryView, Halves, Measured, best_on_dev, measure, paired
+from steerlab_plugins.transfer.evidence import LINEAR, ORDER, EntryView, Halves, Measured, best_on_dev, measure, paired
+from steerlab_plugins.transfer.figures import success_curves, transfer_matrix
 
-H1_MIN = 0.7
-H2_RANGE = (0.10, 0.30)
-H3_MARGIN = 0.20
-LINEAR = ("ridge", "procrustes", "affine")
-ORDER = ("direct", "random", *LINEAR, "native")
+TITLES = {"H1": "H1 the vector works on its own model", "H2": "H2 direct transfer works",
+          "H3": "H3 a linear adapter (chosen on dev) works"}
+
+
+def _blocks(entry: dict[str, Any]) -> tuple[int | None, int | None]:
+    summary, data = entry.get("summary", {}), entry.get("analysis", {}).get("data", {})
+    if entry.get("method") == "actdiff":
+        layer = data.get("layer")
+        return (layer, layer) if isinstance(layer, int) else (None, None)
+    pair = tuple(summary.get(k) for k in ("source_layer", "target_layer"))
+    return tuple(int(b) if isinstance(b, (int, float)) and math.isfinite(b) else None for b in pair)  # type: ignore[return-value]
 
 
 def entry_views(results: dict[str, Any], metric: str = "words", direction: str = "decrease") -> list[EntryView]:
@@ -56,7 +65,8 @@ def entry_views(results: dict[str, Any], metric: str = "words", direction: str =
         data = entry.get("analysis", {}).get("data", {})
         kind = data.get("adapter", "native") if entry["method"] == "transfer" else "native"
         source = data.get("source_model", target) if entry["method"] == "transfer" else target
-        views.append(EntryView(name, kind, source, target, rows, direction_sign(direction), entry.get("summary", {})))
+        views.append(EntryView(name, kind, source, target, rows, direction_sign(direction), entry.get("summary", {}),
+                               _blocks(entry), data.get("layer_choice", {}) or {}))
     return views
 
 
@@ -74,37 +84,51 @@ def directions(views: list[EntryView]) -> list[tuple[str, str]]:
     return list(dict.fromkeys((v.source, v.target) for v in views if v.kind != "native"))
 
 
-def row_for(views: list[EntryView], source: str, target: str, kind: str) -> EntryView | None:
+def rows_for(views: list[EntryView], source: str, target: str, kind: str) -> list[EntryView]:
+    """Every entry of ``kind`` in this direction (several when a kind is run at several blocks);
+    ``native``: every actdiff entry on ``target``."""
     if kind == "native":
-        return next((v for v in views if v.kind == "native" and v.target == target), None)
-    return next((v for v in views if v.kind == kind and v.source == source and v.target == target), None)
+        return [v for v in views if v.kind == "native" and v.target == target]
+    return [v for v in views if v.kind == kind and v.source == source and v.target == target]
 
 
-def random_on(views: list[EntryView], model: str) -> EntryView | None:
-    """A random direction steering ``model`` (any source: the control does not read the source)."""
-    return next((v for v in views if v.kind == "random" and v.target == model), None)
+def randoms_on(views: list[EntryView], model: str) -> list[EntryView]:
+    """Random directions steering ``model`` (any source: the control does not read the source)."""
+    return [v for v in views if v.kind == "random" and v.target == model]
 
 
 @dataclass
 class Direction:
-    """One (source, target) read through the split: every entry measured, the adapter chosen on dev."""
+    """One (source, target) read through the split: per kind, the entry (layer pair) and strength
+    chosen on dev; the linear adapter chosen on dev; the random controls steering each model."""
 
     source: str
     target: str
     halves: Halves
-    entries: dict[str, Measured]  # kind -> measured ("own": the native vector on the source, "own_random": a random one there)
+    entries: dict[str, Measured]  # kind -> the entry chosen on dev ("own": the native vector on the source)
+    candidates: dict[str, list[Measured]]  # kind -> every entry of that kind (the layer pairs dev chose among)
+    randoms: dict[str, list[Measured]]  # model -> random directions steering it
     adapter: Measured | None  # the linear adapter with the best dev success
 
     @classmethod
     def of(cls, views: list[EntryView], source: str, target: str, halves: Halves) -> "Direction":
-        found = {k: row_for(views, source, target, k) for k in ORDER}
-        found["own"] = row_for(views, source, source, "native")
-        found["own_random"] = random_on(views, source)
-        entries = {k: measure(v, halves) for k, v in found.items() if v is not None}
-        return cls(source, target, halves, entries, best_on_dev([entries[k] for k in LINEAR if k in entries]))
+        found = {k: rows_for(views, source, target, k) for k in ORDER}
+        found["own"] = rows_for(views, source, source, "native")
+        candidates = {k: [measure(v, halves) for v in vs] for k, vs in found.items() if vs}
+        entries = {k: best_on_dev(ms) or ms[0] for k, ms in candidates.items()}  # the first listed when dev chose none
+        randoms = {m: [measure(v, halves) for v in randoms_on(views, m)] for m in {source, target}}
+        return cls(source, target, halves, entries, candidates, randoms, best_on_dev([entries[k] for k in LINEAR if k in entries]))
 
     def difference(self, a: Measured | None, b: Measured | None) -> Estimate | None:
         return paired(a, b, self.halves) if a is not None and b is not None else None
+
+    def control_for(self, m: Measured | None) -> Measured | None:
+        """The random direction steering ``m``'s model at ``m``'s block (any block when none is there)."""
+        if m is None:
+            return None
+        pool = [r for r in self.randoms.get(m.view.target, []) if r.view is not m.view]
+        same = [r for r in pool if r.view.blocks[1] == m.view.blocks[1]]
+        return (same or pool or [None])[0]
 
 
 def _diff(name: str, e: Estimate | None) -> str:
@@ -112,78 +136,63 @@ def _diff(name: str, e: Estimate | None) -> str:
 
 
 def _at(m: Measured) -> str:
-    return f"`{m.view.name}` at ±{m.strength:g}" if m.strength is not None else f"`{m.view.name}` (no strength chosen)"
+    where = f"block {m.view.pair}"
+    return f"`{m.view.name}` ({where}) at ±{m.strength:g}" if m.strength is not None else f"`{m.view.name}` ({where}, no strength chosen)"
+
+
+def read_against_random(key: str, d: Direction, m: Measured | None, missing: str) -> list[str]:
+    """[hypothesis, chosen on dev, measured on test, minus random (paired, test), verdict]: the
+    verdict is better / worse / not distinguishable from the interval of the paired difference."""
+    if m is None:
+        return [TITLES[key], missing, "", "", "not measured"]
+    rand = d.control_for(m)
+    if rand is None:
+        return [TITLES[key], _at(m), m.test.text_n(), f"no random direction steers {m.view.target}", "not measured"]
+    versus = d.difference(m, rand)
+    said = verdict(versus.low, versus.high, True) if versus is not None else "not measured"
+    control = f"minus `{rand.view.name}`" + (f" (±{rand.strength:g})" if rand.strength is not None else "")
+    return [TITLES[key], f"{_at(m)}; dev {m.dev.text()}", m.test.text_n(), _diff(control, versus), said]
 
 
 def h1(d: Direction) -> list[str]:
-    own = d.entries.get("own")
-    claim = f"success > {100 * H1_MIN:.0f}%"
-    if own is None:
-        return ["H1 vector works on its own model", "no actdiff entry on the source", claim, "not measured"]
-    rand = d.entries.get("own_random")
-    versus = d.difference(own, rand)
-    claims = [hypothesis(own.test, above=H1_MIN)] + ([hypothesis(versus, above=0.0)] if versus is not None else [])
-    measured = f"{_at(own)} on {d.source}: {own.test.text_n()}" + (f"; {_diff('minus random', versus)}" if versus is not None else "")
-    return ["H1 vector works on its own model", measured, claim + (" and > random" if versus is not None else ""), all_of(*claims)]
+    return read_against_random("H1", d, d.entries.get("own"), f"no actdiff entry on {d.source}")
 
 
 def h2(d: Direction) -> list[str]:
-    direct, rand = d.entries.get("direct"), d.entries.get("random")
-    low, high = H2_RANGE
-    if direct is None:
-        return ["H2 direct transfer works only sometimes", "no direct entry", f"> random, < {100 * high:.0f}%", "not measured"]
-    versus = d.difference(direct, rand)
-    works = hypothesis(versus, above=0.0) if versus is not None else hypothesis(direct.test, above=low)
-    claim = ("> random" if versus is not None else f"> {100 * low:.0f}%") + f", < {100 * high:.0f}%"
-    measured = f"{_at(direct)}: {direct.test.text_n()}" + (f"; {_diff('minus random', versus)}" if versus is not None else "")
-    return ["H2 direct transfer works only sometimes", measured, claim, all_of(works, hypothesis(direct.test, below=high))]
+    return read_against_random("H2", d, d.entries.get("direct"), "no direct entry")
 
 
 def h3(d: Direction) -> list[str]:
-    title, claim = f"H3 a linear adapter beats direct by > {100 * H3_MARGIN:.0f} points", f"minus direct > {H3_MARGIN:.2f}"
-    direct, rand, top = d.entries.get("direct"), d.entries.get("random"), d.adapter
-    if direct is None or top is None:
-        return [title, "no direct or linear adapter entry (or no dev prompt to choose one)", claim, "not measured"]
-    over_direct, over_random = d.difference(top, direct), d.difference(top, rand)
-    claims = [hypothesis(over_direct, above=H3_MARGIN)] + ([hypothesis(over_random, above=0.0)] if over_random is not None else [])
-    measured = (f"{top.view.kind} (chosen on dev) {_at(top)}: {top.test.text_n()}; {_diff('minus direct', over_direct)}"
-                + (f"; {_diff('minus random', over_random)}" if over_random is not None else ""))
-    return [title, measured, claim + (" and > random" if over_random is not None else ""), all_of(*claims)]
+    return read_against_random("H3", d, d.adapter, "no linear adapter entry (or no dev prompt to choose one)")
 
 
 def verdicts(d: Direction) -> list[list[str]]:
-    """[hypothesis, measured on test, claim, verdict] rows for one direction."""
+    """[hypothesis, chosen on dev, measured on test, paired difference against random, verdict] per hypothesis."""
     return [h1(d), h2(d), h3(d)]
 
 
 def _read(name: str, e: Estimate) -> str:
-    """``ridge minus random +0.083 [-0.2, 0.3] (not distinguishable)``: the verdict of a higher-is-better share."""
+    """``ridge minus direct +0.083 [-0.2, 0.3] (not distinguishable)``: the verdict of a higher-is-better share."""
     return f"{name} {e.text()} ({verdict(e.low, e.high, True)})"
 
 
 def reading(d: Direction) -> str:
-    """Sentences that set the chosen adapter and direct transfer against the controls, each read
-    from a paired difference's interval on the test prompts (a gap the interval holds is noise)."""
-    top, rand, ceiling, direct = d.adapter, d.entries.get("random"), d.entries.get("native"), d.entries.get("direct")
-    if top is None:
-        return ""
-    said = [f"Chosen on dev: {top.view.kind} at ±{top.strength:g} (dev success {top.dev.text_n()}); on test {top.test.text_n()}."]
-    over_random = d.difference(top, rand)
-    if over_random is not None:
-        beats = verdict(over_random.low, over_random.high, True) == "better"
-        said.append(_read(f"{top.view.kind} minus random", over_random) + (
-            "." if beats else ": on this evidence the chosen adapter moves length no more than a random vector of the same norm does."))
-    direct_random = d.difference(direct, rand)
-    if direct_random is not None:
-        said.append(_read("Direct minus random", direct_random) + ".")
-    native_random = d.difference(ceiling, rand)
+    """Sentences on what the hypotheses table does not hold: the chosen adapter against direct
+    transfer and against the target's own vector, each a paired difference on the test prompts."""
+    top, ceiling, direct = d.adapter, d.entries.get("native"), d.entries.get("direct")
+    said = []
+    over_direct = d.difference(top, direct)
+    if over_direct is not None:
+        said.append(_read(f"The chosen adapter ({top.view.kind}) minus direct transfer", over_direct) + ".")
+    native_random = d.difference(ceiling, d.control_for(ceiling))
     if native_random is not None and verdict(native_random.low, native_random.high, True) != "better":
-        said.append(_read(f"{d.target}'s own vector minus random", native_random)
-                    + f": length is not shown steerable this way on {d.target} at these strengths, so this direction cannot show transfer either way.")
+        said.append(_read(f"{d.target}'s own vector (chosen on dev, block {ceiling.view.pair}) minus random", native_random)
+                    + f": length is not shown steerable this way on {d.target} at these blocks and strengths, so this "
+                    "direction cannot show transfer either way.")
     gap = d.difference(top, ceiling)
     if gap is not None:
-        said.append(_read(f"{top.view.kind} minus {d.target}'s own vector (the ceiling)", gap) + ".")
-    return "**Against the controls** (paired differences on the test prompts, 95% intervals). " + " ".join(said)
+        said.append(_read(f"The chosen adapter minus {d.target}'s own vector (the ceiling)", gap) + ".")
+    return ("**Beside the hypotheses** (paired differences on the test prompts, 95% intervals). " + " ".join(said)) if said else ""
 
 
 def _cell(e: Estimate | None) -> str:
@@ -191,26 +200,39 @@ def _cell(e: Estimate | None) -> str:
 
 
 def direction_table(views: list[EntryView], d: Direction) -> str:
+    """Every entry of the direction: its dev success per strength (what chose), and its test
+    success at the chosen strength only; the entry dev chose per kind is marked."""
     strengths = sorted({c for v in views for c in v.strengths})
-    header = ["method", "entry", "strength (chosen on dev)", "success on dev", "success on test", "n test (prompts x seeds)",
-              *[f"test@{c:g}" for c in strengths]]
+    header = ["method", "entry", "block", "strength (chosen on dev)", "success on test (at the choice)",
+              "n test (prompts x seeds)", *[f"dev@{c:g}" for c in strengths]]
     rows = []
-    for kind in ORDER:
-        m = d.entries.get(kind)
-        if m is None:
-            continue
-        label = "native (actdiff on target)" if kind == "native" else kind
-        rows.append([label, f"`{m.view.name}`", "n/a" if m.strength is None else f"±{m.strength:g}", _cell(m.dev), _cell(m.test),
-                     f"{m.test.n_prompts}x{m.test.n_seeds}",
-                     *[_cell(m.per_strength.get(c)) for c in strengths]])
+    pool = {**d.candidates, "random": list({id(r.view): r for ms in d.randoms.values() for r in ms}.values())}
+    for kind in ("own", *ORDER):
+        for m in pool.get(kind, []):
+            label = {"native": f"native on {d.target}", "own": f"native on {d.source} (H1)",
+                     "random": f"random on {m.view.target}"}.get(kind, kind)
+            mark = " (chosen on dev)" if d.entries.get(kind) is m and len(pool.get(kind, [])) > 1 else ""
+            rows.append([label + mark, f"`{m.view.name}`", m.view.pair, "n/a" if m.strength is None else f"±{m.strength:g}",
+                         _cell(m.test), f"{m.test.n_prompts}x{m.test.n_seeds}", *[_cell(m.per_strength.get(c)) for c in strengths]])
     return markdown_table(header, rows)
 
 
 def fit_table(d: Direction) -> str:
     """Properties of each fitted map (held-out fit texts, not eval prompts): one number per artifact, no interval."""
     rows = [[k, f"`{m.view.name}`", _number(m.view.summary.get("fit_r2")), _number(m.view.summary.get("native_cosine"))]
-            for k, m in d.entries.items() if k in ORDER and k != "native"]
+            for k, ms in d.candidates.items() if k in ORDER and k != "native" for m in ms]
     return markdown_table(["method", "entry", "fit R² (held-out fit texts)", "cos(mapped, native)"], rows) if rows else ""
+
+
+def layer_choices(d: Direction) -> str:
+    """Which per-block entries chose each transfer's blocks on dev (recorded when the entry trained)."""
+    lines = []
+    for kind, ms in d.candidates.items():
+        for m in ms:
+            for side, pick in m.view.layer_choice.items():
+                tried = ", ".join(f"`{k}` {'n/a' if v is None else f'{v:.2f}'}" for k, v in pick.get("dev_success", {}).items())
+                lines.append(f"- `{m.view.name}`: {side} block {pick.get('layer')} from `{pick.get('entry')}` (dev success: {tried})")
+    return "\n".join(dict.fromkeys(lines))
 
 
 @dataclass
@@ -229,25 +251,29 @@ class Summary:
 
     def verdicts(self) -> dict[str, dict[str, str]]:
         """``{"source -> target": {"H1": verdict, ...}}``, for results.json."""
-        return {f"{d.source} -> {d.target}": {row[0].split()[0]: row[3] for row in verdicts(d)} for d in self.directions}
+        return {f"{d.source} -> {d.target}": {row[0].split()[0]: row[4] for row in verdicts(d)} for d in self.directions}
 
 
 def render(summary: Summary) -> str:
     split = summary.halves.split
     lines = ["## Cross-model transfer: hypotheses", "",
              "Success: the share of prompts whose answer is shorter at +c and longer at -c than at 0 (words; ties fail). "
-             f"Each entry's strength and the linear adapter H3 stands on are {split.describe()}; every share is a test "
-             "share with its 95% interval (paired bootstrap over seeds, then prompts) and n (prompts x seeds); a verdict "
-             "is read from intervals alone: supported (the interval clears the claim), not supported (it lies wholly on "
-             "the other side) or not distinguishable (it holds the bound)."]
+             f"Each entry's strength, the block (layer pair) among per-block entries and the linear adapter H3 stands on are "
+             f"{split.describe()}. The test half is read at the chosen setting only; every share is a test share with its 95% "
+             "interval (paired bootstrap over seeds, then prompts) and n (prompts x seeds). Each hypothesis is the paired "
+             "difference against a random direction steering the same model at the same block, and its verdict is read from "
+             "that interval alone: better (above 0), worse (below 0) or not distinguishable (it holds 0)."]
     if not split.usable:
         lines += ["", f"This run's prompts do not fill both halves ({len(split.dev)} dev, {len(split.test)} test): "
                   "nothing can be chosen on one and reported on the other, so the verdicts are not measured."]
     for d in summary.directions:
-        lines += ["", f"### {d.source} → {d.target}", "", direction_table(summary.views, d), "",
-                  markdown_table(["hypothesis", "measured (test)", "claim", "verdict"], verdicts(d))]
+        lines += ["", f"### {d.source} → {d.target}", "",
+                  markdown_table(["hypothesis", "chosen on dev", "success on test", "minus random (paired, test)", "verdict"], verdicts(d)),
+                  "", "Every entry (dev success per strength: what chose; test only at the choice):", "", direction_table(summary.views, d)]
         said = reading(d)
         lines += ["", said] if said else []
+        chosen = layer_choices(d)
+        lines += ["", "Blocks chosen on dev when the entries trained:", "", chosen] if chosen else []
         fit = fit_table(d)
         lines += ["", "Each fitted map (one number per artifact, on its held-out fit texts: no prompt interval):", "", fit] if fit else []
     if not summary.directions:
@@ -256,72 +282,9 @@ def render(summary: Summary) -> str:
 
 
 def hypotheses_table(results_json_path: Path | str) -> str:
-    """Markdown: per direction, every method's success (chosen on dev, reported on test) beside the
-    random control and the native ceiling, then H1/H2/H3 with intervals and verdicts."""
+    """Markdown: per direction, H1/H2/H3 against the random control with intervals and verdicts,
+    then every entry (chosen on dev, reported on test)."""
     return render(Summary.of(read_json(Path(results_json_path), "results")))
-
-
-def _short(model: str) -> str:
-    return Path(model).name.split("-instruct")[0]
-
-
-def transfer_matrix(summary: Summary, path: Path) -> bool:
-    """Heat map: rows source → target, columns methods, cells the test success at the strength chosen on dev."""
-    if not summary.directions:
-        return False
-    grid = [[(m.test.value if (m := d.entries.get(k)) else float("nan")) for k in ORDER] for d in summary.directions]
-    fig, ax = new_figure(width=7.0, height=1.2 + 0.7 * len(grid))
-    image = ax.imshow(grid, vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
-    ax.set_xticks(range(len(ORDER)), ORDER, rotation=25, ha="right")
-    ax.set_yticks(range(len(grid)), [f"{_short(d.source)} → {_short(d.target)}" for d in summary.directions])
-    for i, row in enumerate(grid):
-        for j, value in enumerate(row):
-            ax.text(j, i, "-" if math.isnan(value) else f"{value:.2f}", ha="center", va="center",
-                    color="white" if not math.isnan(value) and value < 0.5 else "black")
-    ax.set_title("Transfer success on test (strength chosen on dev): source → target x method")
-    fig.colorbar(image, ax=ax, label="share of test prompts")
-    save_figure(fig, path)
-    return True
-
-
-STYLES = {"direct": ("C1", ":", "v"), "random": ("0.5", "--", "x"), "ridge": ("C2", "-", "s"),
-          "procrustes": ("C3", "-", "D"), "affine": ("C4", "-", "^"), "native": ("k", "-", "o")}
-
-
-def success_curves(summary: Summary, path: Path) -> bool:
-    """One panel per direction: test success against strength with 95% intervals, one line per method."""
-    if not summary.directions:
-        return False
-    fig, axes = new_figure(ncols=len(summary.directions), width=4.5, height=3.6)
-    axes = [axes] if len(summary.directions) == 1 else list(axes)
-    # Distinct colour and marker per method, and each method's points nudged sideways by a few
-    # percent of the strength: with few prompts many methods tie, and tied lines hid each other.
-    for ax, d in zip(axes, summary.directions):
-        tried: set[float] = set()
-        for k, kind in enumerate(ORDER):
-            m = d.entries.get(kind)
-            if m is None or not m.per_strength:
-                continue
-            tried.update(m.per_strength)
-            colour, line, marker = STYLES.get(kind, (f"C{k}", "-", "o"))
-            xs = sorted(m.per_strength)
-            nudge = 1 + 0.015 * (k - (len(ORDER) - 1) / 2)
-            ys = [m.per_strength[x] for x in xs]
-            errors = [[max(e.value - e.low, 0.0) for e in ys], [max(e.high - e.value, 0.0) for e in ys]]
-            ax.errorbar([x * nudge for x in xs], [e.value for e in ys], yerr=errors, marker=marker, color=colour,
-                        linestyle=line, label=kind, capsize=2)
-        ticks = sorted(tried)
-        ax.set_xticks(ticks, [f"{c:g}" for c in ticks])  # ticks only at the strengths tried (points are nudged)
-        if len(ticks) == 1:
-            ax.set_xlim(ticks[0] * 0.9, ticks[0] * 1.1)
-        ax.set_ylim(-0.02, 1.02)
-        ax.set_xlabel("strength |c|")
-        ax.set_ylabel("test success (both signs), 95% interval")
-        ax.set_title(f"{_short(d.source)} → {_short(d.target)}")
-        if tried:
-            ax.legend(fontsize=7)
-    save_figure(fig, path)
-    return True
 
 
 def write_summary(results_json_path: Path | str, out_dir: Path | str | None = None) -> Path:
@@ -351,7 +314,7 @@ class TransferReport:
             return None
         text, drawn = render(summary), []
         for stem, draw, caption in (("transfer_matrix", transfer_matrix, "Transfer matrix: test success (strength chosen on dev) per source -> target and method"),
-                                    ("transfer_success", success_curves, "Length-direction success on the test prompts against strength")):
+                                    ("transfer_success", success_curves, "Length-direction success against strength on the dev prompts (what chose); stars: the test success at the chosen strength")):
             if draw(summary, layout.figure(stem)):
                 drawn.append(Figure(layout.relative(layout.figure(stem)), caption))
         exported = export_vectors(results, layout)

@@ -16,6 +16,7 @@ report their cosine.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -25,9 +26,9 @@ from typing import Any
 import torch
 
 from steerlab.api import (Artifact, BaseMethod, ConfigError, ControlSpace, Lab, LoadedModel, MethodEntry, ResidualVector,
-                          Scalar, Section, SweepResult, collect, file_digest, load_model, read_jsonl)
+                          Scalar, Section, SweepResult, SymmetricChooser, collect, file_digest, load_model, read_jsonl, staged)
 
-from steerlab_plugins.transfer import adapters, pairing
+from steerlab_plugins.transfer import adapters, layers, pairing
 from steerlab_plugins.transfer.analysis import analyze
 from steerlab_plugins.transfer.config import TransferConfig, matched_layer
 
@@ -79,6 +80,22 @@ class TransferMethod(BaseMethod):
         if name not in lab.registry.models and not Path(name).exists() and "/" not in name:
             known = ", ".join(sorted(lab.registry.models))
             raise ValueError(f"source_model {name!r}: unknown model (expected one of: {known}; or a local path / hub id)")
+        if config.target_layer_from:
+            layers.check_names(lab, config.target_layer_from, lab.model.name, "target_layer_from")
+        if config.source_layer_from:
+            layers.check_names(lab, config.source_layer_from, name, "source_layer_from")
+
+    def _resolved(self, lab: Lab, config: TransferConfig) -> tuple[TransferConfig, dict[str, Any]]:
+        """The config with its blocks chosen on dev from the named entries (``layers``), and the
+        record of each choice (empty when the study fixed the blocks)."""
+        chosen: dict[str, Any] = {}
+        if config.source_layer_from:
+            pick = layers.choose(lab, config.source_layer_from, config.source_model, "source_layer_from")
+            config, chosen["source"] = dataclasses.replace(config, source_layer=pick.layer), pick.to_json()
+        if config.target_layer_from:
+            pick = layers.choose(lab, config.target_layer_from, lab.model.name, "target_layer_from")
+            config, chosen["target"] = dataclasses.replace(config, target_layer=pick.layer), pick.to_json()
+        return config, chosen
 
     def _source(self, lab: Lab, config: TransferConfig) -> SourceReadings:
         """Load the source, read the vector and the fit texts in both models, free the source."""
@@ -117,9 +134,10 @@ class TransferMethod(BaseMethod):
         return lab.resource(key, lambda: self._source(lab, config))
 
     def train(self, lab: Lab, config: TransferConfig) -> Artifact:
+        config, chosen = self._resolved(lab, config)
         readings = self._readings(lab, config)
         if config.adapter == "random":
-            return self._train_random(lab, config, readings)
+            return self._train_random(lab, config, readings, chosen)
         paired = readings.paired
         held = paired.text % config.holdout_every == config.holdout_every - 1  # (n,) bool
         if int(held.sum()) == 0 or int((~held).sum()) < 2:
@@ -132,17 +150,17 @@ class TransferMethod(BaseMethod):
         native, typical = self._native(lab, config, readings.target_layer)
         meta = {"fit": scores, "adapter_info": fitted.info, "n_fit_rows": {"train": int(train.sum()), "heldout": int(held.sum())},
                 "source_vector_norm": float(readings.vector.norm()), "source_n_layers": readings.n_layers,
-                "source_d_model": readings.d_model}
+                "source_d_model": readings.d_model, "layer_choice": chosen}
         tensors = {"source_vector": readings.vector, "adapter.weight": fitted.weight, "adapter.bias": fitted.bias}
         return self._artifact(lab, config, readings.target_layer, mapped, native, typical, tensors, meta)
 
-    def _train_random(self, lab: Lab, config: TransferConfig, readings: SourceReadings) -> Artifact:
+    def _train_random(self, lab: Lab, config: TransferConfig, readings: SourceReadings, chosen: dict[str, Any]) -> Artifact:
         """A Gaussian direction in the target space, at the same site: the chance-level control.
         Norm matched to the native vector (the relative rule rescales it anyway)."""
         native, typical = self._native(lab, config, readings.target_layer)
         vector = adapters.random_direction(lab.model.d_model, float(native.norm()))  # seeded by the runner
         meta = {"fit": {"r2": float("nan"), "cosine": float("nan"), "cosine_centered": float("nan")},
-                "source_vector_norm": float(readings.vector.norm())}
+                "source_vector_norm": float(readings.vector.norm()), "layer_choice": chosen}
         return self._artifact(lab, config, readings.target_layer, vector, native, typical, {}, meta)
 
     def _artifact(self, lab: Lab, config: TransferConfig, layer: int, vector: torch.Tensor, native: torch.Tensor,
@@ -163,6 +181,14 @@ class TransferMethod(BaseMethod):
 
     def steer(self, lab: Lab, artifact: Artifact, controls: torch.Tensor) -> AbstractContextManager[None]:
         return lab.engine.add_vectors(artifact.vectors[:1], artifact.tensors, controls)
+
+    def evaluate(self, lab: Lab, entry: MethodEntry, artifact: Artifact) -> SweepResult:
+        """Core's sweep, staged on the dev prompts when ``test_chosen_only`` says so."""
+        config: TransferConfig = entry.config
+        if not config.test_chosen_only:
+            return super().evaluate(lab, entry, artifact)
+        with staged(lab, SymmetricChooser(config.validate_metric, config.validate_direction)):
+            return super().evaluate(lab, entry, artifact)
 
     def analyze(self, lab: Lab, entry: MethodEntry, artifact: Artifact, result: SweepResult, folder: Path) -> Section:
         return analyze(entry, artifact, result)

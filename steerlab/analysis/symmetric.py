@@ -10,9 +10,14 @@ same per-prompt event, from records: the share of prompts where it holds is the 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+from steerlab.data.split import in_dev_half
 
 DIRECTIONS = ("decrease", "increase")  # how a positive control should move the score
 Row = tuple[str, float, float]  # (prompt, control, score)
@@ -54,3 +59,46 @@ def symmetric_success(rows: Iterable[Row], direction: str = "decrease") -> dict[
         hits = [moves_both_ways(v[0.0], v[c], v[-c], sign) for v in by_prompt.values() if {c, -c, 0.0} <= set(v)]
         out[c] = float(np.mean(hits)) if hits else float("nan")
     return out
+
+
+def chosen_strength(rows: Iterable[Row], direction: str = "decrease") -> float | None:
+    """The strength with the highest success (``symmetric_success``) over ``rows``, ties to the
+    smallest; None when no strength has a finite success. One rule, so a sweep that stages its
+    test rows on it and a report that reads the dev choice back choose the same strength."""
+    success = {c: v for c, v in symmetric_success(rows, direction).items() if math.isfinite(v)}
+    return max(sorted(success), key=lambda c: success[c]) if success else None
+
+
+@dataclass(frozen=True)
+class SymmetricChooser:
+    """A ``ControlChooser`` (see ``steerlab.lab``) for a direction entry: every control on the dev
+    prompts, then on the test prompts only the neutral control and ±c for the strength c chosen
+    on dev (``chosen_strength`` of ``metric``). Test rows at other strengths are never decoded,
+    so no test number can choose a strength."""
+
+    metric: str
+    direction: str = "decrease"
+
+    def stages(self, entry: Any) -> bool:
+        return True
+
+    def is_dev(self, prompt: str) -> bool:
+        return in_dev_half(prompt)
+
+    def keep(self, entry: Any, dev_records: list[Any]) -> set[int]:
+        rows = [(r.prompt, float(r.control), r.scores.get(self.metric, math.nan)) for r in dev_records]
+        c = chosen_strength(rows, self.direction)
+        wanted = {0.0} if c is None else {0.0, c, -c}
+        return {i for i, control in enumerate(entry.controls) if float(control) in wanted}
+
+
+@contextmanager
+def staged(lab: Any, chooser: Any) -> Iterator[None]:
+    """``lab``'s sweeps staged by ``chooser`` inside the block (its own chooser restored after):
+    how a method stages its own sweep without a study-level ``[compare]``."""
+    before = lab.control_chooser
+    lab.control_chooser = chooser
+    try:
+        yield
+    finally:
+        lab.control_chooser = before

@@ -86,12 +86,18 @@ class BaseMetric:
         return None
 
 
+def registered(lab: Lab, name: str) -> Metric:
+    """The metric study table ``name`` runs (``metric = ...`` names another registered one)."""
+    entry = next((m for m in lab.study.metrics if m.name == name), None) if lab.study else None
+    return lab.registry.metrics[entry.registered if entry else name]
+
+
 def context(lab: Lab, name: str) -> MetricContext:
     """The context metric ``name`` scores in for this lab's run: its settings from the study,
     its own folder, and a memo that lives as long as the lab."""
     def build() -> MetricContext:
         entry = next((m for m in lab.study.metrics if m.name == name), None) if lab.study else None
-        config = entry.config if entry else lab.registry.metrics[name].Config()
+        config = entry.config if entry else registered(lab, name).Config()
         return MetricContext(lab, config, lab.layout.metric(name))
 
     return lab.resource(f"metric:{name}", build)

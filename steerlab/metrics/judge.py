@@ -167,7 +167,10 @@ class JudgeMetric(BaseMetric):
                 f"(rows: true label, columns: predicted):\n\n" + markdown_table(["true \\ predicted", *report["classes"]], rows))
         return Section(summary={"accuracy": report["accuracy"], "chance": report["chance"]},
                        figures=[Figure(ctx.lab.layout.relative(png), "Judge confusion matrix on its held-out texts")],
-                       markdown=text, data={"classes": report["classes"], "confusion": report["confusion"]})
+                       markdown=text, data={"classes": report["classes"], "confusion": report["confusion"],
+                                            "judge": {"prefix": "judge", "classes": report["classes"], "model": "MiniLM + logistic regression",
+                                                      "n": report["n_test"], "correct": int(round(report["accuracy"] * report["n_test"])),
+                                                      "chance": report["chance"]}})
 
 
 def wins(prefix: str, classes: list[str], mine: np.ndarray, theirs: np.ndarray, same_text: bool) -> dict[str, float]:

@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 from steerlab.analysis.concepts import concepts_section
+from steerlab.analysis.judges import hidden_prefixes, is_hidden
 from steerlab.figures import fmt, markdown_table, score_columns
 from steerlab.layout import RunLayout
 from steerlab.results import Figure, MethodResult, Record, RunResults, Section
@@ -16,9 +17,10 @@ SAMPLE_CHARS = 600
 FRONT_KEYS = ["hypervolume", "front_size", "spacing", "lambda_alignment"]
 
 
-def point_table(method: MethodResult) -> str:
-    """Each control's mean score, with its 95% interval over prompts and seeds where the run has one."""
-    columns = score_columns([p.scores for p in method.points])
+def point_table(method: MethodResult, hidden: set[str] = frozenset()) -> str:  # type: ignore[assignment]
+    """Each control's mean score, with its 95% interval over prompts and seeds where the run has one
+    (``hidden``: prefixes of judges not shown above chance, left out)."""
+    columns = [c for c in score_columns([p.scores for p in method.points]) if not is_hidden(c, hidden)]
     label = method.controls.get("label", "control")
     return markdown_table([label, "n", *columns], [[p.label, p.n, *[interval_text(p.scores.get(c, float("nan")), method.intervals.get(f"{c}@{p.label}"))
                                                                     for c in columns]] for p in method.points])
@@ -61,8 +63,9 @@ def write_report(layout: RunLayout, results: RunResults) -> None:
         out += [nan_note, ""]
     for name, section in results.metrics.items():
         out += section_markdown(f"## Metric `{name}`", section)
+    hidden = hidden_prefixes(results)
     if results.comparison:
-        out += comparison_section(results, results.comparison)
+        out += comparison_section(results, results.comparison, hidden)
     if results.concepts:
         out += concepts_section(results.concepts)
     for name, section in results.reports.items():
@@ -72,8 +75,8 @@ def write_report(layout: RunLayout, results: RunResults) -> None:
         out += [f"## Method `{name}` ({method.method})", ""]
         if method.analysis.markdown:
             out += [method.analysis.markdown, ""]
-        out += [point_table(method), ""]
-        extra = {k: v for k, v in method.summary.items() if "@" not in k}
+        out += [point_table(method, hidden), ""]
+        extra = {k: v for k, v in method.summary.items() if "@" not in k and not is_hidden(k, hidden)}
         if extra:
             out += [markdown_table(["measure", "value"], [[k, v] for k, v in sorted(extra.items())]), ""]
         out += figures_markdown(method.analysis.figures)
@@ -142,10 +145,13 @@ def design_line(comparison: dict[str, Any]) -> str:
             "observed difference clear its interval.")
 
 
-def comparison_section(results: RunResults, comparison: dict[str, Any]) -> list[str]:
+def comparison_section(results: RunResults, comparison: dict[str, Any], hidden: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
     tag = comparison.get("tag", "")
     key = (lambda k: f"{k}[{tag}]") if tag else (lambda k: k)  # noqa: E731
     axes = ", ".join(f"`{a}`" for a in comparison["axes"])
+    if any(is_hidden(a, hidden) for a in comparison["axes"]):
+        return [f"## Comparison on {axes}", "", "Not shown: its axes are scores of a judge not shown better than chance on its "
+                "held-out texts (see the `judges` report); the numbers stay in results.json.", ""]
     rows = [[name, *[_summary_text(m, key(k)) for k in FRONT_KEYS]] for name, m in results.methods.items()]
     title = f"## Comparison on {axes}" if tag else "## Comparison"
     out = [title, "", f"Each control of each method is one point: its mean {axes} over the eval prompts (and seeds).", ""]
@@ -162,7 +168,7 @@ def comparison_section(results: RunResults, comparison: dict[str, Any]) -> list[
                 "and the verdict on the difference.", "",
                 markdown_table(["other", f"{anchor} covers other", f"other covers {anchor}", "HV ratio", "HV difference",
                                 "verdict", "prompts needed"], versus), ""]
-    out += tests_table(anchor, {o: v.get("tests", {}) for o, v in comparison["versus"].items()}, exclude={key("hypervolume")})
+    out += tests_table(anchor, {o: v.get("tests", {}) for o, v in comparison["versus"].items()}, exclude={key("hypervolume")}, hidden=hidden)
     if comparison.get("corners"):
         out += ["Does the control move the judged styles? For each style: its mean score when the control puts all weight "
                 "on it against the mean at the other corners (gap > 0: turning the dimension on raises its score).", ""]
@@ -171,18 +177,18 @@ def comparison_section(results: RunResults, comparison: dict[str, Any]) -> list[
                 for name, corner in comparison["corners"].items() for r in corner]
         out += [markdown_table(["method", "style", "own corner", "other corners", "gap [95% interval]"], rows), ""]
     if not tag:
-        out += other_scores_table(results, [*comparison["axes"], *comparison.get("also", {}).get("axes", [])])
+        out += other_scores_table(results, [*comparison["axes"], *comparison.get("also", {}).get("axes", [])], hidden)
         if comparison.get("answers"):
             out += ["What the answers are like besides their style, each measure's mean over the method's answers: "
                     "`log_loss` is the mean per-token log-loss under the unsteered model (the log of a geometric-mean "
                     "perplexity, which one looping answer cannot dominate) and `log_loss_median` its median; `degenerate` "
                     "the share of answers that are empty or loop (an 8-word span repeated); `judge_agreement` how often the "
                     "two judges name the same leading style.", ""]
-            out += answers_table(results, comparison["answers"])
-            out += tests_table(anchor, comparison["answers"])
+            out += answers_table(results, comparison["answers"], hidden)
+            out += tests_table(anchor, comparison["answers"], hidden=hidden)
     out += figures_markdown([Figure(f["path"], f["caption"]) for f in comparison["figures"]])
     if comparison.get("also"):
-        out += comparison_section(results, comparison["also"])
+        out += comparison_section(results, comparison["also"], hidden)
     if comparison.get("pick"):
         out += pick_section(comparison["pick"])
     return out
@@ -196,19 +202,20 @@ def _ratio_cells(test: dict[str, Any] | None, ratio: float) -> list[Any]:
             test["verdict"], test.get("prompts_needed") if test.get("prompts_needed") is not None else "inf"]
 
 
-def tests_table(anchor: str, tests: dict[str, dict[str, Any]], exclude: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
+def tests_table(anchor: str, tests: dict[str, dict[str, Any]], exclude: set[str] = frozenset(),  # type: ignore[assignment]
+                hidden: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
     """Every paired comparison of ``anchor`` with another method: the difference, its verdict."""
     rows = [[other, measure, estimate_text(t["difference"]), t["verdict"],
              t.get("prompts_needed") if t.get("prompts_needed") is not None else "inf"]
-            for other, measures in tests.items() for measure, t in measures.items() if measure not in exclude]
+            for other, measures in tests.items() for measure, t in measures.items() if measure not in exclude and not is_hidden(measure, hidden)]
     if not rows:
         return []
     return [f"Paired differences `{anchor}` minus the other method:", "",
             markdown_table(["other", "measure", f"{anchor} - other [95% interval]", "verdict", "prompts needed"], rows), ""]
 
 
-def answers_table(results: RunResults, answers: dict[str, Any]) -> list[str]:
-    measures = list(dict.fromkeys(m for tests in answers.values() for m in tests))
+def answers_table(results: RunResults, answers: dict[str, Any], hidden: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
+    measures = [m for m in dict.fromkeys(m for tests in answers.values() for m in tests) if not is_hidden(m, hidden)]
     rows = [[name, *[_summary_text(m, k) for k in measures]] for name, m in results.methods.items()]
     return [markdown_table(["method", *measures], rows), ""]
 
@@ -239,11 +246,11 @@ def pick_section(pick: dict[str, Any]) -> list[str]:
             f"Winner: {winner}: {pick['reason']}.", ""]
 
 
-def other_scores_table(results: RunResults, axes: list[str]) -> list[str]:
+def other_scores_table(results: RunResults, axes: list[str], hidden: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
     """What the fronts leave out (fluency, length, ...): each other score's mean over a method's
     controls, so a front bought with worse text shows in the same section (with intervals in the
     answers table below it, when the run has them)."""
-    columns = [c for c in score_columns([p.scores for m in results.methods.values() for p in m.points]) if c not in axes]
+    columns = [c for c in score_columns([p.scores for m in results.methods.values() for p in m.points]) if c not in axes and not is_hidden(c, hidden)]
     if not columns or any(m.intervals for m in results.methods.values()):
         return []
     def mean(method: MethodResult, column: str) -> float:

@@ -20,6 +20,7 @@ from typing import Any, Callable, Sequence
 from steerlab.analysis.compare import compare
 from steerlab.analysis.concepts import ChosenOnDev, compare_concepts, study_scales
 from steerlab.analysis.evidence import control_intervals
+from steerlab.analysis.judges import judges_section
 from steerlab.artifact import Artifact, ArtifactHeader
 from steerlab.config import as_dict
 from steerlab.data.files import file_digest
@@ -27,6 +28,7 @@ from steerlab.errors import ConfigError
 from steerlab.lab import Lab
 from steerlab.layout import RunLayout
 from steerlab.metrics.base import context as metric_context
+from steerlab.metrics.base import registered as registered_metric
 from steerlab.model.architectures import use_architecture
 from steerlab.model.zoo import LoadedModel, describe, load_model
 from steerlab.plugin import build_registry
@@ -154,7 +156,7 @@ def preflight(study: Study, registry: Registry, models: dict[str, LoadedModel]) 
         except ValueError as exc:
             raise ConfigError(f"{study.path}: [methods.{entry.name}]: {exc}") from None
     for metric in study.metrics:
-        check = getattr(registry.metrics[metric.name], "check", None)  # optional: most metrics need nothing outside
+        check = getattr(registry.metrics[metric.registered], "check", None)  # optional: most metrics need nothing outside
         try:
             if check is not None:
                 check(metric.config)
@@ -352,6 +354,9 @@ def study_record(study: Study, lab: Lab, request: RunRequest) -> dict[str, Any]:
 
 def compare_all(results: RunResults, study: Study, layout: RunLayout, registry: Registry) -> None:
     """The study-level comparisons (no model needed): Pareto fronts and the concept table."""
+    judges = judges_section(results)  # first: the report's tables leave out the judges not shown above chance
+    if judges is not None:
+        results.reports["judges"] = judges
     if study.pareto.axes:
         results.comparison = compare(results, study, layout)
     if study.compare.concepts:
@@ -384,7 +389,7 @@ def metric_section(lab: Lab, name: str) -> Section | None:
         data = read_json_object(path, "metric section")
         return None if data.get("none") else _load(path, "metric section", Section.from_json)
     start = time.perf_counter()
-    section = lab.registry.metrics[name].section(metric_context(lab, name))
+    section = registered_metric(lab, name).section(metric_context(lab, name))
     if section is not None:  # its wall time, for the report's cost table
         section = dataclasses.replace(section, data={**section.data, "seconds": time.perf_counter() - start})
     write_json(path, {"none": True} if section is None else asdict(section))

@@ -166,27 +166,43 @@ def _metric_entries(path: Path, table: Any, registry: Registry) -> list[MetricEn
         raise ConfigError(f"{where}: key 'use' expected a list of strings, got {names!r}")
     if len(set(names)) != len(names):
         raise ConfigError(f"{where}: key 'use' lists a metric twice")
-    for name in names:
-        registry.get("metrics", name, f"{where} key 'use'")
     settings = {k: v for k, v in table.items() if k != "use"}
     for key, value in settings.items():
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: unknown key '{key}' (expected 'use' and [metrics.NAME] tables)")
-        metric = registry.get("metrics", key, f"{path}: [metrics.{key}]")
+    aliases = {k: _metric_alias(path, k, v) for k, v in settings.items()}
+    for name in names:
+        registry.get("metrics", aliases.get(name) or name, f"{where} key 'use'")
+    for key, value in settings.items():
+        metric = registry.get("metrics", aliases[key] or key, f"{path}: [metrics.{key}]")
         if key not in names:  # settings kept for later (--set metrics.use=...): still checked now
-            cfg.build(metric.Config, value, f"{path}: [metrics.{key}]", path.parent)
+            cfg.build(metric.Config, _own(value), f"{path}: [metrics.{key}]", path.parent)
     entries = []
     for name in names:
-        metric = registry.get("metrics", name, f"{where} key 'use'")
-        entries.append(MetricEntry(name, cfg.build(metric.Config, settings.get(name, {}), f"{path}: [metrics.{name}]", path.parent)))
+        metric = registry.get("metrics", aliases.get(name) or name, f"{where} key 'use'")
+        config = cfg.build(metric.Config, _own(settings.get(name, {})), f"{path}: [metrics.{name}]", path.parent)
+        entries.append(MetricEntry(name, config, aliases.get(name) or ""))
     return entries
+
+
+def _metric_alias(path: Path, key: str, value: dict[str, Any]) -> str:
+    """A ``[metrics.NAME]`` table's ``metric = "..."``: the registered metric it runs ("" for NAME itself)."""
+    alias = value.get("metric", "")
+    if not isinstance(alias, str):
+        raise ConfigError(f"{path}: [metrics.{key}] key 'metric' expected a registered metric's name, got {alias!r}")
+    return alias
+
+
+def _own(value: dict[str, Any]) -> dict[str, Any]:
+    """A metric table's settings for its config (``metric`` is the loader's key, not the metric's)."""
+    return {k: v for k, v in value.items() if k != "metric"}
 
 
 def _check_pareto(path: Path, pareto: ParetoSettings, metrics: list[MetricEntry], methods: list[MethodEntry], registry: Registry) -> None:
     where = f"{path}: [pareto]"
     if pareto.anchor and pareto.anchor not in {m.name for m in methods}:
         raise ConfigError(f"{where} key 'anchor': no method '{pareto.anchor}' in this study")
-    produced = [k for m in metrics for k in registry.metrics[m.name].outputs(m.config)]
+    produced = [k for m in metrics for k in registry.metrics[m.registered].outputs(m.config)]
     for key, axes in (("axes", pareto.axes), ("also", pareto.also)):
         missing = [a for a in axes if a not in produced]
         if missing:
@@ -224,7 +240,7 @@ def _check_compare(path: Path, compare: CompareSettings, metrics: list[MetricEnt
     if not compare.scales:
         raise ConfigError(f"{where} key 'scales': missing; expected the fixed instruction and fluency scales file (scales.json, "
                           "written by `steerlab data build compare-scales --from studies/data/chat3d --out studies/data/compare`)")
-    produced = set(k for m in metrics for k in registry.metrics[m.name].outputs(m.config))
+    produced = set(k for m in metrics for k in registry.metrics[m.registered].outputs(m.config))
     needed = {k.lstrip("-") for k in compare.concepts.values()} | {"relevance", "perplexity", "distinct3"}
     missing = sorted(needed - produced)
     if missing:

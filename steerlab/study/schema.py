@@ -144,10 +144,18 @@ class MethodEntry:
 
 @dataclass(frozen=True)
 class MetricEntry:
-    """One metric in ``[metrics] use``, with its ``[metrics.NAME]`` settings."""
+    """One metric in ``[metrics] use``, with its ``[metrics.NAME]`` settings. ``metric``: the
+    registered metric the table runs when its name is not one (``metric = "lm_judge"`` under
+    ``[metrics.lm_judge_gemma]``), so one metric can run twice in a study with two settings."""
 
     name: str
     config: Any
+    metric: str = ""
+
+    @property
+    def registered(self) -> str:
+        """The registered metric's name (the table's own name unless it says ``metric = ...``)."""
+        return self.metric or self.name
 
 
 @dataclass(frozen=True)
