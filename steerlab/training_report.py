@@ -60,3 +60,30 @@ def heldout_table(logs: list[Log], dimensions: list[str]) -> str:
     if not rows:
         return ""
     return markdown_table(["style", "held-out loss, first check", "lowest", "at the end", "step kept"], rows)
+
+
+def heldout_accuracy(log: Log) -> list[tuple[int, float]]:
+    """(step, held-out pair accuracy) at each validation of a preference-trained method's log
+    (``heldout.accuracy``, written by ``optimise``'s ``Validation`` with ``pair_accuracy``)."""
+    return [(int(r["step"]) + 1, float(r["heldout.accuracy"])) for r in log if "heldout.accuracy" in r]
+
+
+def plot_heldout_accuracy(logs: dict[str, Log], path: Path, title: str, required: float | None = None) -> Path:
+    """Held-out pair accuracy against the step, one line per method (or seed): how a reader sees
+    whether a reward model or a head learnt the preference or memorised its training pairs.
+    ``required``: a dashed line at the accuracy a method must reach to be used (0.5 is chance)."""
+    fig, ax = new_figure()
+    for k, (name, log) in enumerate(logs.items()):
+        points = heldout_accuracy(log)
+        if points:
+            ax.plot(*zip(*points), "o-", color=f"C{k}", ms=4, label=name)
+    ax.axhline(0.5, color="grey", lw=0.8, ls=":", label="chance")
+    if required is not None:
+        ax.axhline(required, color="black", lw=0.8, ls="--", label=f"required ({required:g})")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("step")
+    ax.set_ylabel("held-out pair accuracy (chosen ranked above rejected)")
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    save_figure(fig, path)
+    return path
