@@ -16,11 +16,12 @@ from pathlib import Path
 
 import torch
 
+from steerlab.data.files import file_digest
 from steerlab.errors import ConfigError
 from steerlab.model.scoring import Pair
 from steerlab.model.zoo import LoadedModel
 from steerlab.storage import read_jsonl
-from steerlab.training import encode_answer
+from steerlab.training import Validation, encode_answer
 
 PAIR_KEYS = ("prompt", "chosen", "rejected")
 
@@ -84,6 +85,12 @@ class PairSampler:
             chunk = self.encoded[start:start + n]
             yield [chosen for chosen, _ in chunk] + [rejected for _, rejected in chunk]
 
+    def answer_tokens(self) -> dict[str, float]:
+        """Mean answer tokens of the chosen and of the rejected side: a length gap a summed
+        log-probability margin can learn instead of the preference (the report states it)."""
+        n = max(1, len(self.encoded))
+        return {side: sum(len(pair[k][1]) for pair in self.encoded) / n for k, side in enumerate(("chosen", "rejected"))}
+
     def tokens_per_batch(self, n: int) -> float:
         """Mean tokens per step (both sides), for matching token budgets across methods."""
         per_pair = sum(len(c) + len(t) for side in self.encoded for c, t in side) / len(self.encoded)
@@ -97,3 +104,35 @@ def pair_accuracy(sampler: PairSampler, margins: Margins, batch: int = 8) -> dic
     ``optimise``'s ``Validation``. A tie (margin 0, an untrained head) counts as wrong."""
     values = torch.cat([margins(rows).detach().float().reshape(-1).cpu() for rows in sampler.in_order(batch)])  # (pairs,)
     return {"accuracy": float((values > 0).float().mean()), "margin": float(values.mean())}
+
+
+@dataclass
+class PreferenceData:
+    """A method's preference pairs as loaded for training: the training sampler and, when pairs
+    are held out, the held-out sampler. IAV and GenARM both load theirs here, so given the same
+    file, fraction and token cap they train on the same pairs and are checked on the same others."""
+
+    path: Path
+    train: PairSampler
+    heldout: PairSampler | None
+
+    @classmethod
+    def load(cls, model: LoadedModel, path: Path, heldout_fraction: float, max_tokens: int, seed: int) -> "PreferenceData":
+        train, held = split_pairs(read_pairs(path), heldout_fraction)
+        return cls(path, PairSampler(model, train, max_tokens, seed), PairSampler(model, held, max_tokens, seed) if held else None)
+
+    def validation(self, margins: Margins, every: int, batch: int = 8) -> Validation | None:
+        """Held-out pair accuracy every ``every`` steps (logged as ``heldout.accuracy`` and
+        ``heldout.margin``); parameters are not rolled back: the last step is what is used."""
+        if self.heldout is None:
+            return None
+        held = self.heldout
+        return Validation(lambda: pair_accuracy(held, margins, batch), every, score="accuracy", keep_best=False)
+
+    def meta(self, pairs_per_step: int, steps: int) -> dict[str, object]:
+        """What an artifact records about its data: pair counts, answer lengths per side, the
+        token budget (equal for two methods given the same pairs, steps and pairs per step)."""
+        per_step = self.train.tokens_per_batch(pairs_per_step)
+        return {"train_pairs": len(self.train.encoded), "heldout_pairs": len(self.heldout.encoded) if self.heldout else 0,
+                "answer_tokens": self.train.answer_tokens(), "tokens_per_step": per_step, "train_tokens": per_step * steps,
+                "pairs_sha256": file_digest(self.path)}

@@ -87,3 +87,18 @@ def plot_heldout_accuracy(logs: dict[str, Log], path: Path, title: str, required
     ax.legend(fontsize=7)
     save_figure(fig, path)
     return path
+
+
+def preference_summary(meta: dict[str, Any]) -> tuple[dict[str, float], str]:
+    """A preference-trained artifact's held-out pair accuracy (first and last check) and the
+    answer lengths of its training pairs per side, as summary numbers and one paragraph."""
+    points = heldout_accuracy(meta.get("train_log", []))
+    tokens = meta.get("answer_tokens") or {}
+    summary = {"heldout_accuracy": points[-1][1] if points else float("nan")}
+    lengths = (f" Training pairs: {meta.get('train_pairs', '?')} ({meta.get('heldout_pairs', 0)} held out); mean answer tokens "
+               f"chosen {tokens.get('chosen', float('nan')):.1f}, rejected {tokens.get('rejected', float('nan')):.1f}.")
+    if not points:
+        return summary, "No pairs were held out: no held-out pair accuracy." + lengths
+    text = (f"Held-out pair accuracy (chosen ranked above rejected on {meta.get('heldout_pairs', '?')} pairs never trained on): "
+            f"{points[0][1]:.3f} at step {points[0][0]}, **{points[-1][1]:.3f}** at the end (step {points[-1][0]}).")
+    return summary, text + lengths

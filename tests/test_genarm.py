@@ -173,7 +173,7 @@ def test_training_ranks_the_toy_pair_stores_lora_factors_and_leaves_the_base_unt
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text(json.dumps(TOY) + "\n")
     before = {k: v.clone() for k, v in lab.model.hf.state_dict().items()}
-    config = GenARMConfig(pairs=str(pairs), rank=2, targets=["blocks.*.mlp.down_proj"], steps=8, pairs_per_step=1, lr=0.02, max_tokens=96)
+    config = GenARMConfig(pairs=str(pairs), rank=2, targets=["blocks.*.mlp.down_proj"], steps=8, pairs_per_step=1, lr=0.02, max_tokens=96, heldout_fraction=0.0)
     method = GenARMMethod()
     artifact = method.train(lab, config)
     after = lab.model.hf.state_dict()

@@ -148,7 +148,7 @@ def test_the_loss_terms_follow_their_definitions():
 def test_dpo_training_lowers_the_rejected_log_ratio_and_logs_every_term(lab, tmp_path):
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text(json.dumps(TOY) + "\n")
-    config = IAVConfig(pairs=str(pairs), heads=2, head_width=16, steps=8, pairs_per_step=1, lr=0.03, max_tokens=96)
+    config = IAVConfig(pairs=str(pairs), heads=2, head_width=16, steps=8, pairs_per_step=1, lr=0.03, max_tokens=96, heldout_fraction=0.0)
     method = IAVMethod()
     artifact = method.train(lab, config)
     log = artifact.meta["train_log"]

@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from steerlab.api import DatasetSpec, hookimpl
 
-from steerlab_plugins.iav.courteous import CourteousMethod
+from steerlab_plugins.iav.courteous import CourteousMethod, InstructedMethod
 from steerlab_plugins.iav.method import IAVMethod
 from steerlab_plugins.iav.verdict import IAVReport
 
@@ -20,6 +20,7 @@ from steerlab_plugins.iav.verdict import IAVReport
 def steerlab_methods(register: Callable[[Any], None]) -> None:
     register(IAVMethod())
     register(CourteousMethod())
+    register(InstructedMethod())
 
 
 @hookimpl
