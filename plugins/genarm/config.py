@@ -26,7 +26,7 @@ class GenARMConfig:
     pairs_per_step: int = help_field(4, "preference pairs per step (both answers of each)")
     lr: float = help_field(5e-4, "AdamW learning rate")
     max_tokens: int = help_field(256, "truncate prompt + answer to this many tokens")
-    heldout_fraction: float = help_field(0.2, "share of the pairs held out (a stable hash of the prompt: IAV with the same value "
+    heldout_fraction: float = help_field(0.0, "share of the pairs held out (0: none; by a stable hash of the prompt: IAV with the same value "
                                               "holds out the same pairs); their pair accuracy is measured every eval_every steps")
     eval_every: int = help_field(10, "steps between held-out pair-accuracy checks")
     require_heldout_accuracy: float = help_field(0.75, "held-out pair accuracy the reward model must reach at the end for its decoding "

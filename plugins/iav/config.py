@@ -31,7 +31,7 @@ class IAVConfig:
     lr: float = help_field(1e-4, "AdamW learning rate (1e-3 overshoots: Adam's first steps move every element of the zero-initialised Out by ~lr at once, a logit shift of ~20 on SmolLM2)")
     max_tokens: int = help_field(256, "truncate prompt + answer to this many tokens")
     seed: int = help_field(0, "initialisation and sampling seed (added to the study seed)")
-    heldout_fraction: float = help_field(0.2, "share of the pairs held out (a stable hash of the prompt: GenARM with the same value "
+    heldout_fraction: float = help_field(0.0, "share of the pairs held out (0: none; by a stable hash of the prompt: GenARM with the same value "
                                               "holds out the same pairs); their pair accuracy is measured every eval_every steps")
     eval_every: int = help_field(10, "steps between held-out pair-accuracy checks")
 
