@@ -48,10 +48,12 @@ def requirement_text(meta: dict, accuracy: float) -> str:
         return f"It reaches the required {required:g}: its decoding is used." if required > 0 else ""
     tokens = meta.get("answer_tokens") or {}
     gap = tokens.get("chosen", math.nan) - tokens.get("rejected", math.nan)
+    margin = meta.get("margin", "sum")
+    advice = "more pairs or steps or another learning rate" + (" or `margin = \"mean\"`" if margin == "sum" else "")
     return (f"**Below the required {required:g}: GenARM's decoding is not used in the iav report's tables.** A reward model that "
-            f"does not rank held-out pairs cannot guide decoding toward the preference. Margin `{meta.get('margin', 'sum')}`; the "
+            f"does not rank held-out pairs cannot guide decoding toward the preference. Margin `{margin}`; the "
             f"training pairs' chosen answers are {gap:+.1f} tokens longer on average than the rejected ones (a summed margin can "
-            "learn that length instead of the style); more pairs or steps, another learning rate or `margin = \"mean\"` may help.")
+            f"learn that length instead of the style); {advice} may help.")
 
 
 def analyze(lab: Lab, artifact: Artifact, result: SweepResult, folder: Path) -> Section:
