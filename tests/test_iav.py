@@ -512,3 +512,18 @@ def test_the_wilson_interval_covers_the_proportion_and_stays_in_the_unit_interva
     assert 0.66 < low < 0.76 < high < 0.84
     assert wilson_interval(0, 10)[0] == pytest.approx(0.0, abs=1e-12) and wilson_interval(10, 10)[1] == pytest.approx(1.0)
     assert all(np.isnan(wilson_interval(0, 0)))
+
+
+def test_the_tiny_cost_benchmark_writes_paired_ratios_that_the_iav_report_reads(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("iav_cost", ROOT / "benchmarks" / "iav_cost.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    result = bench.main(["--tiny", "--batches", "1", "4", "--json", str(tmp_path / "iav_cost.json")])
+    assert set(result["batches"]) == {"1", "4"} and set(result["train_seconds_per_step"]) == {"iav", "genarm"}
+    for at in result["batches"].values():
+        assert len(at["ratios"]) == 2 and all(r > 0 for r in at["ratios"]) and set(at["tokens_per_s"]) == {"base", "iav", "genarm"}
+    assert result["extra_weights_mib"]["genarm"] > 0 and result["extra_weights_mib"]["iav"] > 0
+    section = _section(tmp_path, iav=_method("iav", {1.0: (0.9, 0.9)}, 1.0), genarm=_method("genarm", {1.0: (0.9, 0.9)}, 1.0))
+    assert section.summary["cost_ratio"] == pytest.approx(max(at["ratio"] for at in result["batches"].values()))
