@@ -89,16 +89,15 @@ def plot_heldout_accuracy(logs: dict[str, Log], path: Path, title: str, required
     return path
 
 
-def preference_summary(meta: dict[str, Any]) -> tuple[dict[str, float], str]:
-    """A preference-trained artifact's held-out pair accuracy (first and last check) and the
-    answer lengths of its training pairs per side, as summary numbers and one paragraph."""
-    points = heldout_accuracy(meta.get("train_log", []))
-    tokens = meta.get("answer_tokens") or {}
+def preference_summary(log: Log, answer_tokens: dict[str, float], train_pairs: int, heldout_pairs: int) -> tuple[dict[str, float], str]:
+    """A preference-trained method's held-out pair accuracy (first and last check) and the answer
+    lengths of its training pairs per side (``PreferenceData.meta``), as numbers and a paragraph."""
+    points = heldout_accuracy(log)
     summary = {"heldout_accuracy": points[-1][1] if points else float("nan")}
-    lengths = (f" Training pairs: {meta.get('train_pairs', '?')} ({meta.get('heldout_pairs', 0)} held out); mean answer tokens "
-               f"chosen {tokens.get('chosen', float('nan')):.1f}, rejected {tokens.get('rejected', float('nan')):.1f}.")
+    lengths = (f" Training pairs: {train_pairs} ({heldout_pairs} held out); mean answer tokens chosen "
+               f"{answer_tokens.get('chosen', float('nan')):.1f}, rejected {answer_tokens.get('rejected', float('nan')):.1f}.")
     if not points:
         return summary, "No pairs were held out: no held-out pair accuracy." + lengths
-    text = (f"Held-out pair accuracy (chosen ranked above rejected on {meta.get('heldout_pairs', '?')} pairs never trained on): "
+    text = (f"Held-out pair accuracy (chosen ranked above rejected on {heldout_pairs} pairs never trained on): "
             f"{points[0][1]:.3f} at step {points[0][0]}, **{points[-1][1]:.3f}** at the end (step {points[-1][0]}).")
     return summary, text + lengths

@@ -403,7 +403,7 @@ def test_iav_logs_held_out_pair_accuracy_at_every_check_and_reports_it(lab, tmp_
     meta = artifact.meta
     assert meta["train_pairs"] + meta["heldout_pairs"] == 8 and meta["heldout_pairs"] > 0
     assert meta["answer_tokens"]["chosen"] > meta["answer_tokens"]["rejected"]
-    summary, text = preference_summary(meta)
+    summary, text = preference_summary(meta["train_log"], meta["answer_tokens"], meta["train_pairs"], meta["heldout_pairs"])
     assert summary["heldout_accuracy"] == points[-1][1] and "Held-out pair accuracy" in text
     png = plot_heldout_accuracy({"iav": meta["train_log"]}, tmp_path / "h.png", "held out", 0.75)
     assert png.stat().st_size > 0

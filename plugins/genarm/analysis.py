@@ -62,7 +62,7 @@ def analyze(lab: Lab, artifact: Artifact, result: SweepResult, folder: Path) -> 
     plot_training(log, png)
     last = log[-max(1, len(log) // 10):]  # the last tenth of the run
     summary = {f"train.{k}": float(np.mean([row[k] for row in last])) for k in TERMS}
-    held, held_text = preference_summary(meta)
+    held, held_text = preference_summary(log, meta.get("answer_tokens", {}), meta.get("train_pairs", 0), meta.get("heldout_pairs", 0))
     required = float(meta.get("require_heldout_accuracy", 0.0))
     summary.update(held, required_heldout_accuracy=required, reward_model_used=float(usable(held["heldout_accuracy"], required)))
     figures = [Figure(lab.layout.relative(png), "GenARM reward-model training per step")]

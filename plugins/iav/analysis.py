@@ -62,7 +62,8 @@ def training_section(lab: Lab, artifact: Artifact, result: SweepResult, folder: 
 
 def analyze(lab: Lab, artifact: Artifact, result: SweepResult, folder: Path) -> Section:
     section = training_section(lab, artifact, result, folder, IAV_TERMS, "IAV training: each term of the loss per step")
-    held, held_text = preference_summary(artifact.meta)
+    meta = artifact.meta
+    held, held_text = preference_summary(meta["train_log"], meta.get("answer_tokens", {}), meta.get("train_pairs", 0), meta.get("heldout_pairs", 0))
     section.summary.update(held)
     section.markdown += f"\n\n{held_text}\n"
     if held["heldout_accuracy"] == held["heldout_accuracy"]:  # not NaN: pairs were held out
