@@ -68,13 +68,13 @@ def heldout_accuracy(log: Log) -> list[tuple[int, float]]:
     return [(int(r["step"]) + 1, float(r["heldout.accuracy"])) for r in log if "heldout.accuracy" in r]
 
 
-def plot_heldout_accuracy(logs: dict[str, Log], path: Path, title: str, required: float | None = None) -> Path:
-    """Held-out pair accuracy against the step, one line per method (or seed): how a reader sees
-    whether a reward model or a head learnt the preference or memorised its training pairs.
-    ``required``: a dashed line at the accuracy a method must reach to be used (0.5 is chance)."""
+def plot_heldout_accuracy(curves: dict[str, list[tuple[int, float]]], path: Path, title: str, required: float | None = None) -> Path:
+    """Held-out pair accuracy against the step, one line per curve (a method, or a method at one
+    seed; ``heldout_accuracy(log)`` gives a curve): whether a reward model or a head learnt the
+    preference or memorised its training pairs. ``required``: a dashed line at the accuracy a
+    method must reach to be used (the dotted line at 0.5 is chance)."""
     fig, ax = new_figure()
-    for k, (name, log) in enumerate(logs.items()):
-        points = heldout_accuracy(log)
+    for k, (name, points) in enumerate(curves.items()):
         if points:
             ax.plot(*zip(*points), "o-", color=f"C{k}", ms=4, label=name)
     ax.axhline(0.5, color="grey", lw=0.8, ls=":", label="chance")

@@ -405,7 +405,7 @@ def test_iav_logs_held_out_pair_accuracy_at_every_check_and_reports_it(lab, tmp_
     assert meta["answer_tokens"]["chosen"] > meta["answer_tokens"]["rejected"]
     summary, text = preference_summary(meta["train_log"], meta["answer_tokens"], meta["train_pairs"], meta["heldout_pairs"])
     assert summary["heldout_accuracy"] == points[-1][1] and "Held-out pair accuracy" in text
-    png = plot_heldout_accuracy({"iav": meta["train_log"]}, tmp_path / "h.png", "held out", 0.75)
+    png = plot_heldout_accuracy({"iav": points}, tmp_path / "h.png", "held out", 0.75)
     assert png.stat().st_size > 0
 
 

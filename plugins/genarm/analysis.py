@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from steerlab.api import (Artifact, Figure, Lab, Section, SweepResult, markdown_table, new_figure, plot_heldout_accuracy, preference_summary,
-                          save_figure)
+from steerlab.api import (Artifact, Figure, Lab, Section, SweepResult, heldout_accuracy, markdown_table, new_figure, plot_heldout_accuracy,
+                          preference_summary, save_figure)
 
 TERMS = {"loss": "-log sigmoid(beta * margin)", "margin": "log pi_r(y_w) - log pi_r(y_l)", "accuracy": "training pairs ranked right"}
 TABLE_COLUMNS = ["lm.chosen.win", "judge.chosen.win", "judge.chosen", "kl", "perplexity", "distinct3", "words"]
@@ -51,9 +51,9 @@ def requirement_text(meta: dict, accuracy: float) -> str:
     margin = meta.get("margin", "sum")
     advice = "more pairs or steps or another learning rate" + (" or `margin = \"mean\"`" if margin == "sum" else "")
     return (f"**Below the required {required:g}: GenARM's decoding is not used in the iav report's tables.** A reward model that "
-            f"does not rank held-out pairs cannot guide decoding toward the preference. Margin `{margin}`; the "
-            f"training pairs' chosen answers are {gap:+.1f} tokens longer on average than the rejected ones (a summed margin can "
-            f"learn that length instead of the style); {advice} may help.")
+            f"does not rank held-out pairs cannot guide decoding toward the preference. Margin `{margin}`; the training pairs' "
+            f"answers differ by {gap:+.1f} tokens on average (chosen minus rejected: a summed margin can learn a length gap instead "
+            f"of the style); {advice} may help.")
 
 
 def analyze(lab: Lab, artifact: Artifact, result: SweepResult, folder: Path) -> Section:
@@ -67,12 +67,12 @@ def analyze(lab: Lab, artifact: Artifact, result: SweepResult, folder: Path) -> 
     summary.update(held, required_heldout_accuracy=required, reward_model_used=float(usable(held["heldout_accuracy"], required)))
     figures = [Figure(lab.layout.relative(png), "GenARM reward-model training per step")]
     if not math.isnan(held["heldout_accuracy"]):
-        plot_heldout_accuracy({"genarm": log}, held_png, "GenARM reward model: held-out pair accuracy", required or None)
+        plot_heldout_accuracy({"genarm": heldout_accuracy(log)}, held_png, "GenARM reward model: held-out pair accuracy", required or None)
         figures.append(Figure(lab.layout.relative(held_png), "GenARM reward model: held-out pair accuracy per check"))
     text = (f"Reward-model training (mean of the last {len(last)} steps): " + ", ".join(f"{k} {v:.4g}" for k, v in summary.items()
                                                                                        if k.startswith("train.")) + ".")
-    text += f"\n\nReward model held-out pair accuracy: {held_text} {requirement_text(meta, held['heldout_accuracy'])}"
+    text += f"\n\nReward model. {held_text} {requirement_text(meta, held['heldout_accuracy'])}"
     if table := win_table(result):
         text += ("\n\nWin rate against the unsteered answer to the same prompt (1 win, 0.5 tie, 0 loss), "
                  f"per alpha:\n\n{table}\n")
-    return Section(summary=summary, figures=figures, markdown=text)
+    return Section(summary=summary, figures=figures, markdown=text, data={"heldout_accuracy": heldout_accuracy(log)})

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from steerlab.api import (Artifact, Figure, Lab, Section, SweepResult, markdown_table, new_figure, plot_heldout_accuracy, preference_summary,
-                          save_figure)
+from steerlab.api import (Artifact, Figure, Lab, Section, SweepResult, heldout_accuracy, markdown_table, new_figure, plot_heldout_accuracy,
+                          preference_summary, save_figure)
 
 IAV_TERMS = {"loss": "total L", "pref": "L_pref (DPO vs base)", "kl": "L_KL (steered || base)", "l2": "L_L2 (mean a_t^2)"}
 WIN = "lm.chosen.win"
@@ -67,7 +67,8 @@ def analyze(lab: Lab, artifact: Artifact, result: SweepResult, folder: Path) -> 
     section.summary.update(held)
     section.markdown += f"\n\n{held_text}\n"
     if held["heldout_accuracy"] == held["heldout_accuracy"]:  # not NaN: pairs were held out
-        png = plot_heldout_accuracy({"iav": artifact.meta["train_log"]}, folder / "heldout_accuracy.png", "IAV head: held-out pair accuracy")
+        section.data["heldout_accuracy"] = curve = heldout_accuracy(meta["train_log"])
+        png = plot_heldout_accuracy({"iav": curve}, folder / "heldout_accuracy.png", "IAV head: held-out pair accuracy")
         section.figures.append(Figure(lab.layout.relative(png), "IAV head: held-out pair accuracy per check"))
     norms = artifact.meta.get("head_norms", [])
     if norms:

@@ -147,3 +147,18 @@ def read_cost(layout: Any, by_kind: dict[str, Any]) -> Cost:
     ratio = speed["genarm"] / speed["iav"] if speed["iav"] and speed["genarm"] else math.nan
     return Cost(ratio, ratio, ratio, "the sweeps' decode throughput (one timing each, not interleaved: run "
                 f"benchmarks/iav_cost.py --json RUN/{COST_FILE})", {"decode_tokens_per_s": speed})
+
+
+def heldout_curves(results: Any, layout: Any, names: list[str]) -> dict[str, list[tuple[int, float]]]:
+    """Held-out pair accuracy per check of each entry at each training seed (``NAME@SEED``), from
+    each seed's analysis file when the run folder has them, else the entry's own analysis."""
+    curves: dict[str, list[tuple[int, float]]] = {}
+    for name in names:
+        method = results.methods[name]
+        for seed in method.seeds or [None]:
+            path = layout.for_seed(seed).analysis(name) if len(method.seeds) > 1 else None
+            data = read_json(path).get("data", {}) if path is not None and path.is_file() else method.analysis.data
+            points = [(int(s), float(a)) for s, a in data.get("heldout_accuracy", [])]
+            if points:
+                curves[f"{name}@{seed}" if len(method.seeds) > 1 else name] = points
+    return curves

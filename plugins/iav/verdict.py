@@ -31,9 +31,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from steerlab.api import (Cube, Design, Estimate, Figure, RunLayout, Section, all_of, best_control, compare, estimate, hypothesis,
-                          markdown_table, mean_over_controls, new_figure, save_figure, verdict)
+                          markdown_table, mean_over_controls, new_figure, plot_heldout_accuracy, save_figure, verdict)
 
-from steerlab_plugins.iav.checks import HEADROOM_MAX, JUDGE_PREFIX, Cost, JudgeCheck, Share, early_headroom, headroom, judge_check, read_cost, reward_accuracies
+from steerlab_plugins.iav.checks import (HEADROOM_MAX, JUDGE_PREFIX, Cost, JudgeCheck, Share, early_headroom, headroom, heldout_curves, judge_check,
+                                         read_cost, reward_accuracies)
 
 __all__ = ["IAVReport", "early_headroom"]
 
@@ -141,8 +142,10 @@ class IAVReport:
         gap = compare(iav.cube, gen.cube, mean_over_controls(), test.draws).difference if iav and gen and iav.cube and gen.cube else None
         win_half = hypothesis(gap, above=-GOAL_POINTS) if gap is not None else "undefined"
         goal = all_of(win_half, cost.claim(GOAL_COST)) if gap is not None else "undefined"
-        parts = [self._checks_text(key, rooms, judges, reward), self._goal_text(key, split, iav, gen, gap, win_half, cost, goal)]
-        figures = []
+        curves = heldout_curves(results, layout, iav_names + gen_names)
+        parts = [self._checks_text(key, rooms, judges, reward), self._heldout_text(curves),
+                 self._goal_text(key, split, iav, gen, gap, win_half, cost, goal)]
+        figures = [self._heldout_figure(layout, curves, reward.required)] if curves else []
         if key:
             excluded = [] if reward.used else gen_names
             parts.append(self._table(results, chosen, excluded))
@@ -150,13 +153,26 @@ class IAVReport:
         summary = {"win_gap_points": -100 * gap.value if gap else math.nan, "cost_ratio": cost.ratio,
                    "headroom": rooms[judge_prefix(key)].value if key and judge_prefix(key) in rooms else math.nan}
         data = {"goal": goal, "win_half": win_half, "cost_half": cost.claim(GOAL_COST), "win_key": key,
-                "iav_minus_genarm": gap.to_json() if gap else None, "genarm_used": reward.used,
+                "iav_minus_genarm": gap.to_json() if gap else None, "genarm_used": reward.used, "heldout_accuracy": curves,
                 "reward_heldout_accuracy": reward.accuracies, "headroom": {k: v.to_json() for k, v in rooms.items()},
                 "judges": {m: {"usable": j.usable, "chance": j.chance, "accuracy": j.accuracy.to_json() if j.accuracy else None}
                            for m, j in judges.items()},
                 "cost": {"ratio": cost.ratio, "range": [cost.low, cost.high], "source": cost.source},
                 "chosen_on_dev": {name: c.label for name, c in chosen.items()}, "split": {"dev": len(split.dev), "test": len(split.test)}}
         return Section(summary=summary, markdown="\n\n".join(parts), figures=figures, data=data)
+
+    @staticmethod
+    def _heldout_text(curves: dict[str, list[tuple[int, float]]]) -> str:
+        if not curves:
+            return "Held-out pair accuracy: not measured (no pairs held out)."
+        return ("Held-out pair accuracy at the end of training, on the same held-out pairs for every entry and seed: "
+                + ", ".join(f"{name} {points[-1][1]:.3f} (step {points[-1][0]})" for name, points in curves.items()) + ".")
+
+    @staticmethod
+    def _heldout_figure(layout: RunLayout, curves: dict[str, list[tuple[int, float]]], required: float) -> Figure:
+        path = plot_heldout_accuracy(curves, layout.figure("iav_heldout_accuracy"), "IAV head and GenARM reward model: held-out pairs",
+                                     required or None)
+        return Figure(layout.relative(path), "Held-out pair accuracy per check, IAV and GenARM at every seed (dashed: GenARM's requirement)")
 
     @staticmethod
     def _headroom(results: Any) -> dict[str, Share]:
