@@ -345,10 +345,8 @@ def test_the_styles_pairs_are_length_matched_and_share_no_request_with_judge_or_
     assert len({e["text"] for e in evals}) == len(evals)
 
 
-def test_the_styles_build_needs_no_model_and_rewrites_the_committed_files(tmp_path):
-    from steerlab_plugins.iav.styles_dataset import build_iav_styles
-
-    build_iav_styles(BuildRequest(tmp_path / "out"))
+def test_the_styles_build_needs_no_model_and_rewrites_the_committed_files(tmp_path, registry):
+    registry.datasets["iav-styles"].build(BuildRequest(tmp_path / "out", model="no-such-model"))  # no model is loaded
     for name in ("pairs.jsonl", "judge.jsonl", "eval_prompts.jsonl", "judge_styles.json", "DATASHEET.md"):
         assert (tmp_path / "out" / name).read_text() == (STYLES / name).read_text(), name
 
