@@ -35,12 +35,12 @@ from steerlab.model.scoring import kl_per_token, mean_logprobs, row_logprobs, se
 from steerlab.model.sites import Site, match_sites, projection_features, resolve, stored_delta
 from steerlab.model.zoo import LoadedModel, load_model, wrap
 from steerlab.plugin import build_registry
-from steerlab.preferences import PairSampler, PreferencePair, read_pairs
+from steerlab.preferences import PairSampler, PreferenceData, PreferencePair, pair_accuracy, read_pairs, split_pairs
 from steerlab.results import Figure, Record, Section, StudyReport, SweepPoint, SweepResult
-from steerlab.stats import Comparison, Cube, Draws, Estimate, all_of, compare, estimate, hypothesis, mean_over_controls, verdict
+from steerlab.stats import Comparison, Cube, Draws, Estimate, all_of, compare, estimate, hypothesis, mean_over_controls, verdict, wilson_interval
 from steerlab.storage import atomic_write_text, read_json, read_jsonl, write_json, write_jsonl
 from steerlab.study.schema import MethodEntry
-from steerlab.training_report import heldout_table, plot_training_logs
+from steerlab.training_report import heldout_accuracy, heldout_table, plot_heldout_accuracy, plot_training_logs, preference_summary
 from steerlab.training import (DEFAULT_TARGETS, GroupSampler, SFTExample, StyleTraining, Validation, answer_tokens, encode_answer, gradient_tokens,
                                group_losses, kept_gradient_tokens, lora_config, lora_factors, optimise, read_sft, sample_simplex)
 
@@ -63,6 +63,7 @@ __all__ = [
     # training
     "SFTExample", "read_sft", "GroupSampler", "group_losses", "optimise", "Validation", "StyleTraining", "DEFAULT_TARGETS", "sample_simplex", "seed_everything",
     "encode_answer", "lora_config", "lora_factors", "answer_tokens", "gradient_tokens", "kept_gradient_tokens", "PreferencePair", "read_pairs", "PairSampler", "plot_training_logs", "heldout_table",
+    "split_pairs", "pair_accuracy", "PreferenceData", "preference_summary", "heldout_accuracy", "plot_heldout_accuracy",
     # data and dataset builders
     "read_jsonl", "write_jsonl", "read_prompts", "read_labelled", "file_digest", "DatasetSpec", "BuildRequest",
     "Style", "answer_in_style", "style_scores", "load_instructions", "split_by_id", "build_registry",
@@ -74,5 +75,5 @@ __all__ = [
     "chosen_strength", "SymmetricChooser", "staged",
     # intervals, verdicts and the dev / test halves (steerlab.stats, steerlab.analysis.evidence)
     "Cube", "Draws", "Estimate", "Comparison", "estimate", "compare", "mean_over_controls", "verdict", "hypothesis", "all_of",
-    "Design", "best_control", "PromptSplit", "in_dev_half",
+    "Design", "best_control", "PromptSplit", "in_dev_half", "wilson_interval",
 ]

@@ -60,3 +60,44 @@ def heldout_table(logs: list[Log], dimensions: list[str]) -> str:
     if not rows:
         return ""
     return markdown_table(["style", "held-out loss, first check", "lowest", "at the end", "step kept"], rows)
+
+
+def heldout_accuracy(log: Log) -> list[tuple[int, float]]:
+    """(step, held-out pair accuracy) at each validation of a preference-trained method's log
+    (``heldout.accuracy``, written by ``optimise``'s ``Validation`` with ``pair_accuracy``)."""
+    return [(int(r["step"]) + 1, float(r["heldout.accuracy"])) for r in log if "heldout.accuracy" in r]
+
+
+def plot_heldout_accuracy(curves: dict[str, list[tuple[int, float]]], path: Path, title: str, required: float | None = None) -> Path:
+    """Held-out pair accuracy against the step, one line per curve (a method, or a method at one
+    seed; ``heldout_accuracy(log)`` gives a curve): whether a reward model or a head learnt the
+    preference or memorised its training pairs. ``required``: a dashed line at the accuracy a
+    method must reach to be used (the dotted line at 0.5 is chance)."""
+    fig, ax = new_figure()
+    for k, (name, points) in enumerate(curves.items()):
+        if points:
+            ax.plot(*zip(*points), "o-", color=f"C{k}", ms=4, label=name)
+    ax.axhline(0.5, color="grey", lw=0.8, ls=":", label="chance")
+    if required is not None:
+        ax.axhline(required, color="black", lw=0.8, ls="--", label=f"required ({required:g})")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("step")
+    ax.set_ylabel("held-out pair accuracy (chosen ranked above rejected)")
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    save_figure(fig, path)
+    return path
+
+
+def preference_summary(log: Log, answer_tokens: dict[str, float], train_pairs: int, heldout_pairs: int) -> tuple[dict[str, float], str]:
+    """A preference-trained method's held-out pair accuracy (first and last check) and the answer
+    lengths of its training pairs per side (``PreferenceData.meta``), as numbers and a paragraph."""
+    points = heldout_accuracy(log)
+    summary = {"heldout_accuracy": points[-1][1] if points else float("nan")}
+    lengths = (f" Training pairs: {train_pairs} ({heldout_pairs} held out); mean answer tokens chosen "
+               f"{answer_tokens.get('chosen', float('nan')):.1f}, rejected {answer_tokens.get('rejected', float('nan')):.1f}.")
+    if not points:
+        return summary, "No pairs were held out: no held-out pair accuracy." + lengths
+    text = (f"Held-out pair accuracy (chosen ranked above rejected on {heldout_pairs} pairs never trained on): "
+            f"{points[0][1]:.3f} at step {points[0][0]}, **{points[-1][1]:.3f}** at the end (step {points[-1][0]}).")
+    return summary, text + lengths

@@ -41,6 +41,7 @@ CASES = {
                  "neutral": "0", "active": "0.4", "other": "-0.4"},
     "vector": {"table": 'file = "data/cv.gguf"\ncontrols = [-1.0, 0.0, 1.0]', "neutral": "0", "active": "1", "other": "-1"},
     "courteous": {"table": "controls = [0.0, 1.0]", "neutral": "0", "active": "1", "other": None},
+    "instructed": {"table": "controls = [0.0, 1.0]", "neutral": "0", "active": "1", "other": None},
 }
 
 

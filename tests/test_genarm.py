@@ -173,7 +173,7 @@ def test_training_ranks_the_toy_pair_stores_lora_factors_and_leaves_the_base_unt
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text(json.dumps(TOY) + "\n")
     before = {k: v.clone() for k, v in lab.model.hf.state_dict().items()}
-    config = GenARMConfig(pairs=str(pairs), rank=2, targets=["blocks.*.mlp.down_proj"], steps=8, pairs_per_step=1, lr=0.02, max_tokens=96)
+    config = GenARMConfig(pairs=str(pairs), rank=2, targets=["blocks.*.mlp.down_proj"], steps=8, pairs_per_step=1, lr=0.02, max_tokens=96, heldout_fraction=0.0)
     method = GenARMMethod()
     artifact = method.train(lab, config)
     after = lab.model.hf.state_dict()
@@ -205,3 +205,52 @@ def test_the_reward_model_copy_drops_nnsight_wrappers_left_on_the_base_by_a_trac
             p.add_(0.1)
         assert not torch.allclose(clone(**enc).logits, before)
         assert torch.allclose(tiny_llama.hf(**enc).logits, before)
+
+
+# --- issue 27: a length-robust margin, held-out pairs, the accuracy GenARM's decoding requires ---
+
+def test_the_mean_margin_is_the_summed_margin_per_answer_token(lab):
+    from steerlab_plugins.genarm.method import reward_margins
+
+    batch = [encode_answer(lab.model, TOY["prompt"], TOY[side], 96) for side in ("chosen", "rejected")]
+    with torch.no_grad():
+        logits, targets, mask = target_logits(lab.model, batch)
+        chosen, rejected = row_logprobs(logits, targets, mask.float())
+        summed, mean = reward_margins(lab.model, batch, "sum"), reward_margins(lab.model, batch, "mean")
+    lengths = [len(t) for _, t in batch]
+    torch.testing.assert_close(summed, (chosen - rejected).reshape(1))
+    torch.testing.assert_close(mean, (chosen / lengths[0] - rejected / lengths[1]).reshape(1))
+    assert lengths[0] != lengths[1]  # the toy pair differs in length: the two margins differ
+
+
+def test_training_logs_held_out_pair_accuracy_and_the_analysis_says_when_it_is_below_the_requirement(lab, tmp_path):
+    from steerlab.api import SweepResult, heldout_accuracy
+    from steerlab_plugins.genarm.analysis import analyze
+
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"prompt": f"Question number {i}?", "chosen": f"Glad to help with {i}.", "rejected": "No."}) + "\n"
+                             for i in range(8)))
+    config = GenARMConfig(pairs=str(pairs), rank=2, targets=["blocks.*.mlp.down_proj"], steps=4, pairs_per_step=2, lr=0.02,
+                          max_tokens=64, margin="mean", heldout_fraction=0.4, eval_every=2)
+    artifact = GenARMMethod().train(lab, config)
+    assert [step for step, _ in heldout_accuracy(artifact.meta["train_log"])] == [2, 4]
+    assert artifact.meta["margin"] == "mean" and artifact.meta["heldout_pairs"] > 0 and artifact.meta["require_heldout_accuracy"] == 0.75
+
+    def analysed(final: float):
+        log = [dict(row) for row in artifact.meta["train_log"]]
+        log[-1]["heldout.accuracy"] = final  # a reward model that ended at this held-out accuracy
+        return analyze(lab, Artifact(artifact.tensors, {**artifact.meta, "train_log": log}, sites=artifact.sites), SweepResult([], []), lab.layout.root)
+
+    stalled, trained = analysed(0.5), analysed(0.8)
+    assert stalled.summary["reward_model_used"] == 0.0 and "decoding is not used" in stalled.markdown and "Margin `mean`" in stalled.markdown
+    assert trained.summary["reward_model_used"] == 1.0 and "its decoding is used" in trained.markdown
+    assert any("held-out pair accuracy" in f.caption for f in stalled.figures)
+
+
+def test_bad_margin_or_requirement_values_name_their_key():
+    with pytest.raises(ValueError, match="'margin'"):
+        GenARMConfig(pairs="x", margin="max")
+    with pytest.raises(ValueError, match="'require_heldout_accuracy'"):
+        GenARMConfig(pairs="x", require_heldout_accuracy=1.5)
+    with pytest.raises(ValueError, match="'heldout_fraction'"):
+        GenARMConfig(pairs="x", heldout_fraction=1.0)

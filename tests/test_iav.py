@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from steerlab.api import (encode_answer, Artifact, BuildRequest, Generation, GenerationSettings, Lab, MetricContext, Sample, generate,
+from steerlab.api import (ConfigError, encode_answer, Artifact, BuildRequest, Generation, GenerationSettings, Lab, MetricContext, Sample, generate,
                           load_instructions, read_jsonl, sequence_logprobs)
 from steerlab.metrics.judge import JudgeConfig, JudgeMetric, StyleJudge, wins
 from steerlab.model.generation import tokenize_prompts
@@ -148,7 +148,7 @@ def test_the_loss_terms_follow_their_definitions():
 def test_dpo_training_lowers_the_rejected_log_ratio_and_logs_every_term(lab, tmp_path):
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text(json.dumps(TOY) + "\n")
-    config = IAVConfig(pairs=str(pairs), heads=2, head_width=16, steps=8, pairs_per_step=1, lr=0.03, max_tokens=96)
+    config = IAVConfig(pairs=str(pairs), heads=2, head_width=16, steps=8, pairs_per_step=1, lr=0.03, max_tokens=96, heldout_fraction=0.0)
     method = IAVMethod()
     artifact = method.train(lab, config)
     log = artifact.meta["train_log"]
@@ -206,22 +206,18 @@ def test_the_quick_iav_build_writes_pairs_judge_texts_eval_prompts_and_a_datashe
     assert "--quick" in sheet and "passed filter" in sheet and "risky" in sheet
 
 
-def test_the_study_file_loads_in_full_and_quick(registry, tmp_path):
-    shutil.copy(ROOT / "studies" / "iav.toml", tmp_path / "iav.toml")
-    data = tmp_path / "data" / "iav"
-    data.mkdir(parents=True)
-    (data / "pairs.jsonl").write_text(json.dumps(TOY) + "\n")
-    (data / "judge.jsonl").write_text("".join(json.dumps({"text": t, "label": l, "prompt": "Hi"}) + "\n" for t, l in [("a", "chosen"), ("b", "rejected")]))
-    dataset.write_judge_styles(data)
-    (data / "eval_prompts.jsonl").write_text(json.dumps({"id": "x", "text": "Hi"}) + "\n")
-    full, quick = load_study(tmp_path / "iav.toml", registry), load_study(tmp_path / "iav.toml", registry, quick=True)
-    assert [m.name for m in full.methods] == ["iav", "genarm", "courteous", "base"]
-    assert full.method("iav").controls == full.method("genarm").controls == [0.0, 0.5, 1.0, 1.5, 2.0]
-    assert quick.method("iav").controls == [0.0, 1.0, 2.0] and quick.method("iav").config.steps < full.method("iav").config.steps
-    judge = next(m for m in full.metrics if m.name == "judge")
-    assert judge.config.versus_base and "judge.chosen.win" in registry.metrics["judge"].outputs(judge.config)
-    lm_judge = next(m for m in full.metrics if m.name == "lm_judge")
-    assert "lm.chosen.win" in registry.metrics["lm_judge"].outputs(lm_judge.config)
+def test_the_study_file_loads_in_full_and_quick_with_equal_budgets_for_iav_and_genarm(registry):
+    full, quick = load_study(ROOT / "studies" / "iav.toml", registry), load_study(ROOT / "studies" / "iav.toml", registry, quick=True)
+    assert [m.name for m in full.methods] == ["iav", "genarm", "instructed", "base"] and full.meta.seed_list == [0, 1]
+    iav, genarm = full.method("iav").config, full.method("genarm").config
+    for key in ("pairs", "steps", "pairs_per_step", "max_tokens", "heldout_fraction", "eval_every"):
+        assert getattr(iav, key) == getattr(genarm, key), key  # the same pairs and token budget
+    assert iav.heldout_fraction > 0 and genarm.margin == "mean" and genarm.require_heldout_accuracy == 0.75
+    assert quick.method("iav").config.steps < iav.steps and quick.meta.seed_list == [0]
+    for name, key in (("judge", "judge.chosen.win"), ("lm_judge", "lm.chosen.win")):
+        metric = next(m for m in full.metrics if m.name == name)
+        assert metric.config.versus_base and key in registry.metrics[name].outputs(metric.config)
+    assert "timing: not yet run" in (ROOT / "studies" / "iav.toml").read_text()
 
 
 class FixedEmbedder:
@@ -299,7 +295,7 @@ def test_the_iav_report_prefers_the_likelihood_judge_chooses_alpha_on_dev_and_st
     assert section.data["chosen_on_dev"] == {"iav": "+1", "genarm": "+1"}  # alpha 2 wins more on test, but test does not choose
     assert "IAV at alpha +1 0.898 [" in section.markdown and "(n 49x1)" in section.markdown
     assert section.summary["cost_ratio"] == pytest.approx(0.5)  # IAV decodes twice as fast: half the cost per token
-    assert section.data["win_half"] == "supported" and "Goal (within 2 points at <= 0.6x the cost): **met**" in section.markdown
+    assert section.data["win_half"] == "supported" and "Seed claim (IAV within 2 points of GenARM at <= 0.6x its inference cost): **met**" in section.markdown
     assert (tmp_path / section.figures[0].path).exists()
     minilm_only = _section(tmp_path, **{name: _method(name, {1.0: (0.8, 0.8)}, 10.0, key="judge.chosen.win") for name in ("iav", "genarm")})
     assert "`judge.chosen.win`" in minilm_only.markdown and "**not met**" in minilm_only.markdown  # same speed: 1x the cost
@@ -325,3 +321,207 @@ def test_the_alpha_is_chosen_from_dev_records_only(tmp_path):
                            genarm=_method("genarm", {1.0: (0.5, 0.5)}, 30.0))
     assert first.data["chosen_on_dev"]["iav"] == test_changed.data["chosen_on_dev"]["iav"] == "+1"
     assert dev_changed.data["chosen_on_dev"]["iav"] == "+2"
+
+
+# --- issue 27: a target with headroom, held-out pairs, judges against chance, the gated GenARM, the cost file ---
+
+STYLES = ROOT / "studies" / "data" / "iav_styles"
+
+
+def test_the_styles_pairs_are_length_matched_and_share_no_request_with_judge_or_eval_texts():
+    from steerlab.api import in_dev_half
+    from steerlab_plugins.iav.styles_dataset import MAX_RATIO
+
+    pairs = read_jsonl(STYLES / "pairs.jsonl", ("prompt", "chosen", "rejected"))
+    judged = read_jsonl(STYLES / "judge.jsonl", ("text", "label", "prompt"))
+    evals = read_jsonl(STYLES / "eval_prompts.jsonl", ("id", "text", "half"))
+    ratios = [len(p["chosen"].split()) / len(p["rejected"].split()) for p in pairs]
+    assert len(pairs) >= 100 and all(1 / MAX_RATIO <= r <= MAX_RATIO for r in ratios)
+    assert abs(np.mean([len(p["chosen"].split()) for p in pairs]) - np.mean([len(p["rejected"].split()) for p in pairs])) < 3
+    prompts = [{p["prompt"] for p in pairs}, {j["prompt"] for j in judged}, {e["text"] for e in evals}]
+    assert not (prompts[0] & prompts[1] or prompts[0] & prompts[2] or prompts[1] & prompts[2])
+    assert all((e["half"] == "dev") == in_dev_half(e["text"]) for e in evals)
+    assert sum(e["half"] == "test" for e in evals) >= 100 and sum(e["half"] == "dev" for e in evals) >= 100
+    assert len({e["text"] for e in evals}) == len(evals)
+
+
+def test_the_styles_build_needs_no_model_and_rewrites_the_committed_files(tmp_path, registry):
+    registry.datasets["iav-styles"].build(BuildRequest(tmp_path / "out", model="no-such-model"))  # no model is loaded
+    for name in ("pairs.jsonl", "judge.jsonl", "eval_prompts.jsonl", "judge_styles.json", "DATASHEET.md"):
+        assert (tmp_path / "out" / name).read_text() == (STYLES / name).read_text(), name
+
+
+def test_a_cut_answer_keeps_whole_sentences_nearest_the_other_length():
+    from steerlab_plugins.iav.styles_dataset import cut_to, match_lengths
+
+    text = "One two three. Four five six seven. Eight nine ten eleven twelve."
+    assert cut_to(text, 7) == "One two three. Four five six seven." and cut_to(text, 1) == "One two three."
+    long, short = "word " * 30 + "end. " + "more words here. " * 10, "a b c d e f g h i j k l m n o p q r s t u v w x y z aa bb cc dd."
+    assert match_lengths(long, short)[0].endswith("end.")
+    assert match_lengths("Too short.", short) is None  # cannot be matched: below the minimum length
+
+
+def test_the_instruction_baseline_shares_no_wording_with_the_judges_system_prompts():
+    from steerlab_plugins.iav.config import INSTRUCTED
+
+    def grams(text: str) -> set[tuple[str, ...]]:
+        words = text.lower().replace(",", " ").replace(".", " ").replace(":", " ").split()
+        return {tuple(words[i:i + 3]) for i in range(len(words) - 2)}
+
+    systems = json.loads((STYLES / "judge_styles.json").read_text())
+    assert all(not grams(INSTRUCTED) & grams(s["system"]) for s in systems.values())
+
+
+def test_iav_and_genarm_hold_out_the_same_pairs_whatever_the_seed():
+    from steerlab.api import PreferencePair, split_pairs
+
+    pairs = [PreferencePair(f"request {i}", "a", "b") for i in range(200)]
+    train, held = split_pairs(pairs, 0.25)
+    assert split_pairs(pairs, 0.25) == (train, held) and 30 < len(held) < 70 and len(train) + len(held) == 200
+    assert split_pairs(pairs, 0.0) == (pairs, [])
+    with pytest.raises(ConfigError, match="heldout_fraction"):
+        split_pairs(pairs[:1], 0.25)
+
+
+def prefs_file(path: Path, n: int = 8) -> Path:
+    write = [{"prompt": f"Question number {i}?", "chosen": f"Happy to help with {i}, here is a kind answer.", "rejected": "No."}
+             for i in range(n)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in write))
+    return path
+
+
+def test_iav_logs_held_out_pair_accuracy_at_every_check_and_reports_it(lab, tmp_path):
+    from steerlab.api import heldout_accuracy, plot_heldout_accuracy, preference_summary
+
+    config = IAVConfig(pairs=str(prefs_file(tmp_path / "p.jsonl")), heads=2, head_width=8, steps=4, pairs_per_step=2, lr=0.05,
+                       max_tokens=64, heldout_fraction=0.4, eval_every=2)
+    artifact = IAVMethod().train(lab, config)
+    points = heldout_accuracy(artifact.meta["train_log"])
+    assert [step for step, _ in points] == [2, 4] and all(0 <= a <= 1 for _, a in points)
+    meta = artifact.meta
+    assert meta["train_pairs"] + meta["heldout_pairs"] == 8 and meta["heldout_pairs"] > 0
+    assert meta["answer_tokens"]["chosen"] > meta["answer_tokens"]["rejected"]
+    summary, text = preference_summary(meta["train_log"], meta["answer_tokens"], meta["train_pairs"], meta["heldout_pairs"])
+    assert summary["heldout_accuracy"] == points[-1][1] and "Held-out pair accuracy" in text
+    png = plot_heldout_accuracy({"iav": points}, tmp_path / "h.png", "held out", 0.75)
+    assert png.stat().st_size > 0
+
+
+def test_early_headroom_reads_the_unsteered_answers_to_the_test_prompts_only(tmp_path):
+    from steerlab.api import PromptSplit
+    from steerlab_plugins.iav.verdict import early_headroom
+
+    split = PromptSplit.of(PROMPTS)
+    records = [{"prompt": p, "scores": {"lm.chosen": 0.9 if i < 10 else 0.1, "judge.chosen": 0.9}} for i, p in enumerate(split.test)]
+    records += [{"prompt": p, "scores": {"lm.chosen": 0.99, "judge.chosen": 0.99}} for p in split.dev]  # dev: never counted
+    folder = tmp_path / "methods" / "base"
+    folder.mkdir(parents=True)
+    (folder / "result.json").write_text(json.dumps({"records": records}))
+    room = early_headroom(tmp_path)
+    assert room["lm"]["value"] == pytest.approx(10 / len(split.test)) and room["lm"]["n"] == len(split.test) and room["lm"]["ok"]
+    assert room["judge"]["value"] == 1.0 and not room["judge"]["ok"]
+    with pytest.raises(FileNotFoundError, match="--only base"):
+        early_headroom(tmp_path / "empty")
+
+
+def _metric_section(accuracy: float, n: int, chance: float | None = None):
+    from steerlab.api import Section
+
+    right = round(accuracy * n)
+    confusion = [[right // 2, n // 2 - right // 2], [n // 2 - (right - right // 2), right - right // 2]]
+    return Section(summary={"accuracy": accuracy, **({"chance": chance} if chance is not None else {})}, data={"confusion": confusion})
+
+
+def _base(share: float, key: str = "lm.chosen"):
+    from steerlab.api import PromptSplit
+    from steerlab.results import MethodResult, Record, SweepPoint
+
+    test = PromptSplit.of(PROMPTS).test
+    records = [Record(p, 0.0, "-", "", {key: 0.9 if p in test[:round(share * len(test))] else 0.1}, 0) for p in PROMPTS]
+    return MethodResult("base", "base", {}, {}, [SweepPoint.from_records(0.0, "-", records)], records, seeds=[0])
+
+
+def test_a_judge_not_above_chance_fills_no_table_and_the_next_judge_is_used(tmp_path):
+    from steerlab.api import RunLayout
+    from steerlab.results import RunResults
+    from steerlab_plugins.iav.verdict import IAVReport
+
+    def methods(key):
+        return {"iav": _method("iav", {1.0: (0.9, 0.9)}, 60.0, key=key), "genarm": _method("genarm", {1.0: (0.8, 0.8)}, 30.0, key=key)}
+
+    both = {**methods("lm.chosen.win")}
+    for name in both:  # score both judges on the same records
+        for r in both[name].records:
+            r.scores["judge.chosen.win"] = r.scores["lm.chosen.win"]
+        for p in both[name].points:
+            p.scores["judge.chosen.win"] = p.scores["lm.chosen.win"]
+    weak = {"lm_judge": _metric_section(0.55, 40), "judge": _metric_section(0.9, 40, chance=0.5)}
+    section = IAVReport().section(RunResults({"seed": 0}, both, metrics=weak), RunLayout(tmp_path))
+    assert section.data["win_key"] == "judge.chosen.win" and not section.data["judges"]["lm_judge"]["usable"]
+    assert "not above chance: **not used for any table**" in section.markdown
+    neither = {"lm_judge": _metric_section(0.4, 40), "judge": _metric_section(0.5, 40, chance=0.5)}
+    none = IAVReport().section(RunResults({"seed": 0}, methods("lm.chosen.win"), metrics=neither), RunLayout(tmp_path))
+    assert none.data["win_key"] is None and none.data["goal"] == "undefined" and "No usable judge" in none.markdown
+
+
+def test_genarm_below_its_required_reward_accuracy_is_left_out_and_the_claim_is_not_measured(tmp_path):
+    gen = _method("genarm", {1.0: (0.2, 0.2)}, 30.0)
+    gen.summary.update(heldout_accuracy=0.6, required_heldout_accuracy=0.75)
+    section = _section(tmp_path, iav=_method("iav", {1.0: (0.9, 0.9)}, 60.0), genarm=gen, base=_base(0.2))
+    assert not section.data["genarm_used"] and section.data["goal"] == "undefined" and section.data["iav_minus_genarm"] is None
+    assert "below the required 0.75: GenARM's decoding is not used in any table" in section.markdown
+    assert "| genarm | genarm | not used |" in section.markdown and "**not measured**" in section.markdown
+    gen.summary["heldout_accuracy"] = 0.8
+    assert _section(tmp_path, iav=_method("iav", {1.0: (0.9, 0.9)}, 60.0), genarm=gen).data["genarm_used"]
+
+
+def test_the_report_states_the_headroom_of_the_unsteered_test_answers(tmp_path):
+    from steerlab.api import PromptSplit
+
+    section = _section(tmp_path, iav=_method("iav", {1.0: (0.9, 0.9)}, 60.0), genarm=_method("genarm", {1.0: (0.9, 0.9)}, 30.0),
+                       base=_base(0.2))
+    n_test = len(PromptSplit.of(PROMPTS).test)
+    assert section.summary["headroom"] == pytest.approx(round(0.2 * n_test) / n_test)
+    assert "**Headroom**" in section.markdown and f"(n {n_test}), at most the 0.5 allowed" in section.markdown
+    high = _section(tmp_path, iav=_method("iav", {1.0: (0.9, 0.9)}, 60.0), genarm=_method("genarm", {1.0: (0.9, 0.9)}, 30.0),
+                    base=_base(0.9))
+    assert "**above** the 0.5 allowed" in high.markdown
+
+
+def test_the_cost_half_reads_the_interleaved_benchmark_file_when_the_run_folder_has_it(tmp_path):
+    def cost_file(ratios_1: list[float], ratios_32: list[float]) -> None:
+        batches = {str(b): {"ratio": float(np.median(r)), "ratios": r} for b, r in ((1, ratios_1), (32, ratios_32))}
+        (tmp_path / "iav_cost.json").write_text(json.dumps({"batches": batches}))
+
+    methods = lambda: {"iav": _method("iav", {1.0: (0.9, 0.9)}, 10.0), "genarm": _method("genarm", {1.0: (0.9, 0.9)}, 10.0)}  # noqa: E731
+    cost_file([0.4, 0.45, 0.5], [0.5, 0.55, 0.58])
+    met = _section(tmp_path, **methods())
+    assert met.summary["cost_ratio"] == pytest.approx(0.55) and met.data["cost_half"] == "supported" and "iav_cost.json" in met.markdown
+    cost_file([0.4, 0.45, 0.5], [0.55, 0.6, 0.7])
+    assert _section(tmp_path, **methods()).data["cost_half"] == "not distinguishable"
+    cost_file([0.7, 0.8, 0.9], [0.65, 0.7, 0.75])
+    assert _section(tmp_path, **methods()).data["cost_half"] == "not supported"
+
+
+def test_the_wilson_interval_covers_the_proportion_and_stays_in_the_unit_interval():
+    from steerlab.api import wilson_interval
+
+    low, high = wilson_interval(76, 100)
+    assert 0.66 < low < 0.76 < high < 0.84
+    assert wilson_interval(0, 10)[0] == pytest.approx(0.0, abs=1e-12) and wilson_interval(10, 10)[1] == pytest.approx(1.0)
+    assert all(np.isnan(wilson_interval(0, 0)))
+
+
+def test_the_tiny_cost_benchmark_writes_paired_ratios_that_the_iav_report_reads(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("iav_cost", ROOT / "benchmarks" / "iav_cost.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    result = bench.main(["--tiny", "--batches", "1", "4", "--json", str(tmp_path / "iav_cost.json")])
+    assert set(result["batches"]) == {"1", "4"} and set(result["train_seconds_per_step"]) == {"iav", "genarm"}
+    for at in result["batches"].values():
+        assert len(at["ratios"]) == 2 and all(r > 0 for r in at["ratios"]) and set(at["tokens_per_s"]) == {"base", "iav", "genarm"}
+    assert result["extra_weights_mib"]["genarm"] > 0 and result["extra_weights_mib"]["iav"] > 0
+    section = _section(tmp_path, iav=_method("iav", {1.0: (0.9, 0.9)}, 1.0), genarm=_method("genarm", {1.0: (0.9, 0.9)}, 1.0))
+    assert section.summary["cost_ratio"] == pytest.approx(max(at["ratio"] for at in result["batches"].values()))

@@ -12,18 +12,29 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from steerlab.api import (PairSampler, lora_config, lora_factors, read_pairs, row_logprobs, Artifact, ArtifactCache, BaseMethod, ControlSpace, Lab, LoadedModel, MethodEntry, Scalar, Section, SweepResult,
-                          file_digest, match_sites, optimise, target_logits)
+from steerlab.api import (PreferenceData, lora_config, lora_factors, row_logprobs, Artifact, ArtifactCache, BaseMethod, ControlSpace, Lab, LoadedModel,
+                          MethodEntry, Scalar, Section, SweepResult, match_sites, optimise, target_logits)
 
 from steerlab_plugins.genarm.config import ALPHA_GRID, GenARMConfig
 from steerlab_plugins.genarm.reward import RewardStream, combine, copy_of_base, merged_reward_model
 
 
-def reward_loss(model: LoadedModel, batch: list, beta: float) -> tuple[torch.Tensor, dict[str, float]]:
-    """-log sigmoid(beta * (sum log pi_r(y_w|x) - sum log pi_r(y_l|x))), mean over pairs."""
+def reward_margins(model: LoadedModel, batch: list, margin: str = "sum") -> torch.Tensor:
+    """log pi_r(y_w|x) - log pi_r(y_l|x) per pair, (pairs,): summed over each answer's tokens
+    (``sum``, the paper's), or their mean (``mean``: two answers of different lengths start near
+    0 apart, not at the length gap times the mean log-prob)."""
     logits, targets, mask = target_logits(model, batch)
-    chosen, rejected = row_logprobs(logits, targets, mask.float()).chunk(2)
-    margin = chosen - rejected  # (pairs,)
+    maskf = mask.float()
+    scores = row_logprobs(logits, targets, maskf)  # (rows,)
+    if margin == "mean":
+        scores = scores / maskf.sum(1).clamp(min=1)
+    chosen, rejected = scores.chunk(2)
+    return chosen - rejected
+
+
+def reward_loss(model: LoadedModel, batch: list, beta: float, margin: str = "sum") -> tuple[torch.Tensor, dict[str, float]]:
+    """-log sigmoid(beta * margin), mean over pairs (``reward_margins``)."""
+    margin = reward_margins(model, batch, margin)  # (pairs,)
     loss = -F.logsigmoid(beta * margin).mean()
     return loss, {"margin": margin.detach().mean(), "accuracy": (margin.detach() > 0).float().mean()}  # tensors: no host sync per step
 
@@ -51,23 +62,23 @@ class GenARMMethod(BaseMethod):
 
     def check(self, lab: Lab, config: GenARMConfig) -> None:
         match_sites(lab.model.hf, config.targets)
-        PairSampler(lab.model, read_pairs(Path(config.pairs)), config.max_tokens, 0)
+        PreferenceData.load(lab.model, Path(config.pairs), config.heldout_fraction, config.max_tokens, 0)
 
     def train(self, lab: Lab, config: GenARMConfig) -> Artifact:
         from peft import get_peft_model
 
         sites = match_sites(lab.model.hf, config.targets)
         module_to_site = {s.module_path: s.name for s in sites}
-        sampler = PairSampler(lab.model, read_pairs(Path(config.pairs)), config.max_tokens, lab.seed)
+        data = PreferenceData.load(lab.model, Path(config.pairs), config.heldout_fraction, config.max_tokens, lab.seed)
         lab.seeded("genarm:lora")
         peft_model = get_peft_model(copy_of_base(lab.model), lora_config(sites, config.rank, config.lora_alpha))  # the base itself is never modified
         reward = LoadedModel(f"{lab.model.name}+genarm", peft_model, lab.model.tokenizer)
         params = [p for p in peft_model.parameters() if p.requires_grad]
-        log = optimise(params, lambda step: reward_loss(reward, sampler.batch(config.pairs_per_step), config.beta),
-                       config.steps, config.lr, lab.progress, "genarm train")
-        meta = {"rank": config.rank, "lora_alpha": config.lora_alpha, "train_log": log,
-                "tokens_per_step": sampler.tokens_per_batch(config.pairs_per_step), "pairs_sha256": file_digest(Path(config.pairs)),
-                "train_tokens": sampler.tokens_per_batch(config.pairs_per_step) * config.steps,
+        validation = data.validation(lambda rows: reward_margins(reward, rows, config.margin), config.eval_every)
+        log = optimise(params, lambda step: reward_loss(reward, data.train.batch(config.pairs_per_step), config.beta, config.margin),
+                       config.steps, config.lr, lab.progress, "genarm train", validation=validation)
+        meta = {"rank": config.rank, "lora_alpha": config.lora_alpha, "train_log": log, "margin": config.margin,
+                "require_heldout_accuracy": config.require_heldout_accuracy, **data.meta(config.pairs_per_step, config.steps),
                 # decoding holds a whole second model (the reward model, a merged copy of the base)
                 "inference_extra_bytes": sum(p.numel() * p.element_size() for p in lab.model.hf.parameters())}
         tensors = {f"{site}.{k}": t for site, ab in lora_factors(peft_model, module_to_site).items() for k, t in zip("AB", ab)}

@@ -8,11 +8,12 @@ from typing import Any
 
 import numpy as np
 
-from steerlab.api import Artifact, Figure, Lab, Section, SweepResult, markdown_table, new_figure, save_figure
+from steerlab.api import (Artifact, Figure, Lab, Section, SweepResult, heldout_accuracy, markdown_table, new_figure, plot_heldout_accuracy,
+                          preference_summary, save_figure)
 
 IAV_TERMS = {"loss": "total L", "pref": "L_pref (DPO vs base)", "kl": "L_KL (steered || base)", "l2": "L_L2 (mean a_t^2)"}
-WIN = "judge.chosen.win"
-TABLE_COLUMNS = [WIN, "judge.chosen", "kl", "perplexity", "distinct3", "words"]
+WIN = "lm.chosen.win"
+TABLE_COLUMNS = [WIN, "judge.chosen.win", "lm.chosen", "judge.chosen", "kl", "perplexity", "distinct3", "words"]
 
 
 def smooth(values: list[float]) -> tuple[int, np.ndarray]:
@@ -55,12 +56,20 @@ def training_section(lab: Lab, artifact: Artifact, result: SweepResult, folder: 
     table = win_table(result, "alpha")
     text = f"Training (mean of the last {len(last)} steps): " + ", ".join(f"{k} {v:.4g}" for k, v in summary.items()) + "."
     if table:
-        text += f"\n\nWin rate against the unsteered answer to the same prompt ({WIN}: 1 win, 0.5 tie, 0 loss), per alpha:\n\n{table}\n"
+        text += f"\n\nWin rate against the unsteered answer to the same prompt (1 win, 0.5 tie, 0 loss), per alpha:\n\n{table}\n"
     return Section(summary=summary, figures=[Figure(lab.layout.relative(png), title)], markdown=text)
 
 
 def analyze(lab: Lab, artifact: Artifact, result: SweepResult, folder: Path) -> Section:
     section = training_section(lab, artifact, result, folder, IAV_TERMS, "IAV training: each term of the loss per step")
+    meta = artifact.meta
+    held, held_text = preference_summary(meta["train_log"], meta.get("answer_tokens", {}), meta.get("train_pairs", 0), meta.get("heldout_pairs", 0))
+    section.summary.update(held)
+    section.markdown += f"\n\n{held_text}\n"
+    if held["heldout_accuracy"] == held["heldout_accuracy"]:  # not NaN: pairs were held out
+        section.data["heldout_accuracy"] = curve = heldout_accuracy(meta["train_log"])
+        png = plot_heldout_accuracy({"iav": curve}, folder / "heldout_accuracy.png", "IAV head: held-out pair accuracy")
+        section.figures.append(Figure(lab.layout.relative(png), "IAV head: held-out pair accuracy per check"))
     norms = artifact.meta.get("head_norms", [])
     if norms:
         section.data["head_norms"] = norms

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import torch
 
-from steerlab.api import (PairSampler, read_pairs, Artifact, ArtifactCache, BaseMethod, ControlSpace, Lab, MethodEntry, Scalar, Section, SweepResult, file_digest,
-                          optimise, target_logits)
+from steerlab.api import (PreferenceData, Artifact, ArtifactCache, BaseMethod, ControlSpace, Lab, MethodEntry, Scalar, Section, SweepResult, optimise,
+                          row_logprobs, target_logits)
 
 from steerlab_plugins.iav.config import ALPHA_GRID, IAVConfig
 from steerlab_plugins.iav.head import IAVHead, scaled_delta
-from steerlab_plugins.iav.losses import iav_loss
+from steerlab_plugins.iav.losses import dpo, iav_loss
 
 
 def unembedding(lab: Lab) -> torch.Tensor:
@@ -41,6 +41,21 @@ def recording(lab: Lab, head: IAVHead) -> Iterator[dict[str, torch.Tensor]]:
         yield seen
 
 
+def steered_and_base(lab: Lab, seen: dict[str, torch.Tensor], rows: list) -> tuple[torch.Tensor, ...]:
+    """One forward under ``recording``: steered logits, base logits, a_t (rows, T, vocab), targets, mask."""
+    steered, targets, mask = target_logits(lab.model, rows)
+    base, a_t = seen["base"][:, :-1].float(), seen["a_t"][:, :-1].float()  # aligned as target_logits cuts
+    return steered, base, a_t, targets, mask
+
+
+def iav_margins(lab: Lab, seen: dict[str, torch.Tensor], rows: list) -> torch.Tensor:
+    """The DPO margin per pair, (pairs,): how much more a_t raises the chosen answer's log-prob
+    than the rejected one's (the head's own ranking of the pair; > 0 ranks it right)."""
+    steered, base, _, targets, mask = steered_and_base(lab, seen, rows)
+    maskf = mask.float()
+    return dpo(row_logprobs(steered, targets, maskf) - row_logprobs(base, targets, maskf), 1.0)[1]
+
+
 class IAVMethod(BaseMethod):
     """An alignment head on the final hidden state through the frozen unembedding, trained by
     DPO against the base model plus KL and L2 terms; alpha scales it per row at decoding time."""
@@ -58,25 +73,24 @@ class IAVMethod(BaseMethod):
     def check(self, lab: Lab, config: IAVConfig) -> None:
         if getattr(lab.engine.site("logits").module, "weight", None) is None:
             raise ValueError(f"model {lab.model.name!r}: its LM head has no weight matrix to reuse as the unembedding")
-        PairSampler(lab.model, read_pairs(Path(config.pairs)), config.max_tokens, 0)
+        PreferenceData.load(lab.model, Path(config.pairs), config.heldout_fraction, config.max_tokens, 0)
 
     def train(self, lab: Lab, config: IAVConfig) -> Artifact:
         seed = lab.seed + config.seed
         generator = torch.Generator().manual_seed(seed)
         head = IAVHead(lab.model.d_model, config.heads, config.head_width, generator).to(lab.model.device)
-        sampler = PairSampler(lab.model, read_pairs(Path(config.pairs)), config.max_tokens, seed)
+        data = PreferenceData.load(lab.model, Path(config.pairs), config.heldout_fraction, config.max_tokens, seed)
         with recording(lab, head) as seen:
 
             def step_loss(step: int) -> tuple[torch.Tensor, dict[str, float]]:
-                steered, targets, mask = target_logits(lab.model, sampler.batch(config.pairs_per_step))
-                base, a_t = seen["base"][:, :-1].float(), seen["a_t"][:, :-1].float()  # aligned as target_logits cuts
-                loss = iav_loss(steered, base, a_t, targets, mask, config.beta, config.lambda_kl, config.lambda_l2)
+                loss = iav_loss(*steered_and_base(lab, seen, data.train.batch(config.pairs_per_step)),
+                                config.beta, config.lambda_kl, config.lambda_l2)
                 return loss.total, loss.info()
 
-            log = optimise(list(head.parameters()), step_loss, config.steps, config.lr, lab.progress, "iav train")
+            validation = data.validation(lambda rows: iav_margins(lab, seen, rows), config.eval_every)
+            log = optimise(list(head.parameters()), step_loss, config.steps, config.lr, lab.progress, "iav train", validation=validation)
         meta = {"heads": config.heads, "head_width": config.head_width, "train_log": log, "head_norms": head.head_norms(),
-                "tokens_per_step": sampler.tokens_per_batch(config.pairs_per_step), "pairs_sha256": file_digest(Path(config.pairs)),
-                "train_tokens": sampler.tokens_per_batch(config.pairs_per_step) * config.steps}
+                **data.meta(config.pairs_per_step, config.steps)}
         return Artifact(head.state(), meta, sites=["logits"])
 
     def head(self, lab: Lab, artifact: Artifact) -> IAVHead:

@@ -5,15 +5,23 @@ The goal the study tests (IAV's own claim): within 2 points of GenARM's win rate
 per-token cost. Win rate: the mean of ``lm.chosen.win`` (else ``judge.chosen.win``: the steered
 answer judged more 'chosen' than the unsteered answer to the same request; a tie is 0.5).
 
-Each method's alpha is chosen on the dev half of the prompts (``PromptSplit``, the halves
-``[data] split`` selects: the best dev win rate over the steered alphas), and its win rate is
-reported on the test half with a 95% interval. The win-rate half of the goal reads the paired
-difference IAV - GenARM on the test prompts (same prompts, same draws): supported when its whole
-interval lies above -2 points, not supported when wholly below, not distinguishable otherwise.
-The cost half is one timing (decoded tokens per second in each method's own sweep, the prompt's
-prefill included; ``benchmarks/iav_cost.py`` measures decode steps alone): a measurement with no
-prompt-level interval, so it is read as it stands and the report says so. The goal is met when
-both halves are (``all_of``).
+Before any comparison the report checks what would make one meaningless (``checks.py``):
+
+* **headroom**: the share of unsteered test answers the judge already counts as the target; a
+  target the model already shows leaves nothing to win (the first study's courteous answers);
+  it must be <= 0.5;
+* **judges against chance**: a judge whose held-out accuracy interval (Wilson, 95%) does not lie
+  above chance fills no table; the win rate is read from the first usable judge;
+* **GenARM's reward model**: its held-out pair accuracy must reach ``require_heldout_accuracy``
+  (every seed's); below it GenARM's decoding is not used, and the report says so and why.
+
+Each method's alpha is chosen on the dev half of the prompts (``PromptSplit``: the best dev win
+rate over the steered alphas), and its win rate is reported on the test half with a 95% interval.
+The win-rate half of the goal reads the paired difference IAV - GenARM on the test prompts:
+supported when its whole interval lies above -2 points, not supported when wholly below, not
+distinguishable otherwise. The cost half reads ``RUN/iav_cost.json`` (``benchmarks/iav_cost.py
+--json``, interleaved: a paired ratio per repeat) when the run folder holds it, else the sweeps'
+throughput (flagged). The goal is met when both halves are (``all_of``).
 """
 
 from __future__ import annotations
@@ -23,19 +31,34 @@ from dataclasses import dataclass
 from typing import Any
 
 from steerlab.api import (Cube, Design, Estimate, Figure, RunLayout, Section, all_of, best_control, compare, estimate, hypothesis,
-                          markdown_table, mean_over_controls, new_figure, save_figure, verdict)
+                          markdown_table, mean_over_controls, new_figure, plot_heldout_accuracy, save_figure, verdict)
 
-# The likelihood judge first when the study ran it (on SmolLM2 it tells the iav judge texts apart far
-# better than MiniLM: see the iav study's report), else the MiniLM judge.
+from steerlab_plugins.iav.checks import (HEADROOM_MAX, JUDGE_PREFIX, Cost, JudgeCheck, Share, early_headroom, headroom, heldout_curves, judge_check,
+                                         read_cost, reward_accuracies)
+
+__all__ = ["IAVReport", "early_headroom"]
+
+# The likelihood judge first when it is usable, else the MiniLM judge.
 WIN_KEYS = {"lm.chosen.win": "the likelihood judge (`lm_judge`)", "judge.chosen.win": "the MiniLM judge (`judge`)"}
+KEY_METRIC = {f"{prefix}.chosen.win": metric for metric, prefix in JUDGE_PREFIX.items()}
 GOAL_POINTS, GOAL_COST = 0.02, 0.6
 GOAL_WORDS = {"supported": "met", "not supported": "not met", "not distinguishable": "not distinguishable", "undefined": "not measured"}
 
 
-def win_key(results: Any) -> str | None:
-    """The first of ``WIN_KEYS`` that some method's sweep scored."""
-    scored = {key for m in results.methods.values() for p in m.points for key in p.scores}
-    return next((key for key in WIN_KEYS if key in scored), None)
+def judge_prefix(key: str | None) -> str:
+    """``lm.chosen.win`` -> ``lm``: the judge whose headroom goes with a win-rate key."""
+    return key.split(".")[0] if key else ""
+
+
+def scored_keys(results: Any) -> set[str]:
+    return {key for m in results.methods.values() for p in m.points for key in p.scores}
+
+
+def win_key(results: Any, judges: dict[str, JudgeCheck] | None = None) -> str | None:
+    """The first of ``WIN_KEYS`` that some method's sweep scored and whose judge is usable."""
+    judges = judges or {}
+    scored = scored_keys(results)
+    return next((k for k in WIN_KEYS if k in scored and (KEY_METRIC[k] not in judges or judges[KEY_METRIC[k]].usable)), None)
 
 
 def candidates(method: Any) -> list[str]:
@@ -72,78 +95,151 @@ def versus_unsteered(e: Estimate) -> str:
     return verdict(e.low - 0.5, e.high - 0.5, True)
 
 
-def cost_claim(cost_ratio: float) -> str:
-    """The cost half of the goal, one measurement read as it stands."""
-    if not math.isfinite(cost_ratio):
-        return "undefined"
-    return "supported" if cost_ratio <= GOAL_COST else "not supported"
+@dataclass(frozen=True)
+class RewardCheck:
+    """GenARM's reward model: held-out pair accuracy per seed against what its decoding requires."""
+
+    accuracies: list[float]
+    required: float
+
+    @property
+    def used(self) -> bool:
+        return self.required <= 0 or all(math.isfinite(a) and a >= self.required for a in self.accuracies)
+
+    def text(self) -> str:
+        values = ", ".join("nan" if not math.isfinite(a) else f"{a:.3f}" for a in self.accuracies)
+        if self.required <= 0:
+            return f"GenARM reward model held-out pair accuracy: {values} (no requirement set)."
+        if self.used:
+            return f"GenARM reward model held-out pair accuracy: {values} per seed, at least the required {self.required:g}: its decoding is used."
+        return (f"GenARM reward model held-out pair accuracy: {values} per seed, **below the required {self.required:g}: GenARM's "
+                "decoding is not used in any table**, and IAV is not compared with it: a reward model that does not rank held-out "
+                "pairs cannot guide decoding toward the preference (see GenARM's section for the margin and the pairs' lengths).")
 
 
-def _speed(method: Any) -> float:
-    return method.cost.get("decode_tokens_per_s", float("nan"))
+def entries(results: Any, kind: str) -> list[str]:
+    return [name for name, m in results.methods.items() if m.method == kind]
 
 
 class IAVReport:
     name = "iav"
-    description = "IAV against GenARM: win rates (alpha chosen on dev, reported on test), their paired gap, the decode-cost ratio"
+    description = ("IAV against GenARM: headroom, judges against chance, GenARM's reward-model accuracy, win rates (alpha chosen on "
+                   "dev, reported on test), their paired gap, the interleaved cost ratio, the seed claim")
 
     def section(self, results: Any, layout: RunLayout) -> Section | None:
-        by_kind = {m.method: m for m in results.methods.values()}
-        key = win_key(results)
-        if "iav" not in by_kind or "genarm" not in by_kind or key is None:
+        iav_names, gen_names = entries(results, "iav"), entries(results, "genarm")
+        if not iav_names or not gen_names:
             return None
+        judges = {m: judge_check(m, results.metrics.get(m)) for m in JUDGE_PREFIX if m in results.metrics}
+        key = win_key(results, judges)
+        rooms = self._headroom(results)
+        reward = RewardCheck(reward_accuracies(results, layout, gen_names[0]),
+                             float(results.methods[gen_names[0]].summary.get("required_heldout_accuracy", 0.0)))
+        cost = read_cost(layout, {m.method: m for m in results.methods.values()})
         dev, test, split = Design.of(results).halves()
-        chosen = {name: choose(method, key, dev, test) for name, method in results.methods.items()}
-        iav, gen = (next(chosen[n] for n, m in results.methods.items() if m.method == kind) for kind in ("iav", "genarm"))
-        gap = compare(iav.cube, gen.cube, mean_over_controls(), test.draws).difference if iav.cube and gen.cube else None
-        cost_ratio = _speed(by_kind["genarm"]) / _speed(by_kind["iav"]) if _speed(by_kind["iav"]) and _speed(by_kind["genarm"]) else float("nan")
+        chosen = {name: choose(m, key, dev, test) for name, m in results.methods.items()} if key else {}
+        iav, gen = (chosen.get(iav_names[0]), chosen.get(gen_names[0]) if reward.used else None)
+        gap = compare(iav.cube, gen.cube, mean_over_controls(), test.draws).difference if iav and gen and iav.cube and gen.cube else None
         win_half = hypothesis(gap, above=-GOAL_POINTS) if gap is not None else "undefined"
-        goal = all_of(win_half, cost_claim(cost_ratio))
-        text = "\n\n".join([self._method_text(key, split), self._goal_text(iav, gen, gap, win_half, cost_ratio, by_kind, goal),
-                            self._table(results, chosen)])
-        summary = {"win_gap_points": -100 * gap.value if gap else float("nan"), "cost_ratio": cost_ratio}
-        data = {"goal": goal, "win_half": win_half, "iav_minus_genarm": gap.to_json() if gap else None,
+        goal = all_of(win_half, cost.claim(GOAL_COST)) if gap is not None else "undefined"
+        curves = heldout_curves(results, layout, iav_names + gen_names)
+        parts = [self._checks_text(key, rooms, judges, reward), self._heldout_text(curves),
+                 self._goal_text(key, split, iav, gen, gap, win_half, cost, goal)]
+        figures = [self._heldout_figure(layout, curves, reward.required)] if curves else []
+        if key:
+            excluded = [] if reward.used else gen_names
+            parts.append(self._table(results, chosen, excluded))
+            figures.append(self._plot(results, layout, key, test, chosen, excluded))
+        summary = {"win_gap_points": -100 * gap.value if gap else math.nan, "cost_ratio": cost.ratio,
+                   "headroom": rooms[judge_prefix(key)].value if key and judge_prefix(key) in rooms else math.nan}
+        data = {"goal": goal, "win_half": win_half, "cost_half": cost.claim(GOAL_COST), "win_key": key,
+                "iav_minus_genarm": gap.to_json() if gap else None, "genarm_used": reward.used, "heldout_accuracy": curves,
+                "reward_heldout_accuracy": reward.accuracies, "headroom": {k: v.to_json() for k, v in rooms.items()},
+                "judges": {m: {"usable": j.usable, "chance": j.chance, "accuracy": j.accuracy.to_json() if j.accuracy else None}
+                           for m, j in judges.items()},
+                "cost": {"ratio": cost.ratio, "range": [cost.low, cost.high], "source": cost.source},
                 "chosen_on_dev": {name: c.label for name, c in chosen.items()}, "split": {"dev": len(split.dev), "test": len(split.test)}}
-        return Section(summary=summary, markdown=text, figures=[self._plot(results, layout, key, test, chosen)], data=data)
+        return Section(summary=summary, markdown="\n\n".join(parts), figures=figures, data=data)
 
     @staticmethod
-    def _method_text(key: str, split: Any) -> str:
-        return (f"Win rate = `{key}`, the share of prompts where {WIN_KEYS[key]} rates the steered answer more 'chosen' than the "
+    def _heldout_text(curves: dict[str, list[tuple[int, float]]]) -> str:
+        if not curves:
+            return "Held-out pair accuracy: not measured (no pairs held out)."
+        return ("Held-out pair accuracy at the end of training, on the same held-out pairs for every entry and seed: "
+                + ", ".join(f"{name} {points[-1][1]:.3f} (step {points[-1][0]})" for name, points in curves.items()) + ".")
+
+    @staticmethod
+    def _heldout_figure(layout: RunLayout, curves: dict[str, list[tuple[int, float]]], required: float) -> Figure:
+        path = plot_heldout_accuracy(curves, layout.figure("iav_heldout_accuracy"), "IAV head and GenARM reward model: held-out pairs",
+                                     required or None)
+        return Figure(layout.relative(path), "Held-out pair accuracy per check, IAV and GenARM at every seed (dashed: GenARM's requirement)")
+
+    @staticmethod
+    def _headroom(results: Any) -> dict[str, Share]:
+        records = [r for name in entries(results, "base") for r in results.methods[name].records]
+        rooms = {prefix: headroom(records, prefix) for prefix in JUDGE_PREFIX.values()}
+        return {prefix: share for prefix, share in rooms.items() if share is not None}
+
+    @staticmethod
+    def _checks_text(key: str | None, rooms: dict[str, Share], judges: dict[str, JudgeCheck], reward: RewardCheck) -> str:
+        prefix = judge_prefix(key)
+        if prefix in rooms:
+            room = rooms[prefix]
+            ok = "at most" if room.value <= HEADROOM_MAX else "**above**"
+            lines = [f"**Headroom** (share of the unsteered model's test answers that `{prefix}` already counts as the target): "
+                     f"{room.text()}, {ok} the {HEADROOM_MAX} allowed."]
+        else:
+            lines = ["**Headroom**: not measured (no unsteered `base` entry scored by the win-rate judge)."]
+        lines += [f"Judge {j.text()}." for j in judges.values()]
+        if key is None:
+            lines.append("**No usable judge scored the sweeps: no win rate is reported.**")
+        lines.append(reward.text())
+        return "\n\n".join(lines)
+
+    @staticmethod
+    def _goal_text(key: str | None, split: Any, iav: Chosen | None, gen: Chosen | None, gap: Estimate | None, win_half: str,
+                   cost: Cost, goal: str) -> str:
+        cost_line = (f"Decode cost ({cost.source}): IAV's per-token cost is **{cost.ratio:.2f}x** GenARM's (range over repeats "
+                     f"{cost.low:.2f}-{cost.high:.2f}); <= {GOAL_COST}x: **{cost.claim(GOAL_COST)}**.")
+        if key is None or iav is None:
+            return f"{cost_line}\n\nGoal: **{GOAL_WORDS['undefined']}** (no usable judge)."
+        head = (f"Win rate = `{key}`, the share of prompts where {WIN_KEYS[key]} rates the steered answer more 'chosen' than the "
                 f"unsteered one (a tie counts half). Each method's alpha is {split.describe()}; every win rate is given with its "
                 "95% interval (paired bootstrap over seeds, then prompts) and n (prompts x seeds).")
+        lines = [f"On the test prompts: IAV at alpha {iav.label} {iav.test.text_n()}, against the unsteered answer "
+                 f"**{versus_unsteered(iav.test)}**."]
+        if gen is None:
+            lines.append("GenARM is not used (its reward model did not reach the required held-out pair accuracy): the goal "
+                         f"cannot be tested, **{GOAL_WORDS['undefined']}**.")
+        elif gap is None:
+            lines.append(f"No alpha could be chosen on one half and reported on the other: goal **{GOAL_WORDS['undefined']}**.")
+        else:
+            lines += [f"GenARM at alpha {gen.label} {gen.test.text_n()}, against the unsteered answer **{versus_unsteered(gen.test)}**.",
+                      f"IAV minus GenARM (paired) **{gap.text()}**: within {100 * GOAL_POINTS:.0f} points or ahead: **{win_half}**."]
+        lines += [cost_line, f"Seed claim (IAV within {100 * GOAL_POINTS:.0f} points of GenARM at <= {GOAL_COST}x its inference cost): "
+                             f"**{GOAL_WORDS[goal]}**."]
+        return head + "\n\n" + " ".join(lines)
 
     @staticmethod
-    def _goal_text(iav: Chosen, gen: Chosen, gap: Estimate | None, win_half: str, cost_ratio: float, by_kind: dict[str, Any], goal: str) -> str:
-        if gap is None:
-            return (f"No alpha could be chosen on one half and reported on the other (dev and test must both hold prompts): "
-                    f"goal **{GOAL_WORDS['undefined']}**.")
-        speeds = f"IAV {_speed(by_kind['iav']):.1f}, GenARM {_speed(by_kind['genarm']):.1f} tokens/s"
-        lines = [f"On the test prompts: IAV at alpha {iav.label} {iav.test.text_n()}, GenARM at alpha {gen.label} {gen.test.text_n()}; "
-                 f"IAV minus GenARM (paired) **{gap.text()}**: within {100 * GOAL_POINTS:.0f} points or ahead: **{win_half}**.",
-                 f"Decode speed in the sweeps ({speeds}; one timing each, no interval): IAV's per-token cost is **{cost_ratio:.2f}x** "
-                 f"GenARM's, {'within' if cost_claim(cost_ratio) == 'supported' else 'not within'} the {GOAL_COST}x asked.",
-                 f"Goal (within {100 * GOAL_POINTS:.0f} points at <= {GOAL_COST}x the cost): **{GOAL_WORDS[goal]}**."]
-        lines += [f"{name}'s chosen alpha against the unsteered answer (0.5): **{versus_unsteered(c.test)}**."
-                  for name, c in (("IAV", iav), ("GenARM", gen))]
-        return " ".join(lines)
-
-    @staticmethod
-    def _table(results: Any, chosen: dict[str, Chosen]) -> str:
-        rows = [[name, method.method, chosen[name].label or "-", chosen[name].dev.text(), chosen[name].test.text(),
-                 f"{chosen[name].test.n_prompts}x{chosen[name].test.n_seeds}", versus_unsteered(chosen[name].test),
-                 _speed(method), method.cost.get("train_seconds", float("nan")), method.cost.get("extra_memory_mb", float("nan"))]
-                for name, method in results.methods.items()]
+    def _table(results: Any, chosen: dict[str, Chosen], excluded: list[str]) -> str:
+        rows = []
+        for name, method in results.methods.items():
+            c = chosen[name]
+            cells = (["not used"] * 5 if name in excluded else
+                     [c.label or "-", c.dev.text(), c.test.text(), f"{c.test.n_prompts}x{c.test.n_seeds}", versus_unsteered(c.test)])
+            rows.append([name, method.method, *cells, method.cost.get("decode_tokens_per_s", math.nan),
+                         method.cost.get("train_seconds", math.nan), method.cost.get("extra_memory_mb", math.nan)])
         header = ["entry", "method", "alpha (chosen on dev)", "win rate, dev", "win rate, test", "n test", "test vs unsteered",
                   "decode tok/s*", "train s*", "extra MB*"]
         return markdown_table(header, rows) + "\n\n\\* one measurement per run (wall clock, memory): no prompt-level interval."
 
     @staticmethod
-    def _plot(results: Any, layout: RunLayout, key: str, test: Design, chosen: dict[str, Chosen]) -> Figure:
+    def _plot(results: Any, layout: RunLayout, key: str, test: Design, chosen: dict[str, Chosen], excluded: list[str]) -> Figure:
         path = layout.figure("iav_win_rate")
         fig, ax = new_figure()
         for k, (name, method) in enumerate(results.methods.items()):
             labels = [p.label for p in method.points if isinstance(p.control, (int, float)) and key in p.scores]
-            if not labels or not test.prompts:
+            if not labels or not test.prompts or name in excluded:
                 continue
             cube = test.score_cube(method, [key], labels)
             points = [(float(next(p.control for p in method.points if p.label == lab)),
@@ -158,4 +254,6 @@ class IAVReport:
         ax.set_title("Win rate on the test prompts against alpha (0.5: as good as unsteered)")
         ax.legend(fontsize=7)
         save_figure(fig, path)
-        return Figure(layout.relative(path), "Win rate on the test prompts against alpha (95% intervals), every method")
+        return Figure(layout.relative(path), "Win rate on the test prompts against alpha (95% intervals), every method used")
+
+
