@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from steerlab.analysis.evidence import Design, best_control
 from steerlab.analysis.pareto import corner_effects, hypervolume, lambda_alignment
-from steerlab.analysis.symmetric import (DIRECTIONS, SymmetricChooser, chosen_strength, direction_sign, moves_both_ways, staged,
+from steerlab.analysis.symmetric import (DIRECTIONS, SymmetricChooser, chosen_strength, dev_chosen_sweep, direction_sign, moves_both_ways, staged,
                                          symmetric_strengths, symmetric_success)
 from steerlab.artifact import Artifact, ArtifactCache, ResidualVector
 from steerlab.config import as_dict, help_field, path_field
@@ -72,7 +72,7 @@ __all__ = [
     "hypervolume", "lambda_alignment", "corner_effects",
     # success under both signs (actdiff's source validation, transfer's success)
     "symmetric_success", "symmetric_strengths", "moves_both_ways", "direction_sign", "DIRECTIONS",
-    "chosen_strength", "SymmetricChooser", "staged",
+    "chosen_strength", "SymmetricChooser", "staged", "dev_chosen_sweep",
     # intervals, verdicts and the dev / test halves (steerlab.stats, steerlab.analysis.evidence)
     "Cube", "Draws", "Estimate", "Comparison", "estimate", "compare", "mean_over_controls", "verdict", "hypothesis", "all_of",
     "Design", "best_control", "PromptSplit", "in_dev_half", "wilson_interval",

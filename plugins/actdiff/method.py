@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from steerlab.api import (Artifact, BaseMethod, ControlSpace, Lab, MethodEntry, ResidualVector, Scalar, Section,
-                          SweepResult, SymmetricChooser, collect, file_digest, read_jsonl, staged)
+                          SweepResult, collect, dev_chosen_sweep, file_digest, read_jsonl)
 
 from steerlab_plugins.actdiff import aggregators
 from steerlab_plugins.actdiff.analysis import analyze
@@ -76,10 +76,7 @@ class ActDiffMethod(BaseMethod):
 
     def evaluate(self, lab: Lab, entry: MethodEntry, artifact: Artifact) -> SweepResult:
         """Core's sweep, staged on the dev prompts when ``test_chosen_only`` says so."""
-        config: ActDiffConfig = entry.config
-        if not config.test_chosen_only:
-            return super().evaluate(lab, entry, artifact)
-        with staged(lab, SymmetricChooser(config.validate_metric, config.validate_direction)):
+        with dev_chosen_sweep(lab, entry.config):
             return super().evaluate(lab, entry, artifact)
 
     def analyze(self, lab: Lab, entry: MethodEntry, artifact: Artifact, result: SweepResult, folder: Path) -> Section:

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from steerlab.api import (Artifact, BaseMethod, ConfigError, ControlSpace, Lab, LoadedModel, MethodEntry, ResidualVector,
-                          Scalar, Section, SweepResult, SymmetricChooser, collect, file_digest, load_model, read_jsonl, staged)
+                          Scalar, Section, SweepResult, collect, dev_chosen_sweep, file_digest, load_model, read_jsonl)
 
 from steerlab_plugins.transfer import adapters, layers, pairing
 from steerlab_plugins.transfer.analysis import analyze
@@ -184,10 +184,7 @@ class TransferMethod(BaseMethod):
 
     def evaluate(self, lab: Lab, entry: MethodEntry, artifact: Artifact) -> SweepResult:
         """Core's sweep, staged on the dev prompts when ``test_chosen_only`` says so."""
-        config: TransferConfig = entry.config
-        if not config.test_chosen_only:
-            return super().evaluate(lab, entry, artifact)
-        with staged(lab, SymmetricChooser(config.validate_metric, config.validate_direction)):
+        with dev_chosen_sweep(lab, entry.config):
             return super().evaluate(lab, entry, artifact)
 
     def analyze(self, lab: Lab, entry: MethodEntry, artifact: Artifact, result: SweepResult, folder: Path) -> Section:

@@ -102,3 +102,15 @@ def staged(lab: Any, chooser: Any) -> Iterator[None]:
         yield
     finally:
         lab.control_chooser = before
+
+
+@contextmanager
+def dev_chosen_sweep(lab: Any, config: Any) -> Iterator[None]:
+    """``lab``'s sweeps staged by a ``SymmetricChooser`` inside the block when ``config.test_chosen_only``
+    (else left as they are): the one place actdiff and transfer read their ``test_chosen_only``,
+    ``validate_metric`` and ``validate_direction`` keys."""
+    if not config.test_chosen_only:
+        yield
+        return
+    with staged(lab, SymmetricChooser(config.validate_metric, config.validate_direction)):
+        yield
