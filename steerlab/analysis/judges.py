@@ -27,19 +27,7 @@ from typing import Any
 
 from steerlab.figures import markdown_table
 from steerlab.results import RunResults, Section
-
-Z95 = 1.959963984540054
-
-
-def wilson(correct: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """The Wilson score interval of a share ``correct / n`` (NaN, NaN for n = 0)."""
-    if n <= 0:
-        return math.nan, math.nan
-    p = correct / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
+from steerlab.stats import wilson_interval as wilson
 
 @dataclass(frozen=True)
 class Judge:
