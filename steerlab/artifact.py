@@ -65,6 +65,8 @@ class ArtifactHeader:
     config: dict[str, Any]
     versions: dict[str, str] = field(default_factory=versions)
     train_seconds: float = 0.0  # wall time of ``train`` (cost tables)
+    train_seed: int | None = None  # the training seed it was trained at (None: written before artifacts said)
+    reused_from: str = ""  # the artifact folder of the run it was trained in, when this run reused it (``reuse_from``)
 
 
 @dataclass

@@ -16,6 +16,9 @@
 * ``analyze``: optional extra numbers, figures and report text (a layer sweep, an SVD view).
 * ``check(lab, config)``: optional checks against the loaded model (sites exist, budgets fit),
   run before the run folder is created.
+* ``sweep_keys``: config keys that shape only the sweep (a default grid's step), not what
+  ``train`` makes; an artifact trained in another run may differ in them and still be reused
+  (``reuse_from``, steerlab.run.reuse). Default: none, so every key must match.
 * ``trains``: whether ``train`` draws from the seed (default true). A study with several
   ``seeds`` trains and sweeps such a method once per seed; one that does not train (the base
   model, prompting) runs once under greedy decoding, since its answers cannot change with it.
@@ -71,6 +74,7 @@ class BaseMethod:
     description: str = ""
     Config: type = NoConfig
     trains: bool = True
+    sweep_keys: frozenset[str] = frozenset()
 
     def control_space(self, config: Any) -> ControlSpace:
         return Scalar("strength")

@@ -21,6 +21,7 @@ class PanaceaMethod(BaseMethod):
     name = "panacea"
     description = "SVD-LoRA whose preference singular values are s_l * lambda: one adapter, any lambda"
     Config = PanaceaConfig
+    sweep_keys = frozenset({"grid_step"})  # the default simplex grid: what is swept, not what is trained
 
     def __init__(self) -> None:
         self._adapters: ArtifactCache[PanaceaAdapter] = ArtifactCache()

@@ -92,6 +92,7 @@ class SoupsMethod(BaseMethod):
     name = "soups"
     description = "rewarded soups: one PEFT LoRA per dimension, updates mixed by lambda"
     Config = SoupsConfig
+    sweep_keys = frozenset({"grid_step"})  # the default simplex grid: what is swept, not what is trained
 
     def __init__(self) -> None:
         self._factors: ArtifactCache[dict[str, tuple[torch.Tensor, torch.Tensor]]] = ArtifactCache()

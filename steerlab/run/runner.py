@@ -35,6 +35,7 @@ from steerlab.plugin import build_registry
 from steerlab.registry import Registry
 from steerlab.results import Figure, MethodResult, Record, RunResults, SchemaError, Section, SweepPoint, SweepResult, mean_finite
 from steerlab.run import report
+from steerlab.run.reuse import reused_artifact
 from steerlab.storage import read_json_object, write_json
 from steerlab.study.loader import load_study, read_toml
 from steerlab.study.schema import MethodEntry, Study
@@ -173,17 +174,22 @@ def _study_plugins(study_path: Path) -> list[Path]:
 
 
 def trained_artifact(lab: Lab, entry: MethodEntry) -> Artifact:
-    """The entry's artifact: loaded (and checked) when the run has it, else trained and saved."""
+    """The entry's artifact: loaded (and checked) when the run has it, else taken from the run its
+    table names in ``reuse_from`` when trained there exactly as here (steerlab.run.reuse), else
+    trained; saved in this run either way."""
     method, folder = lab.registry.methods[entry.method], lab.layout.method(entry.name)
     if Artifact.exists(folder):
         artifact = Artifact.load(folder)
         artifact.check_made_for(entry.method, describe(lab.model), folder / "artifact.json")
         return artifact
-    lab.seeded(f"train:{entry.name}")
-    start = time.perf_counter()
-    artifact = method.train(lab, entry.config)
-    artifact.header = ArtifactHeader(entry.method, describe(lab.model), as_dict(entry.config), train_seconds=time.perf_counter() - start)
-    artifact.check_tensors(f"method '{entry.name}' after training")
+    artifact = reused_artifact(lab, entry)
+    if artifact is None:
+        lab.seeded(f"train:{entry.name}")
+        start = time.perf_counter()
+        artifact = method.train(lab, entry.config)
+        artifact.header = ArtifactHeader(entry.method, describe(lab.model), as_dict(entry.config),
+                                         train_seconds=time.perf_counter() - start, train_seed=lab.seed)
+        artifact.check_tensors(f"method '{entry.name}' after training")
     artifact.save(folder)
     return artifact
 

@@ -270,6 +270,9 @@ def _method_entry(path: Path, name: str, table: dict[str, Any], registry: Regist
     concept = table.pop("concept", "")
     if not isinstance(concept, str):
         raise ConfigError(f"{where}: key 'concept' expected a concept name (one of [compare] concepts), got {concept!r}")
+    reuse_from = table.pop("reuse_from", None)
+    if reuse_from is not None and (not isinstance(reuse_from, str) or not reuse_from):
+        raise ConfigError(f"{where}: key 'reuse_from' expected the path of a run folder (relative to the study file), got {reuse_from!r}")
     controls = table.pop("controls", None)
     config = cfg.build(method.Config, table, where, path.parent)
     try:
@@ -282,4 +285,5 @@ def _method_entry(path: Path, name: str, table: dict[str, Any], registry: Regist
         checked = space.default_grid() if controls is None else space.check_all(controls)
     except ValueError as exc:
         raise ConfigError(f"{where}: key 'controls': method '{method_name}': {exc}") from None
-    return MethodEntry(name, method_name, config, space, space.quick(checked) if quick else checked, model, concept)
+    return MethodEntry(name, method_name, config, space, space.quick(checked) if quick else checked, model, concept,
+                       None if reuse_from is None else (path.parent / reuse_from).resolve())

@@ -140,6 +140,7 @@ class MethodEntry:
     controls: list[Control]
     model: str = ""
     concept: str = ""  # the concept every control steers towards (``[compare]``); "" for none or per-dimension
+    reuse_from: Path | None = None  # a run folder whose artifact of this entry (same seed, same training settings) is reused
 
 
 @dataclass(frozen=True)
