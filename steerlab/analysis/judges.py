@@ -29,6 +29,7 @@ from steerlab.figures import markdown_table
 from steerlab.results import RunResults, Section
 from steerlab.stats import wilson_interval as wilson
 
+
 @dataclass(frozen=True)
 class Judge:
     """One judge metric of a run, read from its report section."""

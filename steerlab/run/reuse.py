@@ -93,7 +93,7 @@ def mismatch(lab: Lab, entry: MethodEntry, artifact: Artifact, folder: Path, run
         return f"trained at seed {header.train_seed}, not {lab.seed}"
     sweep_only = set(getattr(lab.registry.methods[entry.method], "sweep_keys", ()))
     theirs, mine = _training_keys(header.config, sweep_only), _training_keys(as_dict(entry.config), sweep_only)
-    differ = sorted(k for k in theirs.keys() | mine.keys() if theirs.get(k, "<unset>") != mine.get(k, "<unset>"))
+    differ = sorted(k for k in theirs.keys() | mine.keys() if theirs.get(k) != mine.get(k))  # JSON strings: None is a missing key
     if differ:
         key = differ[0]
         return f"trained with {key} = {theirs.get(key, '(unset)')}, this study has {key} = {mine.get(key, '(unset)')}"
@@ -107,7 +107,6 @@ def mismatch(lab: Lab, entry: MethodEntry, artifact: Artifact, folder: Path, run
         if not path.is_file() or file_digest(path) != digest:
             return f"{path} changed since that run began (sha256 {digest} recorded)"
     return ""
-
 
 
 def _training_keys(config: dict[str, Any], sweep_only: set[str]) -> dict[str, str]:
