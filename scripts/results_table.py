@@ -53,6 +53,11 @@ CLAIMS = [
     Claim("chat3d: Panacea - soups distinct-3", "chat3d", answers("soups", "distinct3")),
     Claim("chat3d: Panacea - soups share of degenerate answers (lower is better)", "chat3d", answers("soups", "degenerate")),
     Claim("chat3d: Panacea / prompting hypervolume (MiniLM judge)", "chat3d", versus("prompting", "hypervolume")),
+    # The judges study: chat3d's seed-0 answers judged by a model of another family (Gemma 3 270M) besides the generator.
+    Claim("judges: Panacea / soups hypervolume (Gemma 3 270M likelihood judge, another model family)", "judges",
+          versus("soups", "hypervolume")),
+    Claim("judges: Panacea / soups hypervolume (SmolLM2 likelihood judge, the generator itself)", "judges",
+          versus("soups", "hypervolume[lm]", "also")),
 ]
 
 
