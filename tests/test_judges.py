@@ -67,6 +67,22 @@ def test_agreement_counts_only_answers_both_judges_scored():
     assert (agreement(results, a, b).n, agreement(results, a, b).agree) == (3, 0)
 
 
+def test_agreement_on_steered_answers_leaves_out_the_base_entry_and_control_zero():
+    """The base entry agrees everywhere, a steered method's control 0 agrees, its control 1 never does:
+    over all answers the judges look fairly aligned, over the steered ones they never agree."""
+    results = run_with([("kind", "kind")] * 4, {"lm_judge": judge_section("lm", 40, 36), "lm_b_judge": judge_section("lm_b", 40, 36)})
+    unsteered, disagree = records([("terse", "terse")] * 2), records([("kind", "terse")] * 3)
+    results.methods["actdiff"] = MethodResult("actdiff", "actdiff", {}, {}, [], [
+        Record(r.prompt, 0.0, "+0", r.output, r.scores) for r in unsteered] + [
+        Record(r.prompt, 1.0, "+1", r.output, r.scores) for r in disagree])
+    a = Judge("lm_judge", "lm", ["kind", "terse"], "m", 10, 9, 0.5)
+    b = Judge("lm_b_judge", "lm_b", ["kind", "terse"], "m", 10, 9, 0.5)
+    everything, steered = agreement(results, a, b), agreement(results, a, b, steered_only=True)
+    assert (everything.n, everything.agree) == (9, 6) and (steered.n, steered.agree) == (3, 0)
+    (pair,) = judges_section(results).data["agreement"]
+    assert pair["n"] == 9 and pair["steered"]["n"] == 3 and pair["steered"]["share"] == 0.0
+
+
 def test_a_base_model_judge_reads_the_plain_frame_and_scores_the_answer_after_a_space(registry, tmp_path, monkeypatch):
     from steerlab.metrics import likelihood
     from steerlab.model.zoo import load_model

@@ -14,8 +14,11 @@ those, per judge:
 Per pair of judges over the same classes, **agreement on the run's answers**: each judge's leading
 class per answer (its highest score), the share of answers where both lead with the same class
 (Wilson interval) and Cohen's kappa (scikit-learn; agreement beyond what the two judges' label
-frequencies give by chance). Every answer of every method counts, each method's own control 0
-included: the steered sweep as the tables read it.
+frequencies give by chance). Counted twice: over every answer of every method (each method's own
+control 0 included: the sweep as the tables read it) and over the **steered answers** alone (no
+unsteered ``base`` entry, no control 0), since whether two judges agree on what steering produced is
+the question a reader of a steering table has; unsteered answers, often all of one style, can lift or
+sink agreement on their own.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from itertools import combinations
 from typing import Any
 
 from steerlab.figures import markdown_table
-from steerlab.results import RunResults, Section
+from steerlab.results import MethodResult, Record, RunResults, Section
 from steerlab.stats import wilson_interval as wilson
 
 
@@ -89,12 +92,20 @@ class Agreement:
         return self.agree / self.n if self.n else math.nan
 
 
-def agreement(results: RunResults, a: Judge, b: Judge) -> Agreement:
-    """How often ``a`` and ``b`` lead with the same class on the run's answers, and Cohen's kappa."""
+def steered(method: MethodResult, record: Record) -> bool:
+    """Whether an answer was steered: not the unsteered ``base`` entry's, not a control of 0."""
+    control = record.control
+    return method.method != "base" and not (isinstance(control, (int, float)) and control == 0)
+
+
+def agreement(results: RunResults, a: Judge, b: Judge, steered_only: bool = False) -> Agreement:
+    """How often ``a`` and ``b`` lead with the same class on the run's answers (``steered_only``: on
+    its steered answers), and Cohen's kappa."""
     from sklearn.metrics import cohen_kappa_score
 
     pairs = [(x, y) for m in results.methods.values() for r in m.records
-             if (x := leading(r.scores, a)) is not None and (y := leading(r.scores, b)) is not None]
+             if (not steered_only or steered(m, r))
+             and (x := leading(r.scores, a)) is not None and (y := leading(r.scores, b)) is not None]
     if not pairs:
         return Agreement(a.table, b.table, 0, 0, math.nan)
     first, second = [x for x, _ in pairs], [y for _, y in pairs]
@@ -119,6 +130,10 @@ def is_hidden(column: str, hidden: set[str]) -> bool:
     return column.split("[")[0].split(".")[0] in hidden
 
 
+def _agreement_json(p: Agreement) -> dict[str, Any]:
+    return {"n": p.n, "share": p.share, "interval": list(wilson(p.agree, p.n)), "kappa": p.kappa}
+
+
 def _share(k: int, n: int) -> str:
     low, high = wilson(k, n)
     return f"{k / n:.3f} [{low:.3f}, {high:.3f}]" if n else "n/a"
@@ -134,12 +149,15 @@ def judges_section(results: RunResults) -> Section | None:
     lines = ["Each judge's accuracy on its held-out texts (95% Wilson interval), against chance (the majority label's share). "
              "A judge whose interval does not lie wholly above chance is not used for any table of this report.", "",
              markdown_table(["judge", "scores", "model", "held-out texts", "accuracy [95%]", "chance", "used in tables"], rows)]
-    pairs = [agreement(results, a, b) for a, b in comparable(judges)]
-    if pairs:
-        lines += ["", "Agreement on the run's answers (every method's records): the share where both judges lead with the same "
-                  "class (95% Wilson interval) and Cohen's kappa (agreement beyond chance; 1 perfect, 0 chance level).", "",
-                  markdown_table(["judges", "answers", "same leading class [95%]", "Cohen's kappa"],
-                                 [[f"`{p.first}` / `{p.second}`", p.n, _share(p.agree, p.n), f"{p.kappa:.3f}"] for p in pairs])]
+    both = [(agreement(results, a, b), agreement(results, a, b, steered_only=True)) for a, b in comparable(judges)]
+    if both:
+        lines += ["", "Agreement on the run's answers, over all of them (every method's records) and over the steered ones "
+                  "(no unsteered base entry, no control 0): the share where both judges lead with the same class (95% Wilson "
+                  "interval) and Cohen's kappa (agreement beyond chance; 1 perfect, 0 chance level).", "",
+                  markdown_table(["judges", "answers", "same leading class [95%]", "Cohen's kappa",
+                                  "steered answers", "same leading class, steered [95%]", "Cohen's kappa, steered"],
+                                 [[f"`{p.first}` / `{p.second}`", p.n, _share(p.agree, p.n), f"{p.kappa:.3f}",
+                                   s.n, _share(s.agree, s.n), f"{s.kappa:.3f}"] for p, s in both])]
     hidden = sorted(j.prefix for j in judges if not j.usable)
     if hidden:
         lines += ["", "Hidden from the tables of this report: " + ", ".join(f"`{p}.*`" for p in hidden)
@@ -147,6 +165,6 @@ def judges_section(results: RunResults) -> Section | None:
     data: dict[str, Any] = {"hidden": hidden,
                             "judges": {j.table: {"prefix": j.prefix, "model": j.model, "n": j.n, "accuracy": j.accuracy,
                                                  "interval": list(j.interval), "chance": j.chance, "usable": j.usable} for j in judges},
-                            "agreement": [{"judges": [p.first, p.second], "n": p.n, "share": p.share,
-                                           "interval": list(wilson(p.agree, p.n)), "kappa": p.kappa} for p in pairs]}
+                            "agreement": [{"judges": [p.first, p.second], **_agreement_json(p),
+                                           "steered": _agreement_json(s)} for p, s in both]}
     return Section(markdown="\n".join(lines), data=data)
