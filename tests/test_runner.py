@@ -113,6 +113,12 @@ def test_resume_refuses_a_study_that_changed(finished, study_dir, capsys):
     assert "changed since run" in capsys.readouterr().err
 
 
+def test_resume_accepts_a_study_whose_comments_alone_changed(finished, study_dir):
+    path = study_dir / "tiny.toml"
+    path.write_text("# timing: measured after the run, written into the header\n" + path.read_text())
+    assert main(["run", "--resume", str(finished), "--no-progress"]) == 0
+
+
 def test_plugins_command_lists_methods_metrics_inspectors_datasets_and_models(capsys):
     assert main(["plugins"]) == 0
     rows = {tuple(line.split()[:3]) for line in capsys.readouterr().out.splitlines()}

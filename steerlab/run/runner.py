@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import time
+import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -98,6 +99,18 @@ def start(request: RunRequest, out: Path, show_progress: bool = True, only: Sequ
     return Session(study, registry, models, layout, request)
 
 
+def same_study(copy: Path, study_path: Path) -> bool:
+    """Whether the study file still says what the run's copy says. Compared as parsed TOML, so a
+    comment (a header gaining the measured timing once the run is done) does not block ``--resume``;
+    any key or value that changed does."""
+    if copy.read_bytes() == study_path.read_bytes():
+        return True
+    try:
+        return tomllib.loads(copy.read_text(encoding="utf-8")) == tomllib.loads(study_path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return False
+
+
 def reopen(run_dir: Path, extra_plugins: list[str] = (), check_data: bool = True) -> tuple[Study, Registry, RunLayout, RunRequest]:  # type: ignore[assignment]
     """A run's study and registry as the run began, after checking nothing changed under it."""
     layout = RunLayout.open(run_dir)
@@ -109,7 +122,7 @@ def reopen(run_dir: Path, extra_plugins: list[str] = (), check_data: bool = True
     study_path = Path(request.study_path)
     if not study_path.is_file():
         raise ConfigError(f"{layout.request}: the run's study file {study_path} no longer exists")
-    if not layout.study.is_file() or layout.study.read_bytes() != study_path.read_bytes():
+    if not layout.study.is_file() or not same_study(layout.study, study_path):
         raise ConfigError(f"{study_path}: changed since run {layout.root} began; start a new run instead of --resume")
     study, registry = plan(request, extra_plugins)
     if request.seeds and request.seeds != study.meta.seed_list:
