@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import time
-import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -102,13 +101,8 @@ def start(request: RunRequest, out: Path, show_progress: bool = True, only: Sequ
 def same_study(copy: Path, study_path: Path) -> bool:
     """Whether the study file still says what the run's copy says. Compared as parsed TOML, so a
     comment (a header gaining the measured timing once the run is done) does not block ``--resume``;
-    any key or value that changed does."""
-    if copy.read_bytes() == study_path.read_bytes():
-        return True
-    try:
-        return tomllib.loads(copy.read_text(encoding="utf-8")) == tomllib.loads(study_path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
-        return False
+    any key or value that changed does (a file that no longer parses is named by ``read_toml``)."""
+    return copy.read_bytes() == study_path.read_bytes() or read_toml(copy) == read_toml(study_path)
 
 
 def reopen(run_dir: Path, extra_plugins: list[str] = (), check_data: bool = True) -> tuple[Study, Registry, RunLayout, RunRequest]:  # type: ignore[assignment]
