@@ -25,6 +25,7 @@ from steerlab.inspect.base import Inspector
 from steerlab.lab import Lab, seed_everything
 from steerlab.layout import RunLayout
 from steerlab.method import BaseMethod, NoConfig, SteeringMethod
+from steerlab.residual_method import ResidualVectorMethod
 from steerlab.metrics.base import BaseMetric, Metric, MetricContext, Sample
 from steerlab.metrics.builtin import distinct_ngrams, word_count
 from steerlab.model.activations import ActivationBatch, Activations, activation_batches, collect
@@ -48,7 +49,7 @@ __all__ = [
     # plugin hooks and errors
     "hookimpl", "ConfigError",
     # the method contract
-    "BaseMethod", "SteeringMethod", "NoConfig", "MethodEntry", "Lab", "Artifact", "ResidualVector", "ArtifactCache",
+    "BaseMethod", "ResidualVectorMethod", "SteeringMethod", "NoConfig", "MethodEntry", "Lab", "Artifact", "ResidualVector", "ArtifactCache",
     "Control", "ControlSpace", "Scalar", "Simplex", "Fixed", "finite_number", "corner_of",
     "Section", "Figure", "SweepResult", "SweepPoint", "Record", "StudyReport", "RunLayout", "export_control_vector",
     # metrics and inspectors

@@ -4,20 +4,19 @@ contrastive prompts, added back as ``c * v`` at one block during generation, one
 from __future__ import annotations
 
 import dataclasses
-from contextlib import AbstractContextManager
 from pathlib import Path
 
 import torch
 
-from steerlab.api import (Artifact, BaseMethod, ControlSpace, Lab, MethodEntry, ResidualVector, Scalar, Section,
-                          SweepResult, collect, dev_chosen_sweep, file_digest, read_jsonl)
+from steerlab.api import (Artifact, ControlSpace, Lab, MethodEntry, ResidualVector, ResidualVectorMethod, Scalar, Section,
+                          SweepResult, collect, file_digest, read_jsonl)
 
 from steerlab_plugins.actdiff import aggregators
 from steerlab_plugins.actdiff.analysis import analyze
 from steerlab_plugins.actdiff.config import ActDiffConfig
 
 
-class ActDiffMethod(BaseMethod):
+class ActDiffMethod(ResidualVectorMethod):
     """Contrastive activation difference added to the residual stream."""
 
     name = "actdiff"
@@ -70,14 +69,6 @@ class ActDiffMethod(BaseMethod):
     def raw_equivalent(self, artifact: Artifact, control: float) -> float:
         """The raw multiplier of the difference vector that a control amounts to."""
         return control * artifact.vectors[0].per_unit
-
-    def steer(self, lab: Lab, artifact: Artifact, controls: torch.Tensor) -> AbstractContextManager[None]:
-        return lab.engine.add_vectors(artifact.vectors[:1], artifact.tensors, controls)
-
-    def evaluate(self, lab: Lab, entry: MethodEntry, artifact: Artifact) -> SweepResult:
-        """Core's sweep, staged on the dev prompts when ``test_chosen_only`` says so."""
-        with dev_chosen_sweep(lab, entry.config):
-            return super().evaluate(lab, entry, artifact)
 
     def analyze(self, lab: Lab, entry: MethodEntry, artifact: Artifact, result: SweepResult, folder: Path) -> Section:
         return analyze(self, lab, entry, artifact, result, folder)

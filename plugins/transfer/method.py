@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from steerlab.api import (Artifact, BaseMethod, ConfigError, ControlSpace, Lab, LoadedModel, MethodEntry, ResidualVector,
-                          Scalar, Section, SweepResult, collect, dev_chosen_sweep, file_digest, load_model, read_jsonl)
+from steerlab.api import (Artifact, ConfigError, ControlSpace, Lab, LoadedModel, MethodEntry, ResidualVector, ResidualVectorMethod,
+                          Scalar, Section, SweepResult, collect, file_digest, load_model, read_jsonl)
 
 from steerlab_plugins.transfer import adapters, layers, pairing
 from steerlab_plugins.transfer.analysis import analyze
@@ -61,7 +60,7 @@ class SourceReadings:
     target_layer: int
 
 
-class TransferMethod(BaseMethod):
+class TransferMethod(ResidualVectorMethod):
     """A vector from another model, through a learned (or no) map between residual spaces."""
 
     name = "transfer"
@@ -178,14 +177,6 @@ class TransferMethod(BaseMethod):
                 "labels": [config.positive_label, config.negative_label]}
         tensors = {**tensors, "vector": vector.float(), "native_vector": native.float()}
         return Artifact(tensors, meta, sites=[site], vectors=[ResidualVector(site, "vector", typical / float(vector.norm()))])
-
-    def steer(self, lab: Lab, artifact: Artifact, controls: torch.Tensor) -> AbstractContextManager[None]:
-        return lab.engine.add_vectors(artifact.vectors[:1], artifact.tensors, controls)
-
-    def evaluate(self, lab: Lab, entry: MethodEntry, artifact: Artifact) -> SweepResult:
-        """Core's sweep, staged on the dev prompts when ``test_chosen_only`` says so."""
-        with dev_chosen_sweep(lab, entry.config):
-            return super().evaluate(lab, entry, artifact)
 
     def analyze(self, lab: Lab, entry: MethodEntry, artifact: Artifact, result: SweepResult, folder: Path) -> Section:
         return analyze(entry, artifact, result)
