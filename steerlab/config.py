@@ -91,17 +91,21 @@ def coerce(value: Any, tp: Any) -> Any:
     raise TypeError
 
 
-def build(cls: type, table: dict[str, Any], where: str, base_dir: Path | None = None) -> Any:
+def build(cls: type, table: dict[str, Any], where: str, base_dir: Path | None = None, also: tuple[str, ...] = ()) -> Any:
     """Validate ``table`` into the frozen dataclass ``cls``.
 
-    ``where`` is the location for messages, e.g. ``studies/x.toml: [methods.actdiff]``.
+    ``where`` is the location for messages, e.g. ``studies/x.toml: [methods.actdiff]``; ``also``
+    names the keys of the same table that the caller read before (a method entry's ``method``,
+    ``model``, ``controls``...), so that an unknown key's message lists every key the table takes.
     """
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: expected a table, got {type(table).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(table) - set(fields))
     if unknown:
-        raise ConfigError(f"{where}: unknown key '{unknown[0]}' (expected one of: {', '.join(sorted(fields))})")
+        known = sorted({*fields, *also})
+        expected = f"expected one of: {', '.join(known)}" if known else "this table takes no keys"
+        raise ConfigError(f"{where}: unknown key '{unknown[0]}' ({expected})")
     hints = typing.get_type_hints(cls)
     kwargs: dict[str, Any] = {}
     for key, value in table.items():

@@ -30,6 +30,7 @@ def test_the_tiny_study_validates_into_frozen_configs(study_dir, registry):
     ("old", "new", "message"),
     [
         ("layer = 1", "layr = 1", r"tiny.toml: \[methods.actdiff\]: unknown key 'layr' \(expected one of: .*layer"),
+        ("[methods.base]", "[methods.base]\ncontrol = 1", r"\[methods.base\]: unknown key 'control' \(expected one of: concept, controls, method, model, reuse_from\)"),
         ("layer = 1", 'layer = "one"', r"\[methods.actdiff\]: key 'layer' expected an integer, got 'one'"),
         ('pairs = "data/pairs.jsonl"', 'pairs = "data/nope.jsonl"', r"key 'pairs': file not found: .*nope.jsonl"),
         ("[methods.base]", "[methods.ghost]", r"\[methods.ghost\] key 'method': unknown method 'ghost' \(expected one of: .*actdiff"),

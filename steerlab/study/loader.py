@@ -255,6 +255,10 @@ def _method_tables(path: Path, raw: dict[str, Any]) -> list[tuple[str, dict[str,
     return list(methods.items())
 
 
+# Keys every [methods.NAME] table may hold beside its method's own: read here, not by the method.
+ENTRY_KEYS = ("method", "model", "concept", "reuse_from", "controls")
+
+
 def _method_entry(path: Path, name: str, table: dict[str, Any], registry: Registry, quick: bool, study_model: str) -> MethodEntry:
     where = f"{path}: [methods.{name}]"
     if not name.replace("-", "").replace("_", "").isalnum():
@@ -274,7 +278,7 @@ def _method_entry(path: Path, name: str, table: dict[str, Any], registry: Regist
     if reuse_from is not None and (not isinstance(reuse_from, str) or not reuse_from):
         raise ConfigError(f"{where}: key 'reuse_from' expected the path of a run folder (relative to the study file), got {reuse_from!r}")
     controls = table.pop("controls", None)
-    config = cfg.build(method.Config, table, where, path.parent)
+    config = cfg.build(method.Config, table, where, path.parent, also=ENTRY_KEYS)
     try:
         space = method.control_space(config)
     except ValueError as exc:
