@@ -30,7 +30,7 @@ from steerlab.metrics.base import BaseMetric, Metric, MetricContext, Sample
 from steerlab.metrics.builtin import distinct_ngrams, word_count
 from steerlab.model.activations import ActivationBatch, Activations, activation_batches, collect
 from steerlab.model.architectures import Architecture
-from steerlab.model.engine import Delta, Edit, HookEngine, Update, add_vector
+from steerlab.model.engine import Delta, Edit, HookEngine, Update, add_vector, tokens_by_row
 from steerlab.model.generation import Generation, GenerationSettings, generate
 from steerlab.model.scoring import kl_per_token, mean_logprobs, row_logprobs, sequence_logprobs, target_logits, token_logprobs
 from steerlab.model.sites import Site, match_sites, projection_features, resolve, stored_delta
@@ -57,7 +57,7 @@ __all__ = [
     # config fields
     "help_field", "path_field", "as_dict",
     # the model side
-    "LoadedModel", "load_model", "wrap", "Architecture", "HookEngine", "Edit", "Delta", "Update", "add_vector", "Site", "match_sites", "resolve",
+    "LoadedModel", "load_model", "wrap", "Architecture", "HookEngine", "Edit", "Delta", "Update", "add_vector", "tokens_by_row", "Site", "match_sites", "resolve",
     "projection_features", "stored_delta",
     "Generation", "GenerationSettings", "generate", "Activations", "collect", "ActivationBatch", "activation_batches",
     "target_logits", "token_logprobs", "row_logprobs", "sequence_logprobs", "mean_logprobs", "kl_per_token",

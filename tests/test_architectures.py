@@ -12,7 +12,7 @@ from steerlab.errors import ConfigError
 from steerlab.model import sites
 from steerlab.model.architectures import Architecture, layout_of, resolve_layout, use_architecture
 from steerlab.model.engine import HookEngine
-from steerlab.model.tiny import TINY_ARCHITECTURES
+from steerlab.model.tiny import DETECTED_ONLY, TINY_ARCHITECTURES
 from steerlab.model.zoo import ModelSpec, load_model, wrap
 from steerlab.training import DEFAULT_TARGETS
 
@@ -30,6 +30,16 @@ EXPECTED = {
                     "blocks.0.mlp.down_proj": "gpt_neox.layers.0.mlp.dense_4h_to_h", "final_norm": "gpt_neox.final_layer_norm"},
     "tiny-phi3": {"blocks.1.attn.qkv_proj": "model.layers.1.self_attn.qkv_proj", "blocks.1.mlp.gate_up_proj": "model.layers.1.mlp.gate_up_proj",
                   "blocks.0.mlp.down_proj": "model.layers.0.mlp.down_proj", "blocks.0.mlp_out": "model.layers.0.mlp", "final_norm": "model.norm"},
+    # Families the table does not list (structural detection alone): OPT's MLP projections are the
+    # block's own children, GPT-Neo's attention projections sit one module deeper, Phi's final norm
+    # is ``final_layernorm``.
+    "tiny-opt": {"blocks.1.resid_post": "model.decoder.layers.1", "blocks.0.attn.o_proj": "model.decoder.layers.0.self_attn.out_proj",
+                 "blocks.0.mlp.up_proj": "model.decoder.layers.0.fc1", "blocks.1.mlp.down_proj": "model.decoder.layers.1.fc2",
+                 "final_norm": "model.decoder.final_layer_norm"},
+    "tiny-gpt_neo": {"blocks.0.attn.q_proj": "transformer.h.0.attn.attention.q_proj", "blocks.1.attn.o_proj": "transformer.h.1.attn.attention.out_proj",
+                     "blocks.0.mlp.up_proj": "transformer.h.0.mlp.c_fc", "final_norm": "transformer.ln_f"},
+    "tiny-phi": {"blocks.0.attn.o_proj": "model.layers.0.self_attn.dense", "blocks.1.mlp.down_proj": "model.layers.1.mlp.fc2",
+                 "final_norm": "model.final_layernorm"},
     "tiny-olmo2": {"blocks.1.attn.k_proj": "model.layers.1.self_attn.k_proj", "blocks.0.mlp.gate_proj": "model.layers.0.mlp.gate_proj",
                    "final_norm": "model.norm"},
 }
@@ -53,7 +63,22 @@ def test_structural_detection_alone_reads_every_tiny_model_as_its_family_row_doe
     detected = resolve_layout(any_tiny.hf, Architecture(), "detected")
     assert (detected.blocks, detected.n_blocks, detected.final_norm) == (by_table.blocks, by_table.n_blocks, by_table.final_norm)
     assert dict(detected.parts) == dict(by_table.parts)
-    assert by_table.source.startswith("family") and by_table.n_blocks == any_tiny.hf.config.get_text_config().num_hidden_layers
+    unlisted = any_tiny.name.removeprefix("tiny-") in DETECTED_ONLY
+    assert by_table.source == "detected" if unlisted else by_table.source.startswith("family")
+    assert by_table.n_blocks == any_tiny.hf.config.get_text_config().num_hidden_layers and by_table.final_norm is not None
+    projections = {p.rpartition(".")[2] for p in by_table.parts if "." in p}
+    assert {"o_proj", "down_proj"} <= projections and projections & {"q_proj", "qkv_proj"} and projections & {"up_proj", "gate_up_proj"}
+
+
+def test_detection_does_not_take_one_expert_of_a_mixture_for_the_mlps_projection():
+    import transformers
+
+    cfg = transformers.Qwen2MoeConfig(vocab_size=300, hidden_size=32, intermediate_size=64, moe_intermediate_size=16,
+                                      shared_expert_intermediate_size=16, num_hidden_layers=2, num_attention_heads=4,
+                                      num_key_value_heads=2, num_experts=2, num_experts_per_tok=1)
+    parts = layout_of(transformers.Qwen2MoeForCausalLM(cfg)).parts
+    assert parts["mlp"] == "mlp" and not any(p.startswith("mlp.") for p in parts)
+    assert parts["attn.q_proj"] == "self_attn.q_proj"
 
 
 def test_gemma3s_multimodal_wrapper_is_read_at_its_text_blocks_even_beside_a_deeper_vision_tower():

@@ -7,7 +7,8 @@ method has no case.
 
 The contract runs in full on tiny-llama; ``test_every_method_keeps_the_contract_on_every_architecture``
 runs it again on a 2-block model of every other supported architecture (Mistral, Qwen 2 and 3,
-Gemma 2 and 3, OLMo 2, GPT-2, Pythia, Phi-3), each method trained once with its fewest steps.
+Gemma 2 and 3, OLMo 2, GPT-2, Pythia, Phi-3, and OPT, GPT-Neo and Phi, read by detection alone), each
+method trained once with its fewest steps.
 """
 
 from pathlib import Path

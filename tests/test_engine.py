@@ -257,3 +257,14 @@ def test_static_cache_steers_every_decode_step(tiny_llama, monkeypatch):
     assert len(dynamic_calls) > 1 and dynamic_calls[1:] == [1] * (len(dynamic_calls) - 1)
     assert static_calls == dynamic_calls  # was [prompt length] alone: decode steps unsteered
     assert static_ids == dynamic_ids
+
+
+def test_tokens_by_row_splits_flattened_tokens_batch_major_and_leaves_batched_input_alone():
+    from steerlab.model.engine import tokens_by_row
+
+    batched = torch.arange(24.0).reshape(2, 3, 4)
+    assert tokens_by_row(batched, 2) is batched
+    flat = batched.reshape(6, 4)  # how OPT hands its fc1 the tokens: (batch * pos, features)
+    assert torch.equal(tokens_by_row(flat, 2), batched) and tokens_by_row(flat, 1).shape == (1, 6, 4)
+    with pytest.raises(ValueError, match="do not split into 4 batch rows"):
+        tokens_by_row(flat, 4)

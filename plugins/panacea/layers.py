@@ -24,7 +24,7 @@ from contextlib import ExitStack, contextmanager
 import torch
 from torch import nn
 
-from steerlab.api import HookEngine, projection_features
+from steerlab.api import HookEngine, projection_features, tokens_by_row
 
 
 class SharedState(nn.Module):
@@ -95,10 +95,11 @@ class PanaceaLayer(nn.Module):
         """U diag(sigma_full) V^T x, differentiable: the training path."""
         batched = self._shared[0].batched
         sigma = (batched[self.index] if batched is not None else self.sigma_full())[:, None, :]  # (rows, 1, width), rows = batch or 1
+        rows = tokens_by_row(x, sigma.shape[0])
         if x.dtype != self.U.dtype:  # a bf16 model with an fp32 adapter (training on a GPU): the adapter's math in
             # fp32, as PEFT's LoRA does; one cast in and one out instead of three parameter casts per forward
-            return (((x.to(self.U.dtype) @ self.V) * sigma) @ self.U.T).to(x.dtype)
-        return ((x @ self.V) * sigma) @ self.U.T
+            return (((rows.to(self.U.dtype) @ self.V) * sigma) @ self.U.T).to(x.dtype).reshape(*x.shape[:-1], -1)
+        return (((rows @ self.V) * sigma) @ self.U.T).reshape(*x.shape[:-1], -1)
 
     def add_into(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """``out + delta(x)``; for a frozen adapter outside autograd, accumulated into ``out`` in
@@ -120,7 +121,7 @@ class PanaceaLayer(nn.Module):
         if frozen.shape[1] == 1:  # one lambda for every row: (version, V * sigma, U^T contiguous), kept until the next switch
             self._folded = (shared.version, self.V * frozen[self.index, 0], self.U.T.contiguous())
             return self.add_into(x, out)  # the fold is current now: the fast path takes it
-        h = (x @ self.V).mul_(frozen[self.index][:, None, :])  # one lambda per batch row
+        h = (tokens_by_row(x, frozen.shape[1]) @ self.V).mul_(frozen[self.index][:, None, :])  # one lambda per batch row
         out.view(-1, out.shape[-1]).addmm_(h.reshape(-1, h.shape[-1]), self.U.T)
         return out
 

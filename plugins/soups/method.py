@@ -16,7 +16,7 @@ import torch
 
 from steerlab.api import (StyleTraining, Validation, lora_config, lora_factors, Artifact, ArtifactCache, BaseMethod, ControlSpace, Delta, Figure, GroupSampler, Lab, MethodEntry,
                           Section, Simplex, Site, SweepResult, answer_tokens, file_digest, kept_gradient_tokens, group_losses, heldout_table, help_field, match_sites, optimise,
-                          plot_training_logs, read_sft)
+                          plot_training_logs, read_sft, tokens_by_row)
 
 
 @dataclass(frozen=True)
@@ -153,9 +153,9 @@ def soup_delta(a: torch.Tensor, b: torch.Tensor, weights: torch.Tensor) -> Delta
 
     a: (n, r, in), b: (n, out, r), weights: (rows, n)."""
 
-    def delta(x: torch.Tensor) -> torch.Tensor:  # (batch, pos, in) -> (batch, pos, out)
-        h = torch.einsum("bpi,nri->bpnr", x, a.to(x.dtype))  # (batch, pos, n, r)
+    def delta(x: torch.Tensor) -> torch.Tensor:  # (batch, pos, in) -> (batch, pos, out); flattened tokens as well
+        h = torch.einsum("bpi,nri->bpnr", tokens_by_row(x, weights.shape[0]), a.to(x.dtype))  # (batch, pos, n, r)
         h = h * weights.to(x.dtype).reshape(weights.shape[0], 1, -1, 1)
-        return torch.einsum("bpnr,nor->bpo", h, b.to(x.dtype))
+        return torch.einsum("bpnr,nor->bpo", h, b.to(x.dtype)).reshape(*x.shape[:-1], -1)
 
     return delta

@@ -82,7 +82,7 @@ FAMILIES: dict[str, Architecture] = {
 
 # Detection: names peers use for the same part (the first that exists wins).
 BLOCK_LISTS = ("layers", "h", "blocks", "layer")
-FINAL_NORMS = ("norm", "ln_f", "final_layer_norm", "norm_f", "final_norm")
+FINAL_NORMS = ("norm", "ln_f", "final_layer_norm", "norm_f", "final_norm", "final_layernorm")
 ALIASES: dict[str, tuple[str, ...]] = {
     "attn": ("self_attn", "attn", "attention", "self_attention"),
     "mlp": ("mlp", "feed_forward", "ffn"),
@@ -202,11 +202,27 @@ def _parts(block: nn.Module, given: Mapping[str, str], where: str | None) -> dic
 
 
 def _detect(block: nn.Module, part: str, found: Mapping[str, str]) -> str | None:
+    """A part under one of its aliases. The attention and MLP are children of the block; a projection
+    is a child of its owner, or, for the attention only, deeper, shallowest first (GPT-Neo keeps its
+    query at ``attn.attention.q_proj``). The MLP is not searched deeper: below it sit the experts of a
+    mixture (``mlp.experts.0.down_proj``, ``mlp.shared_expert.down_proj``), and one expert is not the
+    MLP's projection. A block with no MLP module keeps the MLP's projections as its own children
+    (OPT's ``fc1``, ``fc2``), so there they are looked for in the block."""
     owner = part.partition(".")[0]
-    if owner != part and owner not in found:
+    if owner == part:
+        return next((a for a in ALIASES[part] if _get(block, a) is not None and a not in found.values()), None)
+    if owner in found:
+        prefix, deep = f"{found[owner]}.", owner == "attn"
+    elif owner == "mlp":
+        prefix, deep = "", False
+    else:
         return None
-    prefix = f"{found[owner]}." if owner != part else ""
     candidates = [f"{prefix}{alias}" for alias in ALIASES[part]]
+    if deep:
+        inside = [name for name, _ in block.get_submodule(found[owner]).named_modules() if name]
+        nested = sorted((name.count("."), ALIASES[part].index(name.rsplit(".", 1)[-1]), name) for name in inside
+                        if "." in name and name.rsplit(".", 1)[-1] in ALIASES[part] and not any(p.isdigit() for p in name.split(".")))
+        candidates += [f"{prefix}{name}" for _, _, name in nested]
     return next((c for c in candidates if _fits(part, _get(block, c)) and c not in found.values()), None)
 
 

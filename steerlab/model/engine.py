@@ -276,6 +276,19 @@ class HookEngine:
         return self.attach([Attachment(name, fn, update=True) for name, fn in updates.items()])
 
 
+def tokens_by_row(x: torch.Tensor, rows: int) -> torch.Tensor:
+    """A module input ``x`` as ``(rows, tokens, features)``, for a ``Delta`` or ``Update`` that
+    applies one control per batch row. Most families hand a projection ``(batch, pos, features)``
+    (returned as it is); a few flatten the tokens first (OPT's ``fc1`` and ``fc2`` see
+    ``(batch * pos, features)``). Flattened tokens are batch-major, so ``rows`` splits them
+    evenly; give a result computed on the view back with ``result.reshape(*x.shape[:-1], -1)``."""
+    if x.dim() != 2:
+        return x
+    if x.shape[0] % rows:
+        raise ValueError(f"{x.shape[0]} flattened tokens do not split into {rows} batch rows")
+    return x.view(rows, -1, x.shape[-1])
+
+
 def add_vector(vector: torch.Tensor, coefficients: torch.Tensor | float = 1.0) -> Edit:
     """An edit that adds ``coefficients[b] * vector`` to batch row b at every position (prompt
     and generated tokens alike). ``coefficients``: a number, or one per row, ``(rows,)``; a

@@ -6,7 +6,9 @@ specials, so any text round-trips. ``tiny-llama`` carries a ChatML template like
 ``tiny-llama-wide`` is a second Llama of another width and depth (96-d, 3 blocks), for code that
 moves things between models of unequal sizes (cross-model vector transfer). ``tiny-{family}`` for
 each family of ``TINY_ARCHITECTURES`` (Mistral, Qwen 2 and 3, Gemma 2, OLMo 2, GPT-2, Pythia,
-Phi-3) is a 2-block, 32-d model of that architecture: the contract test runs every method on each.
+Phi-3, and OPT, GPT-Neo and Phi, which the architecture table does not list, so that structural
+detection alone is tested) is a 2-block, 32-d model of that architecture: the contract test runs
+every method on each.
 """
 
 from __future__ import annotations
@@ -107,7 +109,16 @@ TINY_ARCHITECTURES: dict[str, tuple[str, str, dict[str, Any], bool]] = {
     "gpt2": ("GPT2LMHeadModel", "GPT2Config", {"n_embd": 32, "n_inner": 64, "n_layer": 2, "n_head": 4, "n_positions": 512}, False),
     "pythia": ("GPTNeoXForCausalLM", "GPTNeoXConfig", {**_SMALL, "use_parallel_residual": True}, False),
     "phi3": ("Phi3ForCausalLM", "Phi3Config", {**_SMALL, "num_key_value_heads": 2, "original_max_position_embeddings": 512}, True),
+    # Three families with no row in the architecture table: read by structural detection alone.
+    "opt": ("OPTForCausalLM", "OPTConfig", {"hidden_size": 32, "ffn_dim": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+                                            "word_embed_proj_dim": 32, "max_position_embeddings": 512}, False),
+    "gpt_neo": ("GPTNeoForCausalLM", "GPTNeoConfig", {"hidden_size": 32, "intermediate_size": 64, "num_layers": 2, "num_heads": 4,
+                                                      "attention_types": [[["global", "local"], 1]], "window_size": 16,
+                                                      "max_position_embeddings": 512}, False),
+    "phi": ("PhiForCausalLM", "PhiConfig", {**_SMALL}, False),
 }
+# The families of ``TINY_ARCHITECTURES`` that ``steerlab.model.architectures.FAMILIES`` has no row for.
+DETECTED_ONLY = ("opt", "gpt_neo", "phi")
 
 
 def tiny_architecture(family: str, seed: int = 0) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
