@@ -209,6 +209,8 @@ BAD = {  # (path, body, status, param)
     "an empty prompt": ("/v1/completions", {"model": "actdiff", "prompt": ""}, 400, "prompt"),
     "a missing prompt": ("/v1/completions", {"model": "actdiff"}, 400, "prompt"),
     "raw text for a prompting method": ("/v1/completions", {"model": "prompting", "prompt": "Hi", "steering": {"control": [1, 0, 0]}}, 400, "model"),
+    "a lone surrogate in a message": ("/v1/chat/completions", b'{"model": "actdiff", "messages": [{"role": "user", "content": "\\ud800"}]}', 400, "messages.0.content"),
+    "a lone surrogate in a stop": ("/v1/completions", b'{"model": "actdiff", "prompt": "Hi", "stop": ["\\udfff"]}', 400, "stop"),
     "an unknown route": ("/v1/embeddings", {"model": "actdiff", "input": "Hi"}, 404, None),
 }
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 INVALID = "invalid_request_error"
 
@@ -30,6 +30,19 @@ class ApiError(Exception):
 
 def error_body(message: str, kind: str = INVALID, param: str | None = None, code: str | None = None) -> dict[str, Any]:
     return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+
+def encodable(value: Any) -> Any:
+    """Text the tokenizer can take: JSON may carry a lone UTF-16 surrogate (``"\\ud800"``), which
+    Python keeps in a ``str`` but no UTF-8 encoder accepts; refused here, it is a 400 naming the
+    field instead of a tokenizer's TypeError (a 500) in the middle of a batch."""
+    texts = [value] if isinstance(value, str) else [getattr(v, "text", v) for v in value or []]
+    for text in texts:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"not valid Unicode text (a lone surrogate {text[exc.start]!r} at character {exc.start})") from None
+    return value
 
 
 class Steering(BaseModel):
@@ -61,6 +74,8 @@ class Sampling(BaseModel):
     n: int = Field(1, strict=True)
     steering: Steering | None = None
 
+    _text_stop = field_validator("stop")(encodable)
+
     def stops(self) -> list[str]:
         return [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
 
@@ -78,6 +93,7 @@ class Message(BaseModel):
     model_config = ConfigDict(extra="ignore")
     role: Literal["system", "developer", "user", "assistant"]
     content: str | list[TextPart]
+    _text_content = field_validator("content")(encodable)
 
     def text(self) -> str:
         return self.content if isinstance(self.content, str) else "".join(p.text for p in self.content)
@@ -93,6 +109,7 @@ class ChatRequest(Sampling):
 
 class CompletionRequest(Sampling):
     prompt: str | list[str]
+    _text_prompt = field_validator("prompt")(encodable)
 
 
 class Usage(BaseModel):
