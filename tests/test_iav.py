@@ -259,9 +259,11 @@ def test_every_split_of_the_iav_requests_holds_ordinary_and_risky_requests():
 PROMPTS = [f"request {i}" for i in range(80)]
 
 
-def _method(kind: str, wins: dict[float, tuple[float, float]], tokens_per_s: float, start: int = 0, key: str = "lm.chosen.win"):
+def _method(kind: str, wins: dict[float, tuple[float, float]], tokens_per_s: float, start: int = 0, key: str = "lm.chosen.win",
+            distinct3: float | None = None):
     """A method whose answers at alpha win against the unsteered answer on (dev share, test share)
-    of each half's prompts (from ``start`` on; the rest lose); alpha 0 ties everywhere."""
+    of each half's prompts (from ``start`` on; the rest lose); alpha 0 ties everywhere. With
+    ``distinct3``, every steered answer also scores that distinct-3 (the unsteered ones 0.9)."""
     from steerlab.api import PromptSplit
     from steerlab.results import MethodResult, Record, SweepPoint
 
@@ -269,7 +271,8 @@ def _method(kind: str, wins: dict[float, tuple[float, float]], tokens_per_s: flo
     records, points = [], []
     for alpha, (dev, test) in {0.0: (0.5, 0.5), **wins}.items():
         won = {*split.dev[start:start + round(dev * len(split.dev))], *split.test[start:start + round(test * len(split.test))]}
-        mine = [Record(p, alpha, f"+{alpha:g}", "", {key: 0.5 if alpha == 0 else float(p in won)}, 0) for p in PROMPTS]
+        extra = {} if distinct3 is None else {"distinct3": 0.9 if alpha == 0 else distinct3}
+        mine = [Record(p, alpha, f"+{alpha:g}", "", {key: 0.5 if alpha == 0 else float(p in won), **extra}, 0) for p in PROMPTS]
         records += mine
         points.append(SweepPoint.from_records(alpha, f"+{alpha:g}", mine))
     return MethodResult(kind, kind, {}, {}, points, records, cost={"decode_tokens_per_s": tokens_per_s}, seeds=[0])
@@ -299,6 +302,18 @@ def test_the_iav_report_prefers_the_likelihood_judge_chooses_alpha_on_dev_and_st
     assert (tmp_path / section.figures[0].path).exists()
     minilm_only = _section(tmp_path, **{name: _method(name, {1.0: (0.8, 0.8)}, 10.0, key="judge.chosen.win") for name in ("iav", "genarm")})
     assert "`judge.chosen.win`" in minilm_only.markdown and "**not met**" in minilm_only.markdown  # same speed: 1x the cost
+
+
+def test_the_report_puts_each_chosen_alphas_repetition_beside_its_win_rate(tmp_path):
+    """A decoder can win a style judge by repeating one styled line: distinct-3 at the chosen alpha,
+    with its interval, and IAV - GenARM paired, stand beside the win rates."""
+    section = _section(tmp_path, iav=_method("iav", {1.0: (0.6, 0.6)}, 60.0, distinct3=0.7),
+                       genarm=_method("genarm", {1.0: (0.95, 0.95)}, 30.0, distinct3=0.4))
+    assert section.data["distinct3_test"]["iav"]["value"] == pytest.approx(0.7)
+    assert section.data["distinct3_test"]["genarm"]["value"] == pytest.approx(0.4)
+    assert "IAV's answers repeat themselves **less** than GenARM's" in section.markdown and "distinct-3, test" in section.markdown
+    without = _section(tmp_path, iav=_method("iav", {1.0: (0.6, 0.6)}, 60.0), genarm=_method("genarm", {1.0: (0.95, 0.95)}, 30.0))
+    assert without.data["distinct3_test"] == {} and "Repetition at the chosen alphas" not in without.markdown
 
 
 def test_the_win_rate_half_of_the_goal_follows_the_paired_interval_not_the_point_gap(tmp_path):

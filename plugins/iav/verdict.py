@@ -43,6 +43,10 @@ WIN_KEYS = {"lm.chosen.win": "the likelihood judge (`lm_judge`)", "judge.chosen.
 KEY_METRIC = {f"{prefix}.chosen.win": metric for metric, prefix in JUDGE_PREFIX.items()}
 GOAL_POINTS, GOAL_COST = 0.02, 0.6
 GOAL_WORDS = {"supported": "met", "not supported": "not met", "not distinguishable": "not distinguishable", "undefined": "not measured"}
+# Beside the win rate, the cost in fluency at each chosen alpha: the share of distinct word trigrams in
+# an answer (``fluency`` metric). A judge of style can be won by an answer that repeats one styled line
+# until the token cap; this number shows it, with its interval, and the paired IAV - GenARM gap.
+REPETITION_KEY = "distinct3"
 
 
 def judge_prefix(key: str | None) -> str:
@@ -88,6 +92,15 @@ def choose(method: Any, key: str, dev: Design, test: Design) -> Chosen:
     win = mean_over_controls()
     cube = test.score_cube(method, [key], [label])
     return Chosen(label, estimate(dev.score_cube(method, [key], [label]), win, dev.draws), estimate(cube, win, test.draws), cube)
+
+
+def repetition_at(method: Any, label: str | None, test: Design) -> tuple[Estimate, Cube] | None:
+    """Distinct-3 of a method's test answers at its chosen alpha, with its 95% interval (and the cube,
+    for a paired gap); None when the sweep did not score it."""
+    if label is None or not test.prompts or not any(REPETITION_KEY in p.scores for p in method.points if p.label == label):
+        return None
+    cube = test.score_cube(method, [REPETITION_KEY], [label])
+    return estimate(cube, mean_over_controls(), test.draws), cube
 
 
 def versus_unsteered(e: Estimate) -> str:
@@ -143,12 +156,15 @@ class IAVReport:
         win_half = hypothesis(gap, above=-GOAL_POINTS) if gap is not None else "undefined"
         goal = all_of(win_half, cost.claim(GOAL_COST)) if gap is not None else "undefined"
         curves = heldout_curves(results, layout, iav_names + gen_names)
+        repetition = {name: r for name, c in chosen.items() if (r := repetition_at(results.methods[name], c.label, test))}
         parts = [self._checks_text(key, rooms, judges, reward), self._heldout_text(curves),
                  self._goal_text(key, split, iav, gen, gap, win_half, cost, goal)]
+        if repetition:
+            parts.append(self._repetition_text(repetition, iav_names[0], gen_names[0] if reward.used else None, test))
         figures = [self._heldout_figure(layout, curves, reward.required)] if curves else []
         if key:
             excluded = [] if reward.used else gen_names
-            parts.append(self._table(results, chosen, excluded))
+            parts.append(self._table(results, chosen, excluded, repetition))
             figures.append(self._plot(results, layout, key, test, chosen, excluded))
         summary = {"win_gap_points": -100 * gap.value if gap else math.nan, "cost_ratio": cost.ratio,
                    "headroom": rooms[judge_prefix(key)].value if key and judge_prefix(key) in rooms else math.nan}
@@ -158,7 +174,8 @@ class IAVReport:
                 "judges": {m: {"usable": j.usable, "chance": j.chance, "accuracy": j.accuracy.to_json() if j.accuracy else None}
                            for m, j in judges.items()},
                 "cost": {"ratio": cost.ratio, "range": [cost.low, cost.high], "source": cost.source},
-                "chosen_on_dev": {name: c.label for name, c in chosen.items()}, "split": {"dev": len(split.dev), "test": len(split.test)}}
+                "chosen_on_dev": {name: c.label for name, c in chosen.items()}, "split": {"dev": len(split.dev), "test": len(split.test)},
+                "distinct3_test": {name: r[0].to_json() for name, r in repetition.items()}}
         return Section(summary=summary, markdown="\n\n".join(parts), figures=figures, data=data)
 
     @staticmethod
@@ -221,16 +238,30 @@ class IAVReport:
         return head + "\n\n" + " ".join(lines)
 
     @staticmethod
-    def _table(results: Any, chosen: dict[str, Chosen], excluded: list[str]) -> str:
+    def _repetition_text(repetition: dict[str, tuple[Estimate, Cube]], iav: str, gen: str | None, test: Design) -> str:
+        """Distinct-3 at each chosen alpha on the test prompts, and IAV - GenARM paired."""
+        line = ("Repetition at the chosen alphas (distinct-3: the share of distinct word trigrams in an answer, 1 = no "
+                "trigram repeated; test prompts, 95% interval, n prompts x seeds): "
+                + ", ".join(f"{name} {r[0].text_n()}" for name, r in repetition.items()) + ".")
+        if gen is not None and iav in repetition and gen in repetition:
+            gap = compare(repetition[iav][1], repetition[gen][1], mean_over_controls(), test.draws).difference
+            words = {"better": "less", "worse": "more"}.get(verdict(gap.low, gap.high, True), "not distinguishably more or less")
+            line += (f" IAV minus GenARM (paired) {gap.text()}: IAV's answers repeat themselves **{words}** than GenARM's. "
+                     "The win rate judges style only; read it beside this line.")
+        return line
+
+    @staticmethod
+    def _table(results: Any, chosen: dict[str, Chosen], excluded: list[str], repetition: dict[str, tuple[Estimate, Cube]]) -> str:
         rows = []
         for name, method in results.methods.items():
             c = chosen[name]
-            cells = (["not used"] * 5 if name in excluded else
-                     [c.label or "-", c.dev.text(), c.test.text(), f"{c.test.n_prompts}x{c.test.n_seeds}", versus_unsteered(c.test)])
+            cells = (["not used"] * 6 if name in excluded else
+                     [c.label or "-", c.dev.text(), c.test.text(), f"{c.test.n_prompts}x{c.test.n_seeds}", versus_unsteered(c.test),
+                      repetition[name][0].text() if name in repetition else "-"])
             rows.append([name, method.method, *cells, method.cost.get("decode_tokens_per_s", math.nan),
                          method.cost.get("train_seconds", math.nan), method.cost.get("extra_memory_mb", math.nan)])
         header = ["entry", "method", "alpha (chosen on dev)", "win rate, dev", "win rate, test", "n test", "test vs unsteered",
-                  "decode tok/s*", "train s*", "extra MB*"]
+                  "distinct-3, test", "decode tok/s*", "train s*", "extra MB*"]
         return markdown_table(header, rows) + "\n\n\\* one measurement per run (wall clock, memory): no prompt-level interval."
 
     @staticmethod
