@@ -42,6 +42,18 @@ def answers(other: str, measure: str) -> Callable[[dict[str, Any]], dict[str, An
     return lambda block: block["answers"][other][measure]
 
 
+def reported(report: str, key: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """A paired difference a study-level report keeps in its data (``[study] reports``); its verdict
+    read from the interval here, as every other row's (higher is better)."""
+    from steerlab.stats import verdict
+
+    def read(block: dict[str, Any]) -> dict[str, Any]:
+        difference = block["reports"][report][key]
+        return {"difference": difference, "verdict": verdict(*difference["interval"], True)}
+
+    return read
+
+
 CLAIMS = [
     Claim("chat3d: Panacea / soups hypervolume (MiniLM judge)", "chat3d", versus("soups", "hypervolume")),
     Claim("chat3d: Panacea / soups hypervolume (likelihood judge)", "chat3d", versus("soups", "hypervolume[lm]", "also")),
@@ -66,11 +78,9 @@ def comparison_block(run: str) -> dict[str, Any]:
     from steerlab.results import RunResults
 
     results = RunResults.load(ROOT / "docs" / "results" / run / "results.json")
-    block = results.comparison or {}
-    if "answers" not in block:
+    if results.comparison is not None and "answers" not in results.comparison:
         refresh_evidence(results)
-        block = results.comparison or {}
-    return block
+    return {**(results.comparison or {}), "reports": {name: section.data for name, section in results.reports.items()}}
 
 
 def _fmt(value: Any) -> str:

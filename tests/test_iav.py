@@ -312,6 +312,7 @@ def test_the_report_puts_each_chosen_alphas_repetition_beside_its_win_rate(tmp_p
     assert section.data["distinct3_test"]["iav"]["value"] == pytest.approx(0.7)
     assert section.data["distinct3_test"]["genarm"]["value"] == pytest.approx(0.4)
     assert "IAV's answers repeat themselves **less** than GenARM's" in section.markdown and "distinct-3, test" in section.markdown
+    assert section.data["iav_minus_genarm_distinct3"]["value"] == pytest.approx(0.3)
     without = _section(tmp_path, iav=_method("iav", {1.0: (0.6, 0.6)}, 60.0), genarm=_method("genarm", {1.0: (0.95, 0.95)}, 30.0))
     assert without.data["distinct3_test"] == {} and "Repetition at the chosen alphas" not in without.markdown
 

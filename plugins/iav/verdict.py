@@ -157,10 +157,13 @@ class IAVReport:
         goal = all_of(win_half, cost.claim(GOAL_COST)) if gap is not None else "undefined"
         curves = heldout_curves(results, layout, iav_names + gen_names)
         repetition = {name: r for name, c in chosen.items() if (r := repetition_at(results.methods[name], c.label, test))}
+        pair = (iav_names[0], gen_names[0]) if reward.used and iav_names[0] in repetition and gen_names[0] in repetition else None
+        repetition_gap = (compare(repetition[pair[0]][1], repetition[pair[1]][1], mean_over_controls(), test.draws).difference
+                          if pair else None)
         parts = [self._checks_text(key, rooms, judges, reward), self._heldout_text(curves),
                  self._goal_text(key, split, iav, gen, gap, win_half, cost, goal)]
         if repetition:
-            parts.append(self._repetition_text(repetition, iav_names[0], gen_names[0] if reward.used else None, test))
+            parts.append(self._repetition_text(repetition, repetition_gap))
         figures = [self._heldout_figure(layout, curves, reward.required)] if curves else []
         if key:
             excluded = [] if reward.used else gen_names
@@ -175,7 +178,8 @@ class IAVReport:
                            for m, j in judges.items()},
                 "cost": {"ratio": cost.ratio, "range": [cost.low, cost.high], "source": cost.source},
                 "chosen_on_dev": {name: c.label for name, c in chosen.items()}, "split": {"dev": len(split.dev), "test": len(split.test)},
-                "distinct3_test": {name: r[0].to_json() for name, r in repetition.items()}}
+                "distinct3_test": {name: r[0].to_json() for name, r in repetition.items()},
+                "iav_minus_genarm_distinct3": repetition_gap.to_json() if repetition_gap else None}
         return Section(summary=summary, markdown="\n\n".join(parts), figures=figures, data=data)
 
     @staticmethod
@@ -238,13 +242,12 @@ class IAVReport:
         return head + "\n\n" + " ".join(lines)
 
     @staticmethod
-    def _repetition_text(repetition: dict[str, tuple[Estimate, Cube]], iav: str, gen: str | None, test: Design) -> str:
-        """Distinct-3 at each chosen alpha on the test prompts, and IAV - GenARM paired."""
+    def _repetition_text(repetition: dict[str, tuple[Estimate, Cube]], gap: Estimate | None) -> str:
+        """Distinct-3 at each chosen alpha on the test prompts, and IAV - GenARM paired (``gap``)."""
         line = ("Repetition at the chosen alphas (distinct-3: the share of distinct word trigrams in an answer, 1 = no "
                 "trigram repeated; test prompts, 95% interval, n prompts x seeds): "
                 + ", ".join(f"{name} {r[0].text_n()}" for name, r in repetition.items()) + ".")
-        if gen is not None and iav in repetition and gen in repetition:
-            gap = compare(repetition[iav][1], repetition[gen][1], mean_over_controls(), test.draws).difference
+        if gap is not None:
             words = {"better": "less", "worse": "more"}.get(verdict(gap.low, gap.high, True), "not distinguishably more or less")
             line += (f" IAV minus GenARM (paired) {gap.text()}: IAV's answers repeat themselves **{words}** than GenARM's. "
                      "The win rate judges style only; read it beside this line.")
