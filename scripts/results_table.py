@@ -70,6 +70,10 @@ CLAIMS = [
           versus("soups", "hypervolume")),
     Claim("judges: Panacea / soups hypervolume (SmolLM2 likelihood judge, the generator itself)", "judges",
           versus("soups", "hypervolume[lm]", "also")),
+    # The IAV study: alpha chosen on the dev requests, reported on the test requests (the iav report's data).
+    Claim("iav: IAV - GenARM win rate against the unsteered answer (likelihood judge)", "iav", reported("iav", "iav_minus_genarm")),
+    Claim("iav: IAV - GenARM distinct-3 at the chosen alphas (higher: less repetition)", "iav",
+          reported("iav", "iav_minus_genarm_distinct3")),
 ]
 
 

@@ -74,15 +74,16 @@ def plot_heldout_accuracy(curves: dict[str, list[tuple[int, float]]], path: Path
     preference or memorised its training pairs. ``required``: a dashed line at the accuracy a
     method must reach to be used (the dotted line at 0.5 is chance)."""
     fig, ax = new_figure()
+    styles = ["o-", "s--", "^-.", "v:"]  # curves that coincide (two seeds at the same accuracies) stay visible
     for k, (name, points) in enumerate(curves.items()):
         if points:
-            ax.plot(*zip(*points), "o-", color=f"C{k}", ms=4, label=name)
+            ax.plot(*zip(*points), styles[k % len(styles)], color=f"C{k}", ms=6 - k % len(styles), label=name)
     ax.axhline(0.5, color="grey", lw=0.8, ls=":", label="chance")
     if required is not None:
         ax.axhline(required, color="black", lw=0.8, ls="--", label=f"required ({required:g})")
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("step")
-    ax.set_ylabel("held-out pair accuracy (chosen ranked above rejected)")
+    ax.set_ylabel("held-out pair accuracy\n(chosen ranked above rejected)")
     ax.set_title(title)
     ax.legend(fontsize=7)
     save_figure(fig, path)
