@@ -95,11 +95,10 @@ class PanaceaLayer(nn.Module):
         """U diag(sigma_full) V^T x, differentiable: the training path."""
         batched = self._shared[0].batched
         sigma = (batched[self.index] if batched is not None else self.sigma_full())[:, None, :]  # (rows, 1, width), rows = batch or 1
-        rows = tokens_by_row(x, sigma.shape[0])
-        if x.dtype != self.U.dtype:  # a bf16 model with an fp32 adapter (training on a GPU): the adapter's math in
-            # fp32, as PEFT's LoRA does; one cast in and one out instead of three parameter casts per forward
-            return (((rows.to(self.U.dtype) @ self.V) * sigma) @ self.U.T).to(x.dtype).reshape(*x.shape[:-1], -1)
-        return (((rows @ self.V) * sigma) @ self.U.T).reshape(*x.shape[:-1], -1)
+        # A bf16 model with an fp32 adapter (training on a GPU): the adapter's math in fp32, as PEFT's LoRA does;
+        # one cast in and one out (no-ops at equal dtypes) instead of three parameter casts per forward.
+        rows = tokens_by_row(x, sigma.shape[0]).to(self.U.dtype)
+        return (((rows @ self.V) * sigma) @ self.U.T).to(x.dtype).reshape(*x.shape[:-1], -1)
 
     def add_into(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """``out + delta(x)``; for a frozen adapter outside autograd, accumulated into ``out`` in
