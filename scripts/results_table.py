@@ -42,13 +42,16 @@ def answers(other: str, measure: str) -> Callable[[dict[str, Any]], dict[str, An
     return lambda block: block["answers"][other][measure]
 
 
-def reported(report: str, key: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """A paired difference a study-level report keeps in its data (``[study] reports``); its verdict
-    read from the interval here, as every other row's (higher is better)."""
+def reported(report: str, *keys: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """A paired difference a study-level report keeps in its data (``[study] reports``), found by
+    ``keys`` (one per nesting level); its verdict read from the interval here, as every other row's
+    (higher is better)."""
     from steerlab.stats import verdict
 
     def read(block: dict[str, Any]) -> dict[str, Any]:
-        difference = block["reports"][report][key]
+        difference = block["reports"][report]
+        for key in keys:
+            difference = difference[key]
         return {"difference": difference, "verdict": verdict(*difference["interval"], True)}
 
     return read

@@ -309,6 +309,8 @@ def test_every_verdict_is_the_verdict_of_its_paired_interval_against_random(resu
             diff = d.difference(m, d.control_for(m))
             assert verdict_of(d, key) == from_interval(diff.low, diff.high, True)
             seen.add(verdict_of(d, key))
+            kept = summary.differences()[f"{d.source} -> {d.target}"][key]  # what results.json keeps for the README's table
+            assert kept["interval"] == pytest.approx([diff.low, diff.high]) and kept["value"] == pytest.approx(diff.value)
     assert {"better", "not distinguishable"} <= seen
 
 

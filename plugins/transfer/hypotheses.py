@@ -148,22 +148,33 @@ def read_against_random(key: str, d: Direction, m: Measured | None, missing: str
     rand = d.control_for(m)
     if rand is None:
         return [TITLES[key], _at(m), m.test.text_n(), f"no random direction steers {m.view.target}", "not measured"]
-    versus = d.difference(m, rand)
+    versus = against_random(d, m)
     said = verdict(versus.low, versus.high, True) if versus is not None else "not measured"
     control = f"minus `{rand.view.name}`" + (f" (±{rand.strength:g})" if rand.strength is not None else "")
     return [TITLES[key], f"{_at(m)}; dev {m.dev.text()}", m.test.text_n(), _diff(control, versus), said]
 
 
+def against_random(d: Direction, m: Measured | None) -> Estimate | None:
+    """``m`` minus the random direction steering its model at its block: paired, on the test prompts."""
+    return d.difference(m, d.control_for(m))
+
+
+def tested(d: Direction) -> dict[str, Measured | None]:
+    """The entry each hypothesis stands on: H1 the source's own vector, H2 direct transfer, H3 the
+    linear adapter chosen on dev."""
+    return {"H1": d.entries.get("own"), "H2": d.entries.get("direct"), "H3": d.adapter}
+
+
 def h1(d: Direction) -> list[str]:
-    return read_against_random("H1", d, d.entries.get("own"), f"no actdiff entry on {d.source}")
+    return read_against_random("H1", d, tested(d)["H1"], f"no actdiff entry on {d.source}")
 
 
 def h2(d: Direction) -> list[str]:
-    return read_against_random("H2", d, d.entries.get("direct"), "no direct entry")
+    return read_against_random("H2", d, tested(d)["H2"], "no direct entry")
 
 
 def h3(d: Direction) -> list[str]:
-    return read_against_random("H3", d, d.adapter, "no linear adapter entry (or no dev prompt to choose one)")
+    return read_against_random("H3", d, tested(d)["H3"], "no linear adapter entry (or no dev prompt to choose one)")
 
 
 def verdicts(d: Direction) -> list[list[str]]:
@@ -253,6 +264,15 @@ class Summary:
         """``{"source -> target": {"H1": verdict, ...}}``, for results.json."""
         return {f"{d.source} -> {d.target}": {row[0].split()[0]: row[4] for row in verdicts(d)} for d in self.directions}
 
+    def differences(self) -> dict[str, dict[str, dict[str, object] | None]]:
+        """``{"source -> target": {"H1": estimate JSON or None, ...}}``: each hypothesis's paired test
+        difference against the random direction, for results.json (the README's table reads it)."""
+        out: dict[str, dict[str, dict[str, object] | None]] = {}
+        for d in self.directions:
+            found = {key: against_random(d, m) for key, m in tested(d).items()}
+            out[f"{d.source} -> {d.target}"] = {key: e.to_json() if e is not None else None for key, e in found.items()}
+        return out
+
 
 def render(summary: Summary) -> str:
     split = summary.halves.split
@@ -321,7 +341,8 @@ class TransferReport:
         if exported:
             text += (f"\n\nEvery vector as a llama.cpp control vector (strength {EXPORT_STRENGTH} baked in; `--control-vector FILE` "
                      "in llama.cpp, or `steerlab import gguf FILE --model NAME`): " + ", ".join(f"`{p}`" for p in exported) + "\n")
-        return Section(markdown=text, figures=drawn, data={"exports": exported, "verdicts": summary.verdicts()})
+        return Section(markdown=text, figures=drawn, data={"exports": exported, "verdicts": summary.verdicts(),
+                                                                 "against_random": summary.differences()})
 
 
 EXPORT_STRENGTH = 0.2
