@@ -83,7 +83,7 @@ def read_text_file(path: Path, what: str = "data file") -> str:
     if not path.is_file():
         raise ConfigError(f"{path}: {what} not found")
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors write one) is not an error
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: {what} is not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
@@ -108,6 +108,9 @@ def read_jsonl(path: Path, required: tuple[str, ...] = ()) -> list[dict[str, Any
         wrong = [k for k in required if not isinstance(row[k], str)]
         if wrong:
             raise ConfigError(f"{path}:{number}: key '{wrong[0]}' expected a string, got {row[wrong[0]]!r}")
+        blank = [k for k in required if not row[k].strip()]
+        if blank:  # an empty prompt, answer or label would be read as a record and measured as one
+            raise ConfigError(f"{path}:{number}: key '{blank[0]}' is empty (expected text)")
         rows.append(row)
     if not rows:
         raise ConfigError(f"{path}: no records")

@@ -55,8 +55,13 @@ class StyleTraining:
                 raise ValueError(f"key '{key}' must be >= 1 (got {getattr(self, key)})")
         if self.lr <= 0:
             raise ValueError(f"key 'lr' must be > 0 (got {self.lr})")
-        if not 0 <= self.holdout < 0.5 or self.eval_every < 0 or (self.eval_every > 0) != (self.holdout > 0):
-            raise ValueError("keys 'holdout' (0 to 0.5) and 'eval_every' (>= 1) go together: both set or both 0")
+        if not 0 <= self.holdout < 0.5:
+            raise ValueError(f"key 'holdout' must be a share >= 0 and < 0.5 (got {self.holdout})")
+        if self.eval_every < 0:
+            raise ValueError(f"key 'eval_every' must be >= 0 (got {self.eval_every})")
+        if (self.eval_every > 0) != (self.holdout > 0):
+            raise ValueError("keys 'holdout' (> 0 and < 0.5) and 'eval_every' (>= 1) go together: both set or both 0 "
+                             f"(got holdout {self.holdout}, eval_every {self.eval_every})")
 
 
 @dataclass(frozen=True)

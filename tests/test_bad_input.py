@@ -109,6 +109,13 @@ STARTS = {  # bad input caught before a run folder exists: (prepare, words the o
     "data not utf-8": (data_case("eval.jsonl", b'{"text": "\xff"}\n'), ["eval.jsonl", "not UTF-8"]),
     "data is a folder": (data_case("eval.jsonl", None), ["eval.jsonl", "folder"]),
     "data is empty": (data_case("eval.jsonl", b"\n"), ["eval.jsonl", "no records"]),
+    "empty prompt": (data_case("eval.jsonl", b'{"text": "Hi."}\n{"text": "  "}\n'), ["eval.jsonl:2", "'text'", "empty"]),
+    "unknown model name": (study_case('model = "tiny-llama"', 'model = "tiny-lama"'), ["[study]", "'model'", "unknown model 'tiny-lama'", "tiny-llama"]),
+    "empty model": (study_case('model = "tiny-llama"', 'model = ""'), ["[study]", "'model'"]),
+    "entry model unknown": (study_case("[methods.base]", '[methods.base]\nmodel = "nope"'), ["[methods.base]", "'model'", "unknown model 'nope'"]),
+    "negative layer": (study_case("layer = 1", "layer = -2"), ["[methods.actdiff]", "'layer'", "-2"]),
+    "concentration 0": (panacea_table("concentration = 0.0"), ["[methods.panacea]", "'concentration'", "> 0"]),
+    "holdout above its range": (panacea_table("holdout = 1.5\neval_every = 1"), ["[methods.panacea]", "'holdout'", "1.5"]),
     "out is a file": (out_is_a_file, ["--out", "not a folder"]),
     "out under a file": (out_under_a_file, ["--out", "cannot create a run folder"]),
     "set without =": (lambda d: run_argv(d, "--set", "seed"), ["--set", "KEY.PATH=VALUE"]),
@@ -124,6 +131,22 @@ def test_bad_input_before_a_run_starts_is_one_line_exit_2_and_leaves_no_run_fold
         assert word in line, (word, line)
     runs = study_dir / "runs"
     assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_a_judge_file_of_one_label_names_the_file(study_dir, capsys):
+    (study_dir / "data" / "judge.jsonl").write_text('{"text": "a", "label": "x"}\n{"text": "b", "label": "x"}\n')
+    assert main(run_argv(study_dir)) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("steerlab: error:")]
+    assert len(err) == 1 and "judge.jsonl" in err[0] and "two labels" in err[0], err
+
+
+def test_a_byte_order_mark_is_read_not_refused(tmp_path):
+    """Windows editors save UTF-8 with a BOM; the records are the same."""
+    from steerlab.storage import read_jsonl
+
+    path = tmp_path / "eval.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"text": "Hi."}\n')
+    assert read_jsonl(path, ("text",)) == [{"text": "Hi."}]
 
 
 # ---- a finished run, then something broken in it or around it --------------------------------

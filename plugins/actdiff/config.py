@@ -47,10 +47,13 @@ class ActDiffConfig:
             raise ValueError("key 'test_chosen_only' needs 'validate_metric' (the score whose dev success chooses the strength)")
         if self.pairs_limit < 0:
             raise ValueError(f"key 'pairs_limit' must be >= 0 (got {self.pairs_limit})")
-        if self.layer < 0 or any(layer < 0 for layer in self.layer_sweep):
-            raise ValueError("layers must be >= 0")
-        if self.layer_sweep_prompts < 1 or self.layer_sweep_tokens < 1:
-            raise ValueError("layer_sweep_prompts and layer_sweep_tokens must be >= 1")
+        if self.layer < 0:
+            raise ValueError(f"key 'layer' must be >= 0 (got {self.layer})")
+        if any(layer < 0 for layer in self.layer_sweep):
+            raise ValueError(f"key 'layer_sweep' expected block indices >= 0 (got {self.layer_sweep})")
+        for key in ("layer_sweep_prompts", "layer_sweep_tokens"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"key '{key}' must be >= 1 (got {getattr(self, key)})")
         if not math.isfinite(self.layer_sweep_control) or self.layer_sweep_control <= 0:
             raise ValueError(f"key 'layer_sweep_control' must be a finite number > 0 (got {self.layer_sweep_control})")
 

@@ -27,6 +27,7 @@ class PanaceaConfig(StyleTraining):
             raise ValueError(f"key 'aggregation' must be 'ls' or 'tche' (got {self.aggregation!r})")
         for key in ("rank", "pref_rank"):
             if getattr(self, key) < 1:
-                raise ValueError(f"key '{key}' must be >= 1")
-        if self.concentration <= 0 or self.svd_lr <= 0:
-            raise ValueError("keys 'svd_lr' and 'concentration' must be > 0")
+                raise ValueError(f"key '{key}' must be >= 1 (got {getattr(self, key)})")
+        for key in ("svd_lr", "concentration"):
+            if not getattr(self, key) > 0:  # NaN fails too
+                raise ValueError(f"key '{key}' must be > 0 (got {getattr(self, key)})")

@@ -129,6 +129,8 @@ class StyleJudge:
         if Artifact.exists(ctx.folder):
             return cls.from_artifact(Artifact.load(ctx.folder), embedder(ctx), ctx.folder / "artifact.json")
         texts, labels = read_labelled(Path(ctx.config.data))
+        if len(set(labels)) < 2:  # before any embedding: the file and what it lacks
+            raise ConfigError(f"{ctx.config.data}: the judge needs texts of at least two labels, got only {sorted(set(labels))}")
         judge = cls.train(texts, labels, embedder(ctx), ctx.config.test_fraction, ctx.config.C, ctx.lab.study_seed)
         judge.to_artifact().save(ctx.folder)
         return judge

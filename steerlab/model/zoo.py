@@ -283,11 +283,21 @@ def load_model(
     elif Path(name).exists() or "/" in name:
         model, tokenizer = _guarded(name, lambda: _load_hf(name))
     else:
-        known = ", ".join(sorted(registry))
-        raise ConfigError(f"unknown model '{name}' (expected one of: {known}; or a local path / hub id)")
+        raise ConfigError(unknown_model(name, registry))
     if not placed_by_loader(model):
         model = model.to(device=target, dtype=chosen_dtype)
     return wrap(model, tokenizer, name=name, architecture=architecture)
+
+
+def unknown_model(name: str, registry: Mapping[str, Any]) -> str:
+    """Why ``name`` cannot name a model, or "" when it can: a zoo name, a local file or folder, or a
+    hub id (``owner/name``). The study loader asks before anything loads, so a typo in a study's
+    model is caught with its file and key, not minutes later."""
+    if not isinstance(name, str) or not name.strip():
+        return f"expected a model name, path or hub id, got {name!r}"
+    if name in registry or Path(name).exists() or "/" in name:
+        return ""
+    return f"unknown model '{name}' (expected one of: {', '.join(sorted(registry))}; or a local path / hub id)"
 
 
 def wrap(

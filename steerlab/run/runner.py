@@ -141,7 +141,11 @@ def load_study_model(study: Study, registry: Registry, name: str | None = None) 
     """A model of the study on its device and dtype; the study's own model read with its
     ``[architecture]`` override, if it has one (a method table's other model is read by itself)."""
     name = name or study.meta.model
-    model = load_model(name, registry.models, study.meta.device, study.meta.dtype)
+    try:
+        model = load_model(name, registry.models, study.meta.device, study.meta.dtype)
+    except ConfigError as exc:  # the study file and the key that named it, before the loader's reason
+        tables = ["[study]"] if name == study.meta.model else [f"[methods.{e.name}]" for e in study.methods if e.model == name]
+        raise ConfigError(f"{study.path}: {' / '.join(tables) or '[study]'} key 'model': {exc}") from None
     if study.architecture is not None and name == study.meta.model:
         use_architecture(model.hf, study.architecture, f"{study.path}: [architecture]")
     return model

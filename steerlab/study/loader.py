@@ -125,6 +125,7 @@ def _validate(path: Path, raw: dict[str, Any], registry: Registry, quick: bool) 
     for name in meta.reports:
         registry.get("reports", name, f"{path}: [study] key 'reports'")
     _check_device(path, meta)
+    _check_model(f"{path}: [study]", meta.model, registry)
     data = cfg.build(DataSettings, raw.get("data", {}), f"{path}: [data]", base)
     if quick and (data.eval_limit is None or data.eval_limit > QUICK_EVAL_LIMIT):
         data = dataclasses.replace(data, eval_limit=QUICK_EVAL_LIMIT)
@@ -146,6 +147,14 @@ def _validate(path: Path, raw: dict[str, Any], registry: Registry, quick: bool) 
     architecture = cfg.build(Architecture, raw["architecture"], f"{path}: [architecture]", base) if "architecture" in raw else None
     executor = cfg.build(ExecutorSettings, raw.get("executor", {}), f"{path}: [executor]", base)
     return Study(path, raw, meta, data, generation, metrics, methods, quick, pareto, compare, architecture, executor)
+
+
+def _check_model(where: str, name: str, registry: Registry) -> None:
+    from steerlab.model.zoo import unknown_model
+
+    why = unknown_model(name, registry.models)
+    if why:
+        raise ConfigError(f"{where}: key 'model': {why}")
 
 
 def _check_device(path: Path, meta: StudyMeta) -> None:
@@ -269,8 +278,7 @@ def _method_entry(path: Path, name: str, table: dict[str, Any], registry: Regist
         raise ConfigError(f"{where}: key 'method' expected a string, got {method_name!r}")
     method = registry.get("methods", method_name, f"{where} key 'method'")
     model = table.pop("model", study_model)
-    if not isinstance(model, str) or not model:
-        raise ConfigError(f"{where}: key 'model' expected a model name, path or hub id, got {model!r}")
+    _check_model(where, model, registry)
     concept = table.pop("concept", "")
     if not isinstance(concept, str):
         raise ConfigError(f"{where}: key 'concept' expected a concept name (one of [compare] concepts), got {concept!r}")
