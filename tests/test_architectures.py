@@ -12,7 +12,7 @@ from steerlab.errors import ConfigError
 from steerlab.model import sites
 from steerlab.model.architectures import Architecture, layout_of, resolve_layout, use_architecture
 from steerlab.model.engine import HookEngine
-from steerlab.model.tiny import DETECTED_ONLY, TINY_ARCHITECTURES
+from steerlab.model.tiny import DETECTED_ONLY, TINY_ARCHITECTURES, byte_tokenizer
 from steerlab.model.zoo import ModelSpec, load_model, wrap
 from steerlab.training import DEFAULT_TARGETS
 
@@ -65,7 +65,8 @@ def test_structural_detection_alone_reads_every_tiny_model_as_its_family_row_doe
     assert dict(detected.parts) == dict(by_table.parts)
     unlisted = any_tiny.name.removeprefix("tiny-") in DETECTED_ONLY
     assert by_table.source == "detected" if unlisted else by_table.source.startswith("family")
-    assert by_table.n_blocks == any_tiny.hf.config.get_text_config().num_hidden_layers and by_table.final_norm is not None
+    post_norm = any_tiny.name == "tiny-openai_gpt"  # each block ends in a norm; nothing follows the last one
+    assert by_table.n_blocks == any_tiny.hf.config.get_text_config().num_hidden_layers and (by_table.final_norm is None) == post_norm
     projections = {p.rpartition(".")[2] for p in by_table.parts if "." in p}
     assert {"o_proj", "down_proj"} <= projections and projections & {"q_proj", "qkv_proj"} and projections & {"up_proj", "gate_up_proj"}
 
@@ -79,6 +80,37 @@ def test_detection_does_not_take_one_expert_of_a_mixture_for_the_mlps_projection
     parts = layout_of(transformers.Qwen2MoeForCausalLM(cfg)).parts
     assert parts["mlp"] == "mlp" and not any(p.startswith("mlp.") for p in parts)
     assert parts["attn.q_proj"] == "self_attn.q_proj"
+
+
+def test_detection_reads_metas_original_mlp_names_and_an_out_proj(registry):
+    parts = layout_of(load_model("tiny-lfm2", registry.models).hf).parts
+    assert (parts["mlp.gate_proj"], parts["mlp.up_proj"], parts["mlp.down_proj"]) == ("feed_forward.w1", "feed_forward.w3", "feed_forward.w2")
+    assert parts["attn.o_proj"] == "self_attn.out_proj"
+
+
+def test_a_block_that_returns_a_list_is_read_and_steered(registry):
+    """OpenAI GPT's blocks return ``[hidden, ...]``: the engine reads and edits the first item in its list."""
+    model = load_model("tiny-openai_gpt", registry.models)
+    engine, enc, seen = HookEngine(model.hf), {"input_ids": torch.tensor([[5, 6, 7]])}, []
+    with torch.no_grad():
+        base = model.hf(**enc).logits
+        with engine.edit({"blocks.0.resid_post": lambda x: x + 1.0, "blocks.1.resid_post": seen.append}):
+            steered = model.hf(**enc).logits
+    assert not torch.allclose(base, steered) and seen[0].shape == (1, 3, 32)
+    assert torch.equal(model.hf(**enc).logits, base)
+
+
+@pytest.mark.parametrize("family", ["rwkv", "recurrent_gemma"])
+def test_a_family_that_ignores_the_padding_mask_is_refused_by_name(family):
+    import transformers
+
+    config = {"rwkv": lambda: transformers.RwkvConfig(vocab_size=300, hidden_size=32, num_hidden_layers=2, attention_hidden_size=32),
+              "recurrent_gemma": lambda: transformers.RecurrentGemmaConfig(vocab_size=300, hidden_size=32, intermediate_size=64,
+                                                                           num_hidden_layers=2, num_attention_heads=4, lru_width=32,
+                                                                           block_types=["recurrent", "attention"])}[family]()
+    model = transformers.AutoModelForCausalLM.from_config(config)
+    with pytest.raises(ConfigError, match="does not honour the attention mask under left padding"):
+        wrap(model, byte_tokenizer(None), name=f"my-{family}")
 
 
 def test_gemma3s_multimodal_wrapper_is_read_at_its_text_blocks_even_beside_a_deeper_vision_tower():

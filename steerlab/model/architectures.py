@@ -80,18 +80,36 @@ FAMILIES: dict[str, Architecture] = {
     "gpt2": GPT2, "gpt_neox": GPT_NEOX, "phi3": PHI3,
 }
 
+# Families whose Hugging Face forward does not honour the attention mask under left padding: a
+# padded row's logits differ from the same row alone (measured on tiny random models: RWKV by 1.2,
+# RecurrentGemma's recurrent layers by 0.01). Every batch the lab runs is left-padded, so a batched
+# answer would differ from the same answer alone and per-row controls would leak; refused, not
+# steered wrongly. (Mamba and Falcon-Mamba zero the padded positions and match exactly.)
+PADDING_IGNORED = {"rwkv": "RWKV", "recurrent_gemma": "RecurrentGemma"}
+
+
+def check_padding(model: nn.Module, name: str) -> None:
+    """Refuse a family that ``PADDING_IGNORED`` lists, naming the model and why."""
+    family = _model_type(model)
+    if family in PADDING_IGNORED:
+        raise ConfigError(f"model {name!r} ({PADDING_IGNORED[family]}): its forward pass does not honour the attention mask "
+                          "under left padding, so a batched answer would differ from the same answer alone; steerlab "
+                          "batches every prompt set left-padded and cannot steer this family faithfully")
+
+
 # Detection: names peers use for the same part (the first that exists wins).
 BLOCK_LISTS = ("layers", "h", "blocks", "layer")
-FINAL_NORMS = ("norm", "ln_f", "final_layer_norm", "norm_f", "final_norm", "final_layernorm")
+FINAL_NORMS = ("norm", "ln_f", "final_layer_norm", "norm_f", "final_norm", "final_layernorm",
+               "embedding_norm")  # LFM2's final norm, applied after its blocks despite the name; last, so any other name wins
 ALIASES: dict[str, tuple[str, ...]] = {
     "attn": ("self_attn", "attn", "attention", "self_attention"),
     "mlp": ("mlp", "feed_forward", "ffn"),
     "attn.q_proj": ("q_proj",), "attn.k_proj": ("k_proj",), "attn.v_proj": ("v_proj",),
     "attn.qkv_proj": ("qkv_proj", "query_key_value", "c_attn", "Wqkv", "W_pack"),
     "attn.o_proj": ("o_proj", "dense", "c_proj", "out_proj"),
-    "mlp.gate_proj": ("gate_proj",), "mlp.gate_up_proj": ("gate_up_proj",),
-    "mlp.up_proj": ("up_proj", "dense_h_to_4h", "c_fc", "fc1", "fc_in"),
-    "mlp.down_proj": ("down_proj", "dense_4h_to_h", "c_proj", "fc2", "fc_out"),
+    "mlp.gate_proj": ("gate_proj", "w1"), "mlp.gate_up_proj": ("gate_up_proj",),  # w1 / w3 / w2: Meta's original names (LFM2)
+    "mlp.up_proj": ("up_proj", "dense_h_to_4h", "c_fc", "fc1", "fc_in", "w3"),
+    "mlp.down_proj": ("down_proj", "dense_4h_to_h", "c_proj", "fc2", "fc_out", "w2"),
 }
 
 

@@ -43,10 +43,15 @@ Update = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def _first(value: Any) -> torch.Tensor:
-    return value[0] if isinstance(value, tuple) else value
+    """The hidden states of a module's output: the output itself, or the first item of the tuple
+    (most blocks) or list (OpenAI GPT's and RWKV's blocks) it returns."""
+    return value[0] if isinstance(value, (tuple, list)) else value
 
 
 def _replace_first(value: Any, tensor: torch.Tensor) -> Any:
+    """``value`` with its hidden states replaced, in the container it came in."""
+    if isinstance(value, list):
+        return [tensor, *value[1:]]
     return (tensor, *value[1:]) if isinstance(value, tuple) else tensor
 
 

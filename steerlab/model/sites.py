@@ -137,7 +137,8 @@ def match_sites(model: nn.Module, patterns: list[str]) -> list[Site]:
     """Resolve glob patterns such as ``blocks.*.attn.*_proj`` to the sites that exist."""
     names = [n for n in all_site_names(model) if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
     if not names:
-        raise ConfigError(f"site patterns {patterns} match no site (valid: {', '.join(valid_site_patterns(model))})")
+        raise ConfigError(f"site patterns {patterns} match no site (valid: {', '.join(valid_site_patterns(model))}); "
+                          f"for a module steerlab does not find, {OVERRIDE_HINT}")
     return [resolve(model, n) for n in names]
 
 

@@ -6,7 +6,7 @@ specials, so any text round-trips. ``tiny-llama`` carries a ChatML template like
 ``tiny-llama-wide`` is a second Llama of another width and depth (96-d, 3 blocks), for code that
 moves things between models of unequal sizes (cross-model vector transfer). ``tiny-{family}`` for
 each family of ``TINY_ARCHITECTURES`` (Mistral, Qwen 2 and 3, Gemma 2, OLMo 2, GPT-2, Pythia,
-Phi-3, and OPT, GPT-Neo and Phi, which the architecture table does not list, so that structural
+Phi-3, and OPT, GPT-Neo, Phi, OpenAI GPT and LFM2, which the architecture table does not list, so that structural
 detection alone is tested) is a 2-block, 32-d model of that architecture: the contract test runs
 every method on each.
 """
@@ -116,9 +116,12 @@ TINY_ARCHITECTURES: dict[str, tuple[str, str, dict[str, Any], bool]] = {
                                                       "attention_types": [[["global", "local"], 1]], "window_size": 16,
                                                       "max_position_embeddings": 512}, False),
     "phi": ("PhiForCausalLM", "PhiConfig", {**_SMALL}, False),
+    # OpenAI GPT: its blocks return a list, not a tuple. LFM2: MLP projections under Meta's w1 / w3 / w2.
+    "openai_gpt": ("OpenAIGPTLMHeadModel", "OpenAIGPTConfig", {"n_embd": 32, "n_layer": 2, "n_head": 4, "n_positions": 512}, False),
+    "lfm2": ("Lfm2ForCausalLM", "Lfm2Config", {**_SMALL, "num_key_value_heads": 2}, True),
 }
 # The families of ``TINY_ARCHITECTURES`` that ``steerlab.model.architectures.FAMILIES`` has no row for.
-DETECTED_ONLY = ("opt", "gpt_neo", "phi")
+DETECTED_ONLY = ("opt", "gpt_neo", "phi", "openai_gpt", "lfm2")
 
 
 def tiny_architecture(family: str, seed: int = 0) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:

@@ -26,7 +26,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from steerlab.errors import ConfigError
-from steerlab.model.architectures import Architecture, layout_of, use_architecture
+from steerlab.model.architectures import Architecture, check_padding, layout_of, use_architecture
 from steerlab.storage import temp_sibling
 
 ModelLoader = Callable[[], tuple[PreTrainedModel, PreTrainedTokenizerBase]]
@@ -323,6 +323,7 @@ def wrap(
     model, tokenizer = _unwrap_nnsight(model, tokenizer)
     if tokenizer is None:
         raise ConfigError(f"wrap: a tokenizer is needed with a {type(model).__name__} (only an nnsight model brings its own)")
+    check_padding(model, name or _model_name(model))
     model.eval()
     for param in model.parameters():
         param.requires_grad_(False)
