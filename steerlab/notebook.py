@@ -146,8 +146,9 @@ def as_loaded(model: torch.nn.Module | LoadedModel, name: str) -> LoadedModel:
         return model
     if not isinstance(model, torch.nn.Module) or not hasattr(model, "config"):
         raise ConfigError(f"steering: expected a Hugging Face causal LM (or a steerlab LoadedModel), got {type(model).__name__}")
-    # TODO(wrap): once steerlab.wrap lands, prepare the user's model (and tokenizer) through it,
-    # so architectures outside the zoo's site table are mapped the same way everywhere.
+    # Not steerlab.wrap: wrap prepares a model (eval mode, frozen weights, left padding), and the
+    # user's model must come back as it went in. Its layout is still read the one way (layout_of,
+    # on first use), and a model outside the table takes an override through steerlab.wrap first.
     return LoadedModel(name=name, hf=model, tokenizer=None)  # type: ignore[arg-type]  # steer never tokenizes
 
 
