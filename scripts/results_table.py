@@ -77,6 +77,17 @@ CLAIMS = [
     Claim("iav: IAV - GenARM win rate against the unsteered answer (likelihood judge)", "iav", reported("iav", "iav_minus_genarm")),
     Claim("iav: IAV - GenARM distinct-3 at the chosen alphas (higher: less repetition)", "iav",
           reported("iav", "iav_minus_genarm_distinct3")),
+    # The transfer study: length-direction success, each hypothesis minus a random direction steering the same
+    # model at the same block (paired, test prompts; strength, block and adapter chosen on the dev prompts).
+    *(Claim(f"transfer: {text} - random direction, length success ({key})", "transfer",
+            reported("transfer", "against_random", direction, key))
+      for direction, pairs in (("smollm2-135m-instruct -> gemma3-270m", (("H1", "SmolLM2's own vector on SmolLM2"),
+                                                                          ("H2", "SmolLM2 -> Gemma 3 direct"),
+                                                                          ("H3", "SmolLM2 -> Gemma 3 ridge adapter"))),
+                               ("gemma3-270m -> smollm2-135m-instruct", (("H1", "Gemma 3's own vector on Gemma 3"),
+                                                                          ("H2", "Gemma 3 -> SmolLM2 direct"),
+                                                                          ("H3", "Gemma 3 -> SmolLM2 ridge adapter"))))
+      for key, text in pairs),
 ]
 
 
