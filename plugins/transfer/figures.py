@@ -33,7 +33,7 @@ def transfer_matrix(summary: Summary, path: Path) -> bool:
         for j, value in enumerate(row):
             ax.text(j, i, "-" if math.isnan(value) else f"{value:.2f}", ha="center", va="center",
                     color="white" if not math.isnan(value) and value < 0.5 else "black")
-    ax.set_title("Transfer success on test (strength chosen on dev): source → target x method")
+    ax.set_title("Test success (strength chosen on dev)")
     fig.colorbar(image, ax=ax, label="share of test prompts")
     save_figure(fig, path)
     return True
