@@ -1,34 +1,47 @@
 #!/bin/bash
-# The GPU job (see README.md): the CUDA-graph decode and training benchmarks, chat3d on the 36 test requests, then the others. A 135M model leaves a GPU mostly idle at these batch sizes
-# (launch-bound), so each study fans out: `--only base` first (it trains the judge and writes the
-# unsteered answers every method reuses), then one process per remaining method on the same run
+# The GPU job (see README.md): first the GPU goals left from the speed work (the CUDA-graph decode and
+# the training ratio, each capped so a hang cannot eat the lease), then the compare study, the last
+# long study of issue 27. A 135M model leaves a GPU mostly idle at these batch sizes (launch-bound),
+# so the study fans out: `--only base` first (it writes the unsteered answers whose dev half chooses
+# the strength entries' test controls), then one process per (entry, seed) piece on the same run
 # folder, then a plain `--resume` that loads them all and writes results.json and the report. Every
-# stage is seeded by its entry name, so the numbers are those of one process running the study.
-export PYTHONUNBUFFERED=1 STEERLAB_CACHE=/tmp/cache PYTHONPATH=/tmp/site OMP_NUM_THREADS=2
+# stage is seeded by its entry name and seed, so the numbers are those of one process running the
+# study. A piece that has not finished when the lease ends is finished elsewhere with --resume.
+export PYTHONUNBUFFERED=1 STEERLAB_CACHE=/tmp/cache PYTHONPATH=/tmp/site OMP_NUM_THREADS=1
 python3 -c "from steerlab.model.zoo import _load_smollm2; _load_smollm2()" > /tmp/convert.log 2>&1  # GGUF -> safetensors, once
 t0=$(date +%s); stamp() { echo "=== $1 at $(( $(date +%s) - t0 )) s"; }
 
-fan_out() {  # fan_out STUDY OUT TAG [--set ...]: base first, the other methods at once, then finish
-  local study=$1 out=$2 tag=$3; shift 3
-  steerlab run "$study" --out "$out" --no-progress --only base "$@" > "/tmp/${tag}_base.log" 2>&1 || { echo "$tag base failed"; return 1; }
+fan_out_pieces() {  # fan_out_pieces STUDY OUT TAG: base first, every other (entry, seed) piece at once, then finish
+  local study=$1 out=$2 tag=$3
+  steerlab run "$study" --out "$out" --no-progress --only base > "/tmp/${tag}_base.log" 2>&1 || { echo "$tag base failed"; return 1; }
+  stamp "$tag base"
   local run; run=$(ls -d "$out"/*/ | head -1)
-  local methods; methods=$(python3 -c "import sys, tomllib; print(' '.join(m for m in tomllib.load(open(sys.argv[1], 'rb'))['methods'] if m != 'base'))" "$study")
-  for m in $methods; do
+  local labels; labels=$(python3 - "$study" <<'PY'
+import sys, tomllib
+study = tomllib.load(open(sys.argv[1], "rb"))
+seeds = study["study"].get("seeds", [0])
+trained = ("panacea", "soups", "iav", "genarm")  # the methods that train: one piece per seed
+for name, entry in study["methods"].items():
+    if name == "base":
+        continue
+    method = entry.get("method", name)
+    print(" ".join(f"{name}@{s}" for s in seeds) if method in trained and len(seeds) > 1 else name)
+PY
+)
+  for m in $labels; do
     steerlab run --resume "$run" --no-progress --only "$m" > "/tmp/${tag}_$m.log" 2>&1 &
   done
   wait
+  stamp "$tag pieces"
   steerlab run --resume "$run" --no-progress > "/tmp/${tag}.log" 2>&1; echo "$tag rc $?"
 }
 
 stamp start
-# First the checks this code has not had on a GPU yet (2026-11-26): the CUDA-graph decode (tokens equal
-# to generate's, steered, and its speed) and training after the stacked singular values + fused AdamW.
+# The GPU goals this code has not met or checked yet (benchmarks/RESULTS.md): the CUDA-graph decode
+# (tokens equal to generate's, steered, and its speed) and training after the stacked singular values
+# + fused AdamW. Capped at 100 s each: the study matters more than a benchmark that hangs.
 for what in "graphs --batch 1 64 --tokens 64 --repeats 3" "training --steps 8"; do
-  python3 benchmarks/speed.py $what > /tmp/speed_${what%% *}.log 2>&1; echo "rc $?"; stamp "speed $what"
+  timeout 100 python3 benchmarks/speed.py $what > /tmp/speed_${what%% *}.log 2>&1; echo "rc $?"; stamp "speed $what"
 done
-# Then chat3d as the study file says, on all 36 test requests.
-fan_out studies/chat3d.toml /tmp/runs_c3 c3 --set 'data.eval_limit=36'; stamp chat3d
-for what in "switch" "generation --batch 1 64 --tokens 32 --repeats 3"; do
-  python3 benchmarks/speed.py $what > /tmp/speed_${what%% *}.log 2>&1; echo "rc $?"; stamp "speed $what"
-done
+fan_out_pieces studies/compare.toml /tmp/runs_cmp cmp; stamp compare
 echo ALLDONE

