@@ -276,3 +276,34 @@ def test_the_prompting_line_names_where_prompting_wins_from_the_paired_verdicts(
     assert "better on helpful;" in line and "worse on philosophical;" in line and "not distinguishable on humorous." in line
     assert "better on none;" in prompting_line({"humorous": read("worse")})
     assert "no concept" in prompting_line({"concise": {}})
+
+
+def test_each_training_seed_is_reported_at_the_control_its_own_dev_answers_chose():
+    """A fanned-out run's pieces choose their test control on their own seed's dev answers
+    (ChosenOnDev), so two seeds can generate the test requests at different strengths. The table
+    must read each seed at its own choice: a choice pooled over seeds named a control one seed
+    never generated on test, and the row's interval came out undefined (compare on the H200,
+    2026-12-04)."""
+    from steerlab.analysis.concepts import choose_per_seed, control_text, is_dev, score_cube
+    from steerlab.analysis.evidence import Design
+    from steerlab.results import MethodResult
+
+    prompts = [f"request {i}" for i in range(40)]
+    dev = [p for p in prompts if is_dev(p, 0.5)]
+    test = [p for p in prompts if not is_dev(p, 0.5)]
+    good = {"judge.cats": 0.9, "relevance": 0.5, "perplexity": 2.0, "distinct3": 0.9}
+    weak = {**good, "judge.cats": 0.2}
+    favourite = {0: "+1", 1: "+2"}  # seed 0 does best at +1 on dev, seed 1 at +2
+    records = [Record(p, 0.0, label, "text", good if label == favourite[seed] else weak, seed)
+               for seed in (0, 1) for p in dev for label in ("+1", "+2")]
+    records += [Record(p, 0.0, favourite[seed], "text", good, seed) for seed in (0, 1) for p in test]  # test: the chosen control only
+    method = MethodResult("vec", "actdiff", {}, {}, [], records, seeds=[0, 1])
+    scored = [(r, answer_scores(r, "cats", "judge.cats", REF)) for r in records]
+    chosen = choose_per_seed(method, ["+1", "+2"], scored, 0.5)
+    assert chosen == favourite and control_text(chosen) == "+1 (seed 0) / +2 (seed 1)"
+    cube = score_cube(Design.over(test, [0, 1]), method, chosen, "cats", "judge.cats", REF)
+    assert cube.values.shape == (2, len(test), 1, 4) and np.isfinite(cube.values).all()
+    assert cube.values[..., 3] == pytest.approx(3 / (1 / 1.8 + 1 / 2 + 1 / 2))  # concept 1.8, instruction and fluency 2
+    one_seed = MethodResult("vec", "actdiff", {}, {}, [], [r for r in records if r.seed == 0], seeds=[0])
+    single = choose_per_seed(one_seed, ["+1", "+2"], [(r, s) for r, s in scored if r.seed == 0], 0.5)
+    assert single == {None: "+1"} and control_text(single) == "+1"

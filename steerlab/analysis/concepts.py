@@ -20,7 +20,11 @@ Which controls target a concept: every control of an entry whose table says ``co
 (but its neutral one), and the corner control of a concept's own dimension in an entry whose
 control space has named dimensions (Panacea, soups, prompting). Each (method, concept)'s control
 is chosen on a dev split of the requests (a stable hash of the request, ``dev_share``) by mean
-harmonic mean, and reported on the rest (test) with 95% intervals and n (prompts x seeds), beside
+harmonic mean, **once per training seed** (each seed is its own trained model, and a piece of a
+fanned-out run chooses its test control from its own dev answers before any other seed has run:
+``ChosenOnDev``), and reported on the rest (test) with 95% intervals and n (prompts x seeds), each
+seed at its own chosen control (a choice pooled over seeds would name a control some seed never
+generated on test, and its interval would be undefined), beside
 its cost (training time and tokens, decode tokens/s in its sweep, extra memory: one measurement
 each, no interval).
 
@@ -117,6 +121,22 @@ def targets(entry: MethodEntry, concept: str) -> list[str]:
     return []
 
 
+def choose_per_seed(method: MethodResult, labels: list[str], scored: list[tuple[Record, dict[str, float]]],
+                    share: float) -> dict[int | None, str]:
+    """The control chosen on dev for each of the method's training seeds (in its cubes' seed order;
+    ``None`` for a method run at one seed). Each seed chooses on its own dev answers, as the run's
+    ``ChosenOnDev`` did when it decided which control to generate on the test requests."""
+    if len(method.seeds) <= 1:
+        return {None: choose(labels, scored, share)}
+    return {seed: choose(labels, [(r, s) for r, s in scored if r.seed == seed], share) for seed in method.seeds}
+
+
+def control_text(chosen: dict[int | None, str]) -> str:
+    """The chosen control as the table shows it: one label, or each seed's when they differ."""
+    labels = list(dict.fromkeys(chosen.values()))
+    return labels[0] if len(labels) == 1 else " / ".join(f"{label} (seed {seed})" for seed, label in chosen.items())
+
+
 def choose(labels: list[str], scored: list[tuple[Record, dict[str, float]]], share: float) -> str:
     """The control (label) with the best mean harmonic mean on the dev requests."""
     dev = {label: np.mean([s["harmonic"] for r, s in scored if r.label == label and is_dev(r.prompt, share)] or [float("nan")])
@@ -164,16 +184,20 @@ class Halves:
                    Design.over([p for p in design.prompts if not is_dev(p, share)], design.seeds))
 
 
-def score_cube(design: Design, method: MethodResult, label: str, concept: str, key: str, ref: References) -> stats.Cube:
-    """The four 0-2 scores of every answer at ``label``: (seeds, prompts, 1, 4)."""
-    return design.cube(method, [label], lambda r: [answer_scores(r, concept, key, ref)[k] for k in SCORES], len(SCORES))
+def score_cube(design: Design, method: MethodResult, chosen: dict[int | None, str], concept: str, key: str, ref: References) -> stats.Cube:
+    """The four 0-2 scores of every answer, each seed at its own chosen control: (seeds, prompts, 1, 4)."""
+    labels = list(dict.fromkeys(chosen.values()))
+    full = design.cube(method, labels, lambda r: [answer_scores(r, concept, key, ref)[k] for k in SCORES], len(SCORES)).values
+    columns = [labels.index(label) for label in chosen.values()]  # one per seed row, in the cube's seed order
+    return stats.Cube(np.stack([full[row, :, col : col + 1, :] for row, col in enumerate(columns)]))
 
 
-def measured_row(entry: MethodEntry, method: MethodResult, concept: str, chosen: str, cubes: tuple[stats.Cube, stats.Cube],
+def measured_row(entry: MethodEntry, method: MethodResult, concept: str, chosen: dict[int | None, str], cubes: tuple[stats.Cube, stats.Cube],
                  halves: Halves) -> dict[str, Any]:
     """One (method, concept) row: each score on test with its interval, the dev harmonic mean that chose the control."""
     dev_cube, test_cube = cubes
-    row: dict[str, Any] = {"method": entry.name, "kind": entry.method, "concept": concept, "control": chosen,
+    row: dict[str, Any] = {"method": entry.name, "kind": entry.method, "concept": concept, "control": control_text(chosen),
+                           "control_per_seed": {str(seed): label for seed, label in chosen.items() if seed is not None},
                            "n_test": int(np.isfinite(test_cube.values[..., 0, 3]).any(axis=0).sum()), "n_seeds": test_cube.n_seeds}
     for i, k in enumerate(SCORES):
         e = stats.estimate(test_cube, stats.mean_over_controls(i), halves.test.draws)
@@ -198,8 +222,9 @@ def compare_concepts(results: RunResults, study: Study, layout: RunLayout) -> di
             if not labels:
                 continue
             scored = [(r, answer_scores(r, concept, key, ref)) for r in method.records if r.label in labels]
-            chosen = choose(labels, scored, share)
-            test = [(r, s) for r, s in scored if r.label == chosen and not is_dev(r.prompt, share)]
+            chosen = choose_per_seed(method, labels, scored, share)
+            at_chosen = lambda r: r.label == chosen.get(r.seed if None not in chosen else None)  # noqa: E731
+            test = [(r, s) for r, s in scored if at_chosen(r) and not is_dev(r.prompt, share)]
             if not test:
                 continue
             pair = (score_cube(halves.dev, method, chosen, concept, key, ref), score_cube(halves.test, method, chosen, concept, key, ref))
