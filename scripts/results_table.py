@@ -57,6 +57,26 @@ def reported(report: str, *keys: str) -> Callable[[dict[str, Any]], dict[str, An
     return read
 
 
+def concept_winner(concept: str, *keys: str, steering: str | None = None) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """A paired comparison the concept table keeps for ``concept`` (``[compare]``): the dev
+    candidate against another method (``"versus", NAME``) or prompting against the best steering
+    method (``"prompting", "comparison"``), each side chosen on the dev requests. ``steering``: the
+    entry the claim's text names as that best steering method; a rerun that chose another fails
+    here rather than printing a row whose words no longer match its number."""
+
+    def read(block: dict[str, Any]) -> dict[str, Any]:
+        winner = block["concepts"]["winners"][concept]
+        if steering is not None and winner["prompting"]["steering"] != steering:
+            raise SystemExit(f"compare, {concept}: the best steering method chosen on dev is now "
+                             f"{winner['prompting']['steering']!r}, not {steering!r}: update the claim")
+        found = winner
+        for key in keys:
+            found = found[key]
+        return found
+
+    return read
+
+
 CLAIMS = [
     Claim("chat3d: Panacea / soups hypervolume (MiniLM judge)", "chat3d", versus("soups", "hypervolume")),
     Claim("chat3d: Panacea / soups hypervolume (likelihood judge)", "chat3d", versus("soups", "hypervolume[lm]", "also")),
@@ -88,6 +108,13 @@ CLAIMS = [
                                                                           ("H2", "Gemma 3 -> SmolLM2 direct"),
                                                                           ("H3", "Gemma 3 -> SmolLM2 ridge adapter"))))
       for key, text in pairs),
+    # The compare study (AxBench-style harmonic mean, fixed scales): prompting against the best steering method,
+    # each chosen on the 40 dev requests, and the concise winner against the unsteered base, on the 43 test requests.
+    *(Claim(f"compare: prompting - the best steering method ({steering}), {concept} harmonic mean", "compare",
+            concept_winner(concept, "prompting", "comparison", steering=steering))
+      for concept, steering in (("helpful", "actdiff_helpful"), ("humorous", "genarm_humorous"),
+                                ("philosophical", "actdiff_philosophical"))),
+    Claim("compare: actdiff - unsteered base, concise harmonic mean", "compare", concept_winner("concise", "versus", "base")),
 ]
 
 
@@ -98,7 +125,8 @@ def comparison_block(run: str) -> dict[str, Any]:
     results = RunResults.load(ROOT / "docs" / "results" / run / "results.json")
     if results.comparison is not None and "answers" not in results.comparison:
         refresh_evidence(results)
-    return {**(results.comparison or {}), "reports": {name: section.data for name, section in results.reports.items()}}
+    return {**(results.comparison or {}), "concepts": results.concepts or {},
+            "reports": {name: section.data for name, section in results.reports.items()}}
 
 
 def _fmt(value: Any) -> str:
