@@ -117,3 +117,13 @@ def test_a_step_watch_sees_every_token_and_ends_one_row_while_the_others_go_on_i
         assert all(t == pad for t in seen[2][3:] + ids(watched)[2][3:])  # ended: padding after its third token (the caller cuts it)
         for row in (0, 1, 3):
             assert ids(watched)[row] == plain[row].output_ids
+
+
+def test_the_cuda_graphs_backend_is_registered_and_decodes_eagerly_off_a_gpu(tiny_llama, registry):
+    """``[generation] backend = "cuda-graphs"`` resolves (registered once an H200 checked its capture:
+    generate's tokens on every row) and, on a CPU, runs the same eager loop as ``static``."""
+    backend = registry.backends["cuda-graphs"]
+    assert backend.graphs and "static" in registry.backends
+    settings = GenerationSettings(max_new_tokens=10)
+    assert ids(backend.generate(tiny_llama, texts(tiny_llama), settings)) == ids(generate_batch(tiny_llama, texts(tiny_llama), settings))
+    assert backend.fallbacks == {}

@@ -51,10 +51,10 @@ def unsupported(model: LoadedModel, settings: GenerationSettings) -> str | None:
 class StaticDecode:
     """Greedy decode with a static KV cache: ``static`` (eager everywhere; registered) or, with
     ``graphs``, ``cuda-graphs`` (the decode step captured once per call and replayed on CUDA
-    devices; eager elsewhere). ``cuda-graphs`` is not registered yet: its loop passes the CPU
-    tests, but no GPU has run its capture so far, and an unchecked backend is not shipped.
-    ``benchmarks/speed.py graphs`` (in scripts/device/job.sh) is the check that would register it:
-    the same greedy tokens as generate's, steered, and its speed."""
+    devices; eager elsewhere). Both are registered. ``cuda-graphs`` was registered once a GPU had
+    checked its capture (``benchmarks/speed.py graphs`` on an H200, 2026-12-04): the same greedy tokens
+    as generate's on every row, unsteered, with actdiff and with per-row Panacea lambdas, at 4-7x
+    generate's tokens/s (benchmarks/RESULTS.md)."""
 
     def __init__(self, graphs: bool = False) -> None:
         self.graphs = graphs
