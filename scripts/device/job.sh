@@ -17,15 +17,13 @@ fan_out_pieces() {  # fan_out_pieces STUDY OUT TAG: base first, every other (ent
   stamp "$tag base"
   local run; run=$(ls -d "$out"/*/ | head -1)
   local labels; labels=$(python3 - "$study" <<'PY'
-import sys, tomllib
-study = tomllib.load(open(sys.argv[1], "rb"))
-seeds = study["study"].get("seeds", [0])
-trained = ("panacea", "soups", "iav", "genarm")  # the methods that train: one piece per seed
-for name, entry in study["methods"].items():
-    if name == "base":
-        continue
-    method = entry.get("method", name)
-    print(" ".join(f"{name}@{s}" for s in seeds) if method in trained and len(seeds) > 1 else name)
+# The runner's own list of (entry, seed) pieces (a trained entry once per seed), as --only takes them.
+import sys
+from steerlab.plugin import build_registry
+from steerlab.run.runner import pieces
+from steerlab.study.loader import load_study
+registry = build_registry()
+print(" ".join(p.label for p in pieces(load_study(sys.argv[1], registry), registry) if p.entry.name != "base"))
 PY
 )
   for m in $labels; do
